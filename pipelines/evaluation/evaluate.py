@@ -1,0 +1,149 @@
+"""Offline evaluation of one recommendation table against a holdout: the `metrics` table.
+
+Evaluated users are the distinct users of the holdout; their relevant items are their
+distinct held-out items (binary relevance). Accuracy metrics (ranking_metrics) are
+averaged over the users of each segment (segments); beyond-accuracy metrics
+(beyond_accuracy) are computed on the union of the evaluated users' top-K lists and
+reported for segment `all` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Integral
+
+import polars as pl
+
+from pipelines.evaluation.beyond_accuracy import beyond_accuracy_metrics
+from pipelines.evaluation.ranking_metrics import ACCURACY_METRICS, per_user_accuracy
+from pipelines.evaluation.segments import (
+    POP_HEAD,
+    POP_TAIL,
+    SEGMENT_ALL,
+    head_items,
+    history_segments,
+    split_relevant_by_popularity,
+)
+
+TABLES: tuple[str, ...] = ("rankings", "candidates")
+
+METRICS_SCHEMA: dict[str, pl.DataType] = {
+    "table": pl.String(),
+    "metric": pl.String(),
+    "k": pl.Int32(),
+    "segment": pl.String(),
+    "value": pl.Float64(),
+    "n_users": pl.Int64(),
+}
+
+
+def _check_columns(frame: pl.DataFrame, name: str, columns: Sequence[str]) -> pl.DataFrame:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} is missing columns {missing}; got columns {frame.columns}")
+    # Ids are compared across tables, so they must share one dtype whatever the reader gave.
+    out = frame.select(
+        *(pl.col(c).cast(pl.Int64 if c == "rank" else pl.String) for c in columns),
+    )
+    nulls = {c: n for c, n in zip(columns, out.null_count().row(0), strict=True) if n}
+    if nulls:
+        raise ValueError(f"{name} has null values (column: count) {nulls}")
+    return out
+
+
+def _check_ks(ks: Sequence[int]) -> list[int]:
+    if isinstance(ks, str | bytes) or len(ks) == 0:
+        raise ValueError(f"ks must be a non-empty sequence of positive ints, got {ks!r}")
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+            raise ValueError(f"every k must be an int >= 1, got {k!r} in ks={list(ks)!r}")
+    return sorted({int(k) for k in ks})
+
+
+def _check_recs(top: pl.DataFrame) -> None:
+    bad_rank = top.filter(pl.col("rank") < 1)
+    if bad_rank.height:
+        raise ValueError(f"recs ranks must be >= 1 (1 = best), got {bad_rank.row(0, named=True)}")
+    # Duplicates would make hits@K count one item twice or leave "the" rank ambiguous.
+    for key in ("rank", "item_id"):
+        dup = top.filter(pl.struct("user_id", key).is_duplicated())
+        if dup.height:
+            raise ValueError(
+                f"recs must have unique (user_id, {key}) pairs; duplicated: "
+                f"{dup.sort('user_id', 'rank').head(2).rows(named=True)}"
+            )
+
+
+def _segment_means(per_user: pl.DataFrame) -> pl.DataFrame:
+    """Mean of every accuracy metric per (segment, k); columns segment, k, metric, value, n_users."""
+    means = per_user.group_by("segment", "k").agg(
+        *(pl.col(m).mean() for m in ACCURACY_METRICS),
+        pl.len().cast(pl.Int64).alias("n_users"),
+    )
+    return means.unpivot(
+        on=list(ACCURACY_METRICS),
+        index=["segment", "k", "n_users"],
+        variable_name="metric",
+        value_name="value",
+    )
+
+
+def evaluate_rankings(
+    recs: pl.DataFrame,
+    holdout: pl.DataFrame,
+    train: pl.DataFrame,
+    ks: Sequence[int],
+    table: str,
+    n_catalog_items: int,
+) -> pl.DataFrame:
+    """Offline metrics of `recs` against `holdout`, as the `metrics` table contract.
+
+    recs: user_id, item_id, rank (1 = best, unique per user; extra columns ignored).
+    holdout: user_id, item_id, the relevant items of the evaluated split.
+    train: user_id, item_id, for history length, item popularity and novelty.
+    Returns columns table, metric, k (Int32), segment, value (Float64), n_users (Int64),
+    one row per metric x k x segment, sorted by metric, k, segment.
+    """
+    if table not in TABLES:
+        raise ValueError(f"table must be one of {list(TABLES)}, got {table!r}")
+    if isinstance(n_catalog_items, bool) or not isinstance(n_catalog_items, Integral):
+        raise ValueError(f"n_catalog_items must be an int, got {n_catalog_items!r}")
+    if n_catalog_items < 1:
+        raise ValueError(f"n_catalog_items must be >= 1, got {n_catalog_items}")
+    n_catalog_items = int(n_catalog_items)
+    ks = _check_ks(ks)
+    holdout = _check_columns(holdout, "holdout", ("user_id", "item_id"))
+    if holdout.height == 0:
+        raise ValueError("holdout is empty: there are no users to evaluate")
+    train = _check_columns(train, "train", ("user_id", "item_id"))
+    recs = _check_columns(recs, "recs", ("user_id", "item_id", "rank"))
+
+    # A pair held out twice is still one relevant item (binary relevance).
+    relevant = holdout.unique()
+    users = relevant.select("user_id").unique()
+    top = recs.join(users, on="user_id", how="semi").filter(pl.col("rank") <= max(ks))
+    _check_recs(top)
+
+    acc_all = per_user_accuracy(top, relevant, ks)
+    head_rel, tail_rel = split_relevant_by_popularity(relevant, head_items(train))
+    per_user = pl.concat(
+        [
+            acc_all.with_columns(pl.lit(SEGMENT_ALL).alias("segment")),
+            acc_all.join(history_segments(users, train), on="user_id"),
+            per_user_accuracy(top, head_rel, ks).with_columns(pl.lit(POP_HEAD).alias("segment")),
+            per_user_accuracy(top, tail_rel, ks).with_columns(pl.lit(POP_TAIL).alias("segment")),
+        ],
+        how="diagonal",
+    )
+    # Segments without users have no rows here, so they are omitted from the output.
+    accuracy = _segment_means(per_user)
+    beyond = beyond_accuracy_metrics(top, train, ks, n_catalog_items).with_columns(
+        pl.lit(SEGMENT_ALL).alias("segment"),
+        pl.lit(users.height, dtype=pl.Int64).alias("n_users"),
+    )
+    return (
+        pl.concat([accuracy, beyond], how="diagonal")
+        .with_columns(pl.lit(table).alias("table"))
+        .select(pl.col(name).cast(dtype) for name, dtype in METRICS_SCHEMA.items())
+        .sort("metric", "k", "segment")
+    )

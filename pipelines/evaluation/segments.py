@@ -1,0 +1,96 @@
+"""User segments of the offline evaluation.
+
+Two independent segmentations, reported next to `all` (every evaluated user):
+
+- history length = number of train events (rows, not distinct items) of the user:
+  `hist_le5` (<= 5, including users absent from train), `hist_6_20` (6..20),
+  `hist_gt20` (> 20);
+- popularity of the held-out item: `pop_head` / `pop_tail`. A user belongs to a
+  popularity segment when at least one of their relevant items is in it, and is
+  scored there against that subset of their relevant items only (see `head_items`).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+SEGMENT_ALL = "all"
+HIST_LE5 = "hist_le5"
+HIST_6_20 = "hist_6_20"
+HIST_GT20 = "hist_gt20"
+POP_HEAD = "pop_head"
+POP_TAIL = "pop_tail"
+
+# Display order of the segments (reports); the metrics table itself is sorted by name.
+SEGMENT_ORDER: tuple[str, ...] = (SEGMENT_ALL, HIST_LE5, HIST_6_20, HIST_GT20, POP_HEAD, POP_TAIL)
+
+# Share of all train interactions that the head items may hold at most.
+HEAD_SHARE_NUM, HEAD_SHARE_DEN = 1, 5  # 20 %, kept as a fraction to compare integers exactly
+
+
+def history_length(users: pl.DataFrame, train: pl.DataFrame) -> pl.DataFrame:
+    """Number of train events per user: columns user_id, n_history (Int64).
+
+    n_history(u) = |{train rows with user_id = u}|; 0 for users absent from train.
+    """
+    counts = train.group_by("user_id").agg(pl.len().cast(pl.Int64).alias("n_history"))
+    return (
+        users.select("user_id")
+        .join(counts, on="user_id", how="left")
+        .with_columns(pl.col("n_history").fill_null(0))
+    )
+
+
+def history_segment() -> pl.Expr:
+    """History-length segment of a user from the `n_history` column.
+
+    hist_le5 if n <= 5, hist_6_20 if 6 <= n <= 20, hist_gt20 if n > 20
+    """
+    n = pl.col("n_history")
+    return (
+        pl.when(n <= 5)
+        .then(pl.lit(HIST_LE5))
+        .when(n <= 20)
+        .then(pl.lit(HIST_6_20))
+        .otherwise(pl.lit(HIST_GT20))
+    )
+
+
+def history_segments(users: pl.DataFrame, train: pl.DataFrame) -> pl.DataFrame:
+    """Columns user_id, segment: the history-length segment of every user of `users`."""
+    return history_length(users, train).select("user_id", history_segment().alias("segment"))
+
+
+def head_items(train: pl.DataFrame) -> pl.DataFrame:
+    """The popular ("head") items of train: column item_id.
+
+    Items are sorted by train interaction count c_i (rows) descending, ties by
+    item_id ascending; the head is the longest prefix whose cumulative count stays
+    <= 20 % of all train interactions, and at least the first item when train is
+    non-empty. Every other item, including items absent from train, is tail.
+    """
+    total = train.height
+    if total == 0:
+        return pl.DataFrame(schema={"item_id": pl.String})
+    ranked = (
+        train.group_by("item_id")
+        .agg(pl.len().cast(pl.Int64).alias("count"))
+        .sort(["count", "item_id"], descending=[True, False])
+        .with_columns(pl.col("count").cum_sum().alias("cum_count"))
+    )
+    # Cumulative counts only grow, so filtering equals "take while"; the first row is
+    # kept unconditionally so one very popular item still forms a head.
+    is_head = (pl.col("cum_count") * HEAD_SHARE_DEN <= total * HEAD_SHARE_NUM) | (
+        pl.int_range(pl.len()) == 0
+    )
+    return ranked.filter(is_head).select("item_id")
+
+
+def split_relevant_by_popularity(
+    relevant: pl.DataFrame, head: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(head, tail) subsets of the relevant (user_id, item_id) pairs."""
+    return (
+        relevant.join(head, on="item_id", how="semi"),
+        relevant.join(head, on="item_id", how="anti"),
+    )

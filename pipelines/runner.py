@@ -1,0 +1,110 @@
+"""Order stages by their declared tables, skip those committed for the same inputs and config."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipelines import tableio
+from pipelines.config import Config, config_to_toml
+from pipelines.errors import RunLockedError, StageOrderError
+from pipelines.stage import Stage, StageContext, stage_key
+
+
+def order_stages(stages: list[Stage]) -> list[Stage]:
+    """Topological order by inputs/outputs; ties keep registry order (deterministic)."""
+    producers = {out: s.name for s in stages for out in s.outputs}
+    done: list[Stage] = []
+    pending = list(stages)
+    while pending:
+        for s in pending:
+            deps = {producers[i] for i in s.inputs if i in producers} - {s.name}
+            if deps <= {d.name for d in done}:
+                done.append(s)
+                pending.remove(s)
+                break
+        else:
+            raise StageOrderError(f"cycle among stages {[s.name for s in pending]}")
+    return done
+
+
+@contextmanager
+def run_lock(run_dir: Path):
+    """One writer per run directory; a second one gets a clear error instead of mixed tables."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(run_dir / ".lock", "w")  # noqa: SIM115 - held for the whole run, closed below
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise RunLockedError(
+            f"run {run_dir} is being written by another process",
+            hint="wait for it to finish, or use another --run-id",
+        ) from None
+    try:
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def _input_fingerprints(stage: Stage, cfg: Config, run_dir: Path) -> dict[str, str]:
+    fps: dict[str, str] = {}
+    for name in stage.inputs:
+        fps[name] = tableio.read_manifest(run_dir, name)["fingerprint"]
+    if stage.raw_inputs:
+        for path in stage.raw_inputs(cfg):
+            fps[f"file:{path}"] = tableio.file_fingerprint(path)
+    return fps
+
+
+def run_stages(
+    run_dir: str | Path, cfg: Config, selected: list[Stage], *, force: bool = False
+) -> dict[str, str]:
+    """Run the selected stages in order; returns {stage: 'ran' | 'skipped'}."""
+    run_dir = Path(run_dir)
+    outcome: dict[str, str] = {}
+    with run_lock(run_dir):
+        tableio.clean_uncommitted(run_dir)
+        (run_dir / "config.toml").write_text(config_to_toml(cfg))
+        for stage in order_stages(selected):
+            missing = [i for i in stage.inputs if not tableio.is_committed(run_dir, i)]
+            if missing:
+                raise StageOrderError(
+                    f"stage '{stage.name}' needs table(s) {missing}, not committed in {run_dir}",
+                    hint="add the stages that write them to --stages, or run them first",
+                )
+            fps = _input_fingerprints(stage, cfg, run_dir)
+            key = stage_key(stage, cfg, fps)
+            if not force and all(
+                tableio.is_committed(run_dir, o)
+                and tableio.read_manifest(run_dir, o)["stage_key"] == key
+                for o in stage.outputs
+            ):
+                print(
+                    f"[{stage.name}] skipped: outputs committed for these inputs and config",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                outcome[stage.name] = "skipped"
+                continue
+            ctx = StageContext(run_dir, cfg, stage, key, fps)
+            t0 = time.perf_counter()
+            stage.fn(ctx)
+            unwritten = [o for o in stage.outputs if o not in ctx.written]
+            if unwritten:
+                raise RuntimeError(f"stage '{stage.name}' did not write {unwritten}")
+            rows = ", ".join(f"{k} {v['rows']:,}" for k, v in ctx.written.items())
+            print(
+                f"[{stage.name}] done in {time.perf_counter() - t0:.1f}s: {rows}",
+                file=sys.stderr,
+                flush=True,
+            )
+            outcome[stage.name] = "ran"
+    return outcome

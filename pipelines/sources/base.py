@@ -1,0 +1,30 @@
+"""What every candidate source receives, and the per-user top-k it ends with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class SourceInputs:
+    train: Any  # Spark DataFrame: the train table (events contract)
+    users: Any  # Spark DataFrame[user_idx]: every user that gets candidates
+    seen: Any  # Spark DataFrame[user_idx, item_idx] distinct train pairs, or None (keep seen)
+    n_items: int
+
+
+def top_per_user(scored, k: int, seen=None):
+    """Drop seen pairs (anti-join), keep the k best per user; ties by item_idx (deterministic)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if seen is not None:
+        scored = scored.join(seen, ["user_idx", "item_idx"], "left_anti")
+    w = Window.partitionBy("user_idx").orderBy(F.col("score").desc(), F.col("item_idx").asc())
+    return (
+        scored.withColumn("_r", F.row_number().over(w))
+        .filter(F.col("_r") <= k)
+        .drop("_r")
+        .select("user_idx", "item_idx", F.col("score").cast("double").alias("score"))
+    )

@@ -1,0 +1,44 @@
+"""The one Spark session factory: local[*] by default, the submitted master under spark-submit."""
+
+from __future__ import annotations
+
+import os
+
+from pipelines.config import SparkConfig
+
+# Settings every WalkRank session needs, whatever the master.
+_FIXED = {
+    "spark.sql.session.timeZone": "UTC",
+    # INT96 is Spark's legacy default; micros with UTC adjustment read back as timestamp[us, UTC].
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.python.worker.reuse": "true",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+}
+
+
+def under_spark_submit() -> bool:
+    """True when spark-submit started this Python process (it passes the gateway port)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def get_spark(cfg: SparkConfig | None = None):  # -> pyspark.sql.SparkSession
+    """Create (or return) the session. Under spark-submit the master and memory come from it."""
+    from pyspark.sql import SparkSession
+
+    cfg = cfg or SparkConfig()
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.appName(cfg.app_name)
+    if not under_spark_submit():
+        if cfg.master:
+            builder = builder.master(cfg.master)
+        builder = builder.config("spark.driver.memory", cfg.driver_memory)
+        builder = builder.config("spark.driver.host", os.environ["SPARK_LOCAL_IP"])
+        builder = builder.config("spark.ui.enabled", str(cfg.ui_enabled).lower())
+        builder = builder.config("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
+    for k, v in {**_FIXED, **cfg.conf}.items():
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(cfg.log_level)
+    return spark

@@ -1,0 +1,101 @@
+"""A stage: a function of a context that reads named tables of one run and writes others."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines import tableio
+from pipelines.config import Config
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Declared inputs/outputs order the stages; config_keys decide when a stage is stale."""
+
+    name: str
+    fn: Callable[[StageContext], None]
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    config_keys: tuple[str, ...] = ()
+    raw_inputs: Callable[[Config], list[str]] | None = None  # files read from outside the run
+    engine: str = "spark"  # spark | ray | local: which engine the stage needs
+    description: str = ""
+
+
+@dataclass
+class StageContext:
+    run_dir: Path
+    config: Config
+    stage: Stage
+    stage_key: str = ""
+    input_fingerprints: dict[str, str] = field(default_factory=dict)
+    _spark: Any = None
+    written: dict[str, dict[str, Any]] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def spark(self):  # -> SparkSession
+        if self._spark is None:
+            from pipelines.spark_session import get_spark
+
+            self._spark = get_spark(self.config.spark)
+        return self._spark
+
+    def log(self, msg: str) -> None:
+        print(f"[{self.stage.name}] {msg}", file=sys.stderr, flush=True)
+
+    def read_spark(self, name: str):
+        return tableio.read_spark(self.spark, self.run_dir, name)
+
+    def read_arrow(self, name: str, columns: list[str] | None = None):
+        return tableio.read_arrow(self.run_dir, name, columns)
+
+    def read_polars(self, name: str):
+        return tableio.read_polars(self.run_dir, name)
+
+    def manifest(self, name: str) -> dict[str, Any]:
+        return tableio.read_manifest(self.run_dir, name)
+
+    def write(self, name: str, data: Any, *, extra: dict[str, Any] | None = None, **kw: Any):
+        if name not in self.stage.outputs:
+            raise ValueError(f"stage '{self.stage.name}' does not declare output '{name}'")
+        m = tableio.write_table(
+            self.run_dir,
+            name,
+            data,
+            stage=self.stage.name,
+            stage_key=self.stage_key,
+            inputs=self.input_fingerprints,
+            seconds=time.perf_counter() - self.started,
+            extra={"config": _config_subset(self.config, self.stage.config_keys), **(extra or {})},
+            **kw,
+        )
+        self.written[name] = m
+        self.log(f"wrote {name}: {m['rows']:,} rows")
+        return m
+
+
+def _config_subset(cfg: Config, keys: tuple[str, ...]) -> dict[str, Any]:
+    from dataclasses import asdict, is_dataclass
+
+    from pipelines.config import get_path
+
+    out = {}
+    for k in keys:
+        v = get_path(cfg, k)
+        out[k] = asdict(v) if is_dataclass(v) else v
+    return out
+
+
+def stage_key(stage: Stage, cfg: Config, input_fingerprints: dict[str, str]) -> str:
+    blob = json.dumps(
+        [stage.name, cfg.section_hash(*stage.config_keys), sorted(input_fingerprints.items())]
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

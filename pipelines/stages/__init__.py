@@ -1,0 +1,22 @@
+"""The stage registry, in default pipeline order."""
+
+from __future__ import annotations
+
+from pipelines.stage import Stage
+from pipelines.stages import candidates, evaluate, ingest, split
+
+STAGES: dict[str, Stage] = {
+    s.name: s for s in (ingest.STAGE, split.STAGE, candidates.STAGE, evaluate.STAGE)
+}
+DEFAULT_STAGES = list(STAGES)
+
+
+def select_stages(names: list[str] | None) -> list[Stage]:
+    from pipelines.errors import ConfigError
+
+    if not names:
+        return [STAGES[n] for n in DEFAULT_STAGES]
+    unknown = [n for n in names if n not in STAGES]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {unknown}", hint=f"--stages from: {','.join(STAGES)}")
+    return [STAGES[n] for n in names]

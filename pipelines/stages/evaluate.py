@@ -1,0 +1,67 @@
+"""evaluate: rankings/candidates + holdout -> metrics table and report.md (Polars)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+
+from pipelines import tableio
+from pipelines.stage import Stage, StageContext
+
+
+def evaluate_run(
+    run_dir: str | Path, tables: list[str], ks: list[int], target: str
+) -> pl.DataFrame:
+    """Metrics of the given tables of a run against its holdout rows of split `target`."""
+    from pipelines.evaluation import evaluate_rankings
+
+    holdout = tableio.read_polars(run_dir, "holdout").filter(pl.col("split") == target)
+    if holdout.height == 0:
+        from pipelines.errors import WalkRankError
+
+        raise WalkRankError(
+            f"no holdout rows with split '{target}' in {run_dir}",
+            hint="users need at least split.min_events events to be held out; check the split stage",
+        )
+    train = tableio.read_polars(run_dir, "train").select("user_id", "item_id")
+    n_items = tableio.read_manifest(run_dir, "items")["rows"]
+    frames = []
+    for table in tables:
+        if not tableio.is_committed(run_dir, table):
+            continue
+        recs = tableio.read_polars(run_dir, table).select("user_id", "item_id", "rank")
+        frames.append(
+            evaluate_rankings(recs, holdout.select("user_id", "item_id"), train, ks, table, n_items)
+        )
+    if not frames:
+        from pipelines.errors import TableNotCommittedError
+
+        raise TableNotCommittedError(f"none of {tables} is committed in {run_dir}")
+    return pl.concat(frames)
+
+
+def run(ctx: StageContext) -> None:
+    from pipelines.evaluation import render_report_md
+
+    cfg = ctx.config.eval
+    metrics = evaluate_run(ctx.run_dir, cfg.tables, cfg.ks, cfg.target)
+    ctx.write("metrics", metrics, extra={"target": cfg.target})
+    report = render_report_md(
+        metrics, title=f"WalkRank run {ctx.run_dir.name} (target: {cfg.target})"
+    )
+    tmp = ctx.run_dir / "report.md.tmp"
+    tmp.write_text(report)
+    os.replace(tmp, ctx.run_dir / "report.md")
+
+
+STAGE = Stage(
+    name="evaluate",
+    fn=run,
+    inputs=("holdout", "train", "items", "candidates", "rankings"),
+    outputs=("metrics",),
+    config_keys=("eval",),
+    engine="local",
+    description="accuracy and beyond-accuracy metrics by segment; report.md",
+)

@@ -1,0 +1,218 @@
+"""Table I/O for one run: `<out>/<run_id>/<table>/` Parquet files plus `_manifest.json`.
+
+A table is written into a hidden temporary sibling (data first, manifest last) and renamed
+into place, so a crash or kill never leaves a half table that looks whole. A directory
+without a manifest does not exist as far as every reader is concerned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from pipelines.errors import TableNotCommittedError
+from schemas import SCHEMA_VERSION, contract
+
+MANIFEST = "_manifest.json"
+CODE_VERSION = "walkrank-0.1.0"
+
+
+def table_dir(run_dir: str | Path, name: str) -> Path:
+    return Path(run_dir) / name
+
+
+def is_committed(run_dir: str | Path, name: str) -> bool:
+    return (table_dir(run_dir, name) / MANIFEST).is_file()
+
+
+def read_manifest(run_dir: str | Path, name: str) -> dict[str, Any]:
+    path = table_dir(run_dir, name) / MANIFEST
+    if not path.is_file():
+        state = "exists without a manifest" if path.parent.exists() else "does not exist"
+        raise TableNotCommittedError(
+            f"table '{name}' in {run_dir} {state}: it was never committed",
+            hint="run the stage that writes it (walkrank run ... --stages <stage>)",
+        )
+    return json.loads(path.read_text())
+
+
+def fingerprint(manifest: dict[str, Any]) -> str:
+    """Identity of a committed table's content: what made it and how many rows it has."""
+    blob = json.dumps(
+        [manifest["table"], manifest["stage_key"], manifest["rows"], manifest["schema_version"]]
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """Identity of a raw input file or directory: paths, sizes and modification times."""
+    p = Path(path)
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _is_spark_df(data: Any) -> bool:
+    return type(data).__module__.startswith("pyspark.")
+
+
+def _to_arrow(data: Any) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if type(data).__module__.startswith("polars"):
+        return data.to_arrow()
+    raise TypeError(f"cannot write {type(data).__name__} as a table")
+
+
+def _rename_parts(data_dir: Path) -> list[str]:
+    """Spark names parts with a random UUID; stable names make identical runs identical."""
+    for junk in list(data_dir.rglob("_SUCCESS")) + list(data_dir.rglob("*.crc")):
+        junk.unlink()
+    names = []
+    by_dir: dict[Path, list[Path]] = {}
+    for f in sorted(data_dir.rglob("*.parquet")):
+        by_dir.setdefault(f.parent, []).append(f)
+    for parent, files in by_dir.items():
+        for i, f in enumerate(files):
+            target = parent / f"part-{i:05d}.parquet"
+            f.rename(target)
+            names.append(str(target.relative_to(data_dir)))
+    return sorted(names)
+
+
+def write_table(
+    run_dir: str | Path,
+    name: str,
+    data: Any,
+    *,
+    stage: str,
+    stage_key: str,
+    inputs: dict[str, str] | None = None,
+    seconds: float | None = None,
+    extra: dict[str, Any] | None = None,
+    partition_by: list[str] | None = None,
+) -> dict[str, Any]:
+    """Validate against the table's contract, write atomically, return the manifest."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tc = contract(name)
+    tmp = run_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+    try:
+        if _is_spark_df(data):
+            tc.validate(_spark_arrow_schema(data))
+            writer = data.write.mode("overwrite")
+            if partition_by:
+                writer = writer.partitionBy(*partition_by)
+            writer.parquet(str(tmp))
+            files = _rename_parts(tmp)
+            rows = sum(pq.ParquetFile(tmp / f).metadata.num_rows for f in files)
+            schema = pads.dataset(tmp, format="parquet", partitioning="hive").schema
+        else:
+            table = tc.conform(_to_arrow(data))
+            tmp.mkdir()
+            if partition_by:
+                pq.write_to_dataset(
+                    table,
+                    tmp,
+                    partition_cols=partition_by,
+                    basename_template="part-{i:05d}.parquet",
+                )
+                files = sorted(str(f.relative_to(tmp)) for f in tmp.rglob("*.parquet"))
+            else:
+                pq.write_table(table, tmp / "part-00000.parquet")
+                files = ["part-00000.parquet"]
+            rows, schema = table.num_rows, table.schema
+        manifest = {
+            "table": name,
+            "schema_version": SCHEMA_VERSION,
+            "rows": int(rows),
+            "columns": {f.name: str(f.type) for f in schema},
+            "stage": stage,
+            "stage_key": stage_key,
+            "inputs": dict(sorted((inputs or {}).items())),
+            "code_version": CODE_VERSION,
+            "seconds": round(seconds if seconds is not None else time.perf_counter() - started, 3),
+            "files": files,
+            "partition_by": partition_by or [],
+            "extra": extra or {},
+        }
+        manifest["fingerprint"] = fingerprint(manifest)
+        # The manifest is the last file written; the rename below is the commit.
+        _write_json_atomic(tmp / MANIFEST, manifest)
+        _swap_into_place(tmp, table_dir(run_dir, name))
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def _spark_arrow_schema(df: Any) -> pa.Schema:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(df.schema, timezone="UTC")
+
+
+def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    old = None
+    if target.exists():
+        old = target.with_name(f".old-{target.name}-{uuid.uuid4().hex[:8]}")
+        target.rename(old)
+    tmp.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_arrow(run_dir: str | Path, name: str, columns: list[str] | None = None) -> pa.Table:
+    m = read_manifest(run_dir, name)
+    d = table_dir(run_dir, name)
+    if not m["files"]:
+        return contract(name).empty()
+    ds = pads.dataset([str(d / f) for f in m["files"]], format="parquet", partitioning="hive")
+    if m["partition_by"]:
+        ds = pads.dataset(str(d), format="parquet", partitioning="hive", exclude_invalid_files=True)
+    return ds.to_table(columns=columns)
+
+
+def read_polars(run_dir: str | Path, name: str):  # -> pl.DataFrame
+    import polars as pl
+
+    return pl.from_arrow(read_arrow(run_dir, name))
+
+
+def read_spark(spark: Any, run_dir: str | Path, name: str):  # -> pyspark DataFrame
+    m = read_manifest(run_dir, name)
+    d = table_dir(run_dir, name)
+    if not m["files"]:
+        return spark.createDataFrame([], contract(name).spark_type())
+    return spark.read.parquet(str(d))
+
+
+def clean_uncommitted(run_dir: str | Path) -> list[str]:
+    """Remove leftovers of interrupted writes (hidden temp and old siblings); returns their names."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        return []
+    stale = [p for p in run_dir.iterdir() if p.name.startswith((".tmp-", ".old-"))]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return sorted(p.name for p in stale)

@@ -1,0 +1,6 @@
+"""Table contracts: one pyarrow schema per pipeline table (pyarrow only)."""
+
+from schemas.contract import SCHEMA_VERSION, ContractError, TableContract
+from schemas.tables import CONTRACTS, contract
+
+__all__ = ["CONTRACTS", "SCHEMA_VERSION", "ContractError", "TableContract", "contract"]

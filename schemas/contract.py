@@ -1,0 +1,90 @@
+"""A table contract: the pyarrow schema is the truth; the Spark type is derived from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+# Bumped whenever a contract changes incompatibly; written into every manifest.
+SCHEMA_VERSION = 1
+
+
+class ContractError(ValueError):
+    """A table does not satisfy its contract; the message names the first offending column."""
+
+
+def _same_type(actual: pa.DataType, expected: pa.DataType) -> bool:
+    # Spark writes `string`, Polars `large_string`: both are the same logical type for readers.
+    if pa.types.is_string(expected) or pa.types.is_large_string(expected):
+        return pa.types.is_string(actual) or pa.types.is_large_string(actual)
+    if pa.types.is_list(expected) or pa.types.is_large_list(expected):
+        return (pa.types.is_list(actual) or pa.types.is_large_list(actual)) and _same_type(
+            actual.value_type, expected.value_type
+        )
+    if pa.types.is_timestamp(expected):
+        return (
+            pa.types.is_timestamp(actual)
+            and actual.unit == expected.unit
+            and (actual.tz or "").upper() in {(expected.tz or "").upper(), "+00:00", "ETC/UTC"}
+        )
+    return actual.equals(expected)
+
+
+@dataclass(frozen=True)
+class TableContract:
+    """Minimum columns of one pipeline table; extra columns are allowed and kept."""
+
+    name: str
+    schema: pa.Schema
+    docs: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def columns(self) -> list[str]:
+        return self.schema.names
+
+    def validate(self, table: pa.Table | pa.Schema) -> None:
+        """Raise ContractError naming the first required column that is missing or mistyped."""
+        schema = table if isinstance(table, pa.Schema) else table.schema
+        for fld in self.schema:
+            idx = schema.get_field_index(fld.name)
+            if idx < 0:
+                raise ContractError(
+                    f"table '{self.name}': missing column '{fld.name}' ({fld.type}); "
+                    f"got columns {schema.names}"
+                )
+            actual = schema.field(idx).type
+            if not _same_type(actual, fld.type):
+                raise ContractError(
+                    f"table '{self.name}': column '{fld.name}' has type {actual}, expected {fld.type}"
+                )
+        if isinstance(table, pa.Table):
+            for fld in self.schema:
+                if not fld.nullable and table.column(fld.name).null_count:
+                    raise ContractError(
+                        f"table '{self.name}': column '{fld.name}' has "
+                        f"{table.column(fld.name).null_count} nulls but is not nullable"
+                    )
+
+    def conform(self, table: pa.Table) -> pa.Table:
+        """Cast required columns to their exact contract types, keeping extra columns after them."""
+        self.validate(table.schema)
+        cols, fields = [], []
+        for fld in self.schema:
+            cols.append(table.column(fld.name).cast(fld.type))
+            fields.append(fld)
+        for name in table.schema.names:
+            if name not in self.schema.names:
+                cols.append(table.column(name))
+                fields.append(table.schema.field(name))
+        return pa.Table.from_arrays(cols, schema=pa.schema(fields))
+
+    def spark_type(self):  # -> pyspark.sql.types.StructType
+        """The Spark StructType derived from the pyarrow schema (pyspark imported lazily)."""
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        return from_arrow_schema(self.schema)
+
+    def empty(self) -> pa.Table:
+        return self.schema.empty_table()

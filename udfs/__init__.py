@@ -1,0 +1,1 @@
+"""WalkRank udfs."""
