@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from pipelines.stage import Stage
-from pipelines.stages import candidates, evaluate, ingest, split
+from pipelines.stages import candidates, evaluate, graph, ingest, ppr, split
 
 STAGES: dict[str, Stage] = {
-    s.name: s for s in (ingest.STAGE, split.STAGE, candidates.STAGE, evaluate.STAGE)
+    s.name: s
+    for s in (
+        ingest.STAGE,
+        split.STAGE,
+        graph.STAGE,
+        ppr.STAGE,
+        candidates.STAGE,
+        evaluate.STAGE,
+    )
 }
 DEFAULT_STAGES = list(STAGES)
 

@@ -1,0 +1,225 @@
+"""Input formats: detection by extension (or a look at the first lines) and input file lists.
+
+`detect_format` decides from the name first: ``.csv``, ``.tsv``/``.tab``, ``.parquet``/``.pq``,
+``.jsonl``/``.ndjson``/``.json``, ``.dat`` (MovieLens), ``.inter`` (RecBole), each optionally
+followed by a compression suffix (``.gz`` ...). Local ``.txt``/``.data``/extension-less files
+are sniffed from their first lines (JSON object, ``::``, RecBole ``name:type`` header, tab,
+comma, else whitespace-separated token sequences); a Parquet magic number wins over any name.
+A local directory is judged by the files in it. Anything else is an InputFormatError that
+names the valid formats.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pipelines.config import CHOICES
+from pipelines.errors import InputFormatError
+
+FORMATS: tuple[str, ...] = tuple(f for f in CHOICES["ingest.format"] if f != "auto")
+EXTENSIONS: dict[str, str] = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".dat": "movielens",
+    ".inter": "recbole",
+}
+SNIFFED_EXTENSIONS = (".txt", ".data", "")
+COMPRESSION = (".gz", ".bz2", ".deflate", ".zst", ".lz4", ".snappy")
+# MovieLens side files that are never event files.
+MOVIELENS_SIDE_FILES = ("movies.dat", "users.dat", "tags.dat")
+RECBOLE_HEADER = re.compile(r"^[^:\s]+:(token|token_seq|float|float_seq)$")
+
+
+def _hint() -> str:
+    exts = ", ".join(f"{e}={f}" for e, f in EXTENSIONS.items())
+    return f"set ingest.format (--set ingest.format=...) to one of: {', '.join(FORMATS)} (by extension: {exts})"
+
+
+def is_local(path: str) -> bool:
+    scheme = urlparse(path).scheme
+    return scheme in ("", "file") or len(scheme) == 1  # a Windows drive letter reads as a scheme
+
+
+def local_path(path: str) -> Path:
+    return Path(urlparse(path).path if path.startswith("file:") else path)
+
+
+def visible(p: Path) -> bool:
+    """Spark's rule for data files: names starting with '.' or '_' are hidden."""
+    return not p.name.startswith((".", "_")) and not p.name.endswith(".crc")
+
+
+def extension(path: str) -> str:
+    """The lower-case format extension, compression suffix stripped ('a.csv.gz' -> '.csv')."""
+    name = Path(urlparse(path).path if "://" in path else path).name.lower()
+    for comp in COMPRESSION:
+        if name.endswith(comp):
+            name = name[: -len(comp)]
+            break
+    return Path(name).suffix
+
+
+def _open(p: Path):
+    if p.name.lower().endswith(".gz"):
+        return gzip.open(p, "rb")
+    if p.name.lower().endswith(".bz2"):
+        return bz2.open(p, "rb")
+    return p.open("rb")
+
+
+def _head_lines(p: Path, n: int = 5) -> list[str]:
+    lines: list[str] = []
+    with _open(p) as fh:
+        for raw in fh:
+            text = raw.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
+            if text.strip():
+                lines.append(text)
+            if len(lines) >= n:
+                break
+    return lines
+
+
+def sniff(p: Path) -> str | None:
+    """Guess a local file's format from its first bytes and lines; None when nothing fits."""
+    with p.open("rb") as fh:
+        if fh.read(4) == b"PAR1":
+            return "parquet"
+    lines = _head_lines(p)
+    if not lines:
+        return None
+    first = lines[0]
+    if first.lstrip().startswith("{"):
+        return "jsonl"
+    if "::" in first:
+        return "movielens"
+    if all(RECBOLE_HEADER.match(f) for f in first.split("\t")) and "\t" in first:
+        return "recbole"
+    if "\t" in first:
+        return "tsv"
+    if "," in first:
+        return "csv"
+    if all(re.fullmatch(r"\S+(\s+\S+)*", ln.strip()) for ln in lines) and any(
+        len(ln.split()) >= 2 for ln in lines
+    ):
+        return "sequences"
+    return None
+
+
+def _detect_file(path: str) -> str | None:
+    ext = extension(path)
+    if is_local(path):
+        p = local_path(path)
+        if p.is_file() and ext in SNIFFED_EXTENSIONS:
+            return sniff(p)
+    return EXTENSIONS.get(ext)
+
+
+def _detect_dir(p: Path) -> str | None:
+    files = sorted(f for f in p.iterdir() if f.is_file() and visible(f))
+    if any(extension(f.name) == ".inter" for f in files):
+        return "recbole"
+    if (p / "ratings.dat").is_file():
+        return "movielens"
+    if not files and any(f.suffix == ".parquet" for f in p.rglob("*.parquet")):
+        return "parquet"  # hive-partitioned: data files only in k=v/ subfolders
+    found = {_detect_file(str(f)) for f in files}
+    found.discard(None)
+    return found.pop() if len(found) == 1 else None
+
+
+def detect_format(path: str) -> str:
+    """The format of an events path (file or directory); InputFormatError when it cannot tell."""
+    fmt: str | None
+    if is_local(path) and local_path(path).is_dir():
+        fmt = _detect_dir(local_path(path))
+    else:
+        if is_local(path) and not local_path(path).exists():
+            raise InputFormatError(f"input not found: {path}", hint="check --input / ingest.input")
+        fmt = _detect_file(path)
+    if fmt is None:
+        raise InputFormatError(f"cannot tell the format of {path}", hint=_hint())
+    return fmt
+
+
+def resolve_format(path: str, fmt: str) -> str:
+    if fmt == "auto":
+        return detect_format(path)
+    if fmt not in FORMATS:
+        raise InputFormatError(f"unknown input format '{fmt}'", hint=_hint())
+    return fmt
+
+
+def input_files(path: str, fmt: str) -> list[str]:
+    """Paths to hand to Spark: the file itself, or the data files of a local directory."""
+    if not path:
+        raise InputFormatError("no input given", hint="pass --input or set ingest.input")
+    if not is_local(path):
+        return [path]
+    p = local_path(path)
+    if not p.exists():
+        raise InputFormatError(f"input not found: {path}", hint="check --input / ingest.input")
+    if p.is_file():
+        return [str(p)]
+    if fmt == "parquet":
+        return [str(p)]  # Spark discovers files and hive partitions itself
+    files = sorted(f for f in p.iterdir() if f.is_file() and visible(f))
+    if fmt == "movielens":
+        files = [
+            f for f in files if extension(f.name) == ".dat" and f.name not in MOVIELENS_SIDE_FILES
+        ]
+    elif fmt == "recbole":
+        files = [f for f in files if extension(f.name) == ".inter"]
+    else:
+        matching = [f for f in files if EXTENSIONS.get(extension(f.name)) == fmt]
+        files = matching or files
+    if not files:
+        raise InputFormatError(f"no {fmt} input files in directory {path}", hint=_hint())
+    return [str(f) for f in files]
+
+
+def catalog_format(path: str) -> str:
+    """Format of an item catalog: .dat = MovieLens movies, .item = RecBole, else as for events."""
+    ext = extension(path)
+    if ext == ".dat":
+        return "movielens"
+    if ext == ".item":
+        return "recbole"
+    fmt = detect_format(path)
+    if fmt in ("sequences",):
+        raise InputFormatError(
+            f"cannot read item catalog {path} as {fmt}",
+            hint="give a csv, tsv, jsonl, parquet, MovieLens movies.dat or RecBole .item catalog",
+        )
+    return fmt
+
+
+def find_catalogs(items: str, fmt: str, files: list[str]) -> list[str]:
+    """The catalog files: ingest.items if given, else movies.dat / <stem>.item beside the input."""
+    if items:
+        if is_local(items) and not local_path(items).exists():
+            raise InputFormatError(f"item catalog not found: {items}", hint="check ingest.items")
+        return [items]
+    found: list[str] = []
+    for f in files:
+        if not is_local(f):
+            continue
+        p = local_path(f)
+        if fmt == "movielens":
+            cand = p.parent / "movies.dat"
+        elif fmt == "recbole":
+            cand = p.with_suffix(".item")
+        else:
+            continue
+        if cand.is_file() and str(cand) not in found:
+            found.append(str(cand))
+    return found

@@ -1,0 +1,1 @@
+"""Monte-Carlo personalized PageRank on Spark: broadcast and distributed strategies."""

@@ -1,0 +1,108 @@
+"""ppr: graph_nodes, graph_edges (+ train for `sources=needed`) -> item_ppr (top-k per source).
+
+`ppr.strategy=auto` broadcasts the graph while it has at most `ppr.broadcast_max_edges`
+edges and switches to the distributed (join-based) strategy above; the choice and its
+reason are written into the manifest.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from pipelines.stage import Stage, StageContext
+
+
+def choose_strategy(requested: str, n_edges: int, broadcast_max_edges: int) -> tuple[str, str]:
+    if requested != "auto":
+        return requested, f"ppr.strategy={requested}"
+    if n_edges <= broadcast_max_edges:
+        return "broadcast", f"{n_edges:,} edges <= ppr.broadcast_max_edges {broadcast_max_edges:,}"
+    return "distributed", f"{n_edges:,} edges > ppr.broadcast_max_edges {broadcast_max_edges:,}"
+
+
+def select_sources(ctx: StageContext):
+    """Spark DataFrame[src]: nodes with out-edges, or only those in users' recent histories."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    cfg = ctx.config.ppr
+    nodes = (
+        ctx.read_spark("graph_nodes")
+        .filter(F.col("out_degree") > 0)
+        .select(F.col("id").alias("src"))
+    )
+    if cfg.sources == "all":
+        return nodes
+    w = Window.partitionBy("user_idx").orderBy(F.col("ts").desc(), F.col("item_id").desc())
+    recent = (
+        ctx.read_spark("train")
+        .withColumn("_r", F.row_number().over(w))
+        .filter(F.col("_r") <= cfg.needed_history)
+        .select(F.col("item_idx").alias("src"))
+        .distinct()
+    )
+    return nodes.join(recent, "src")
+
+
+def run(ctx: StageContext) -> None:
+    cfg = ctx.config.ppr
+    seed = cfg.seed or ctx.config.run.seed
+    n_edges = ctx.manifest("graph_edges")["rows"]
+    strategy, reason = choose_strategy(cfg.strategy, n_edges, cfg.broadcast_max_edges)
+    ctx.log(f"strategy {strategy} ({reason})")
+    sources = select_sources(ctx)
+    t0 = time.perf_counter()
+    if strategy == "broadcast":
+        from pipelines.ppr.broadcast import ppr_broadcast
+
+        node_ids = ctx.read_arrow("graph_nodes", columns=["id"]).column("id").to_numpy()
+        n_nodes = int(node_ids.max()) + 1 if node_ids.size else 0
+        src = np.asarray([r[0] for r in sources.collect()], dtype=np.int32)
+        edges = ctx.read_arrow("graph_edges", columns=["src", "dst", "prob"])
+        out, stats = ppr_broadcast(ctx.spark, edges, n_nodes, src, cfg, seed)
+    else:
+        from pipelines.ppr.distributed import ppr_distributed
+
+        out, stats = ppr_distributed(ctx.spark, ctx.read_spark("graph_edges"), sources, cfg, seed)
+    out = out.persist()
+    rows = out.count()  # runs the walks; accumulators are final after this action
+    seconds = time.perf_counter() - t0
+    steps = int(stats.pop("_steps").value) if "_steps" in stats else int(stats.get("steps", 0))
+    walks = int(stats.pop("_walks").value) if "_walks" in stats else int(stats.get("walks", 0))
+    bc = stats.pop("_broadcast", None)
+    stats.update(
+        strategy=strategy,
+        strategy_reason=reason,
+        seed=seed,
+        walks=walks,
+        steps=steps,
+        walk_seconds=round(seconds, 3),
+        steps_per_second=round(steps / seconds, 1) if seconds > 0 else None,
+        rows=rows,
+    )
+    ctx.log(
+        f"{walks:,} walks, {steps:,} steps in {seconds:.1f}s "
+        f"({steps / max(seconds, 1e-9) / 1e6:.1f}M steps/s)"
+    )
+    ctx.write(
+        "item_ppr",
+        out.repartition(ctx.config.spark.shuffle_partitions, "src").sortWithinPartitions(
+            "src", "rank"
+        ),
+        extra=stats,
+    )
+    out.unpersist()
+    if bc is not None:
+        bc.unpersist()
+
+
+STAGE = Stage(
+    name="ppr",
+    fn=run,
+    inputs=("graph_nodes", "graph_edges", "train"),
+    outputs=("item_ppr",),
+    config_keys=("ppr", "run.seed"),
+    description="Monte-Carlo personalized PageRank, top-k per source item",
+)

@@ -1,0 +1,82 @@
+import polars as pl
+import pytest
+
+from pipelines import tableio
+from pipelines.config import Config
+from pipelines.errors import RunLockedError, StageOrderError
+from pipelines.runner import order_stages, run_lock, run_stages
+from pipelines.stage import Stage
+from pipelines.stages import STAGES, select_stages
+
+
+def test_registry_order_is_topological():
+    names = [s.name for s in order_stages(list(reversed(list(STAGES.values()))))]
+    for s in STAGES.values():
+        for i in s.inputs:
+            producer = next((p.name for p in STAGES.values() if i in p.outputs), None)
+            if producer and producer != s.name:
+                assert names.index(producer) < names.index(s.name), (producer, s.name)
+
+
+def test_missing_input_names_the_table(tmp_path):
+    with pytest.raises(StageOrderError, match="events"):
+        run_stages(tmp_path, Config(), [STAGES["split"]])
+
+
+def test_unknown_stage_lists_valid_ones():
+    with pytest.raises(Exception, match="ingest"):
+        select_stages(["nope"])
+
+
+def test_second_writer_is_refused(tmp_path):
+    with (
+        run_lock(tmp_path),
+        pytest.raises(RunLockedError, match="another process"),
+        run_lock(tmp_path),
+    ):
+        pass
+
+
+def _metrics_stage(calls):
+    def fn(ctx):
+        calls.append(1)
+        ctx.write(
+            "metrics",
+            pl.DataFrame(
+                {
+                    "table": ["rankings"],
+                    "metric": ["hr"],
+                    "k": [10],
+                    "segment": ["all"],
+                    "value": [0.5],
+                    "n_users": [3],
+                },
+                schema_overrides={"k": pl.Int32},
+            ),
+        )
+
+    return Stage(name="m", fn=fn, outputs=("metrics",), config_keys=("eval",), engine="local")
+
+
+def test_skip_when_committed_and_rerun_when_config_changes(tmp_path):
+    calls: list[int] = []
+    stage = _metrics_stage(calls)
+    assert run_stages(tmp_path, Config(), [stage]) == {"m": "ran"}
+    assert run_stages(tmp_path, Config(), [stage]) == {"m": "skipped"}
+    cfg = Config()
+    cfg.eval.ks = [5]
+    assert run_stages(tmp_path, cfg, [stage]) == {"m": "ran"}
+    assert run_stages(tmp_path, cfg, [stage], force=True) == {"m": "ran"}
+    assert len(calls) == 3
+    m = tableio.read_manifest(tmp_path, "metrics")
+    assert m["extra"]["config"]["eval"]["ks"] == [5]
+
+
+def test_failed_stage_leaves_no_table(tmp_path):
+    def fn(ctx):
+        raise RuntimeError("boom")
+
+    stage = Stage(name="bad", fn=fn, outputs=("metrics",), engine="local")
+    with pytest.raises(RuntimeError, match="boom"):
+        run_stages(tmp_path, Config(), [stage])
+    assert not tableio.is_committed(tmp_path, "metrics")
