@@ -192,12 +192,24 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # Java/Py4J errors: one line, not a JVM stack trace
         if os.environ.get(DEBUG_ENV) or not _is_engine_error(exc):
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = engine_error_line(exc)
         print(
             f"error: {type(exc).__name__}: {first}\n  hint: set {DEBUG_ENV}=1 for the full trace",
             file=sys.stderr,
         )
         return 1
+
+
+def engine_error_line(exc: Exception) -> str:
+    """The line of a Spark/Ray error that names the cause: a Python worker's traceback ends
+    with `SomeError: message`, which is worth more than the wrapper's first line."""
+    import re
+
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    causes = [ln for ln in lines if re.match(r"^[A-Za-z_.]*(Error|Exception)\b.*:", ln)]
+    return causes[-1] if causes and causes[-1] != lines[0] else lines[0]
 
 
 def _is_engine_error(exc: Exception) -> bool:

@@ -30,7 +30,7 @@ class SparkConfig:
     driver_memory: str = "4g"
     shuffle_partitions: int = 8
     ui_enabled: bool = False
-    log_level: str = "ERROR"
+    log_level: str = "FATAL"  # task errors reach the CLI as one line; WARN to debug Spark
     conf: dict[str, str] = field(default_factory=dict)  # any extra spark.* setting
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from pipelines.config import SparkConfig
 
@@ -29,6 +30,9 @@ def get_spark(cfg: SparkConfig | None = None):  # -> pyspark.sql.SparkSession
 
     cfg = cfg or SparkConfig()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    if not under_spark_submit():
+        # Local executors must run this interpreter: the system Python lacks numpy/pyarrow.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(cfg.app_name)
     if not under_spark_submit():
         if cfg.master:
