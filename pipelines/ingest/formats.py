@@ -187,6 +187,18 @@ def input_files(path: str, fmt: str) -> list[str]:
     return [str(f) for f in files]
 
 
+def dataset_paths(path: str, items: str) -> tuple[str, str]:
+    """(events path, catalog path). A local directory holding `events/` (and optionally
+    `items/`), as `walkrank generate` writes it, is one dataset: events from `events/`, the
+    catalog from `items/` unless ingest.items names another."""
+    if path and is_local(path):
+        p = local_path(path)
+        if p.is_dir() and (p / "events").is_dir():
+            catalog = p / "items"
+            return str(p / "events"), items or (str(catalog) if catalog.is_dir() else "")
+    return path, items
+
+
 def catalog_format(path: str) -> str:
     """Format of an item catalog: .dat = MovieLens movies, .item = RecBole, else as for events."""
     ext = extension(path)

@@ -27,7 +27,7 @@ from pipelines.ingest import reasons
 from pipelines.ingest.catalog import catalog_quarantine, read_catalogs
 from pipelines.ingest.columns import event_fields
 from pipelines.ingest.dense_ids import dense_index
-from pipelines.ingest.formats import find_catalogs, input_files, resolve_format
+from pipelines.ingest.formats import dataset_paths, find_catalogs, input_files, resolve_format
 from pipelines.ingest.json_parquet import read_jsonl, read_parquet
 from pipelines.ingest.text_readers import MOVIELENS_RATINGS, read_delimited, read_sequences
 from pipelines.ingest.typed_events import type_events
@@ -91,14 +91,15 @@ def _reason_counts(rows: DataFrame, keys: tuple[str, ...], prefix: str) -> tuple
 
 def run_ingest(spark: SparkSession, cfg: IngestConfig) -> IngestResult:
     """Validate, deduplicate and index the events of `cfg.input` (see the module docstring)."""
-    fmt = resolve_format(cfg.input, cfg.format)
-    files = input_files(cfg.input, fmt)
+    events_path, items_path = dataset_paths(cfg.input, cfg.items)
+    fmt = resolve_format(events_path, cfg.format)
+    files = input_files(events_path, fmt)
     typed = type_events(_fields(spark, fmt, files, cfg), cfg).persist(StorageLevel.MEMORY_AND_DISK)
     rows_in, rows_quarantined, reason_counts = _reason_counts(
         typed, reasons.EVENT_REASON_KEYS, "quarantine_"
     )
 
-    catalog_paths = find_catalogs(cfg.items, fmt, files)
+    catalog_paths = find_catalogs(items_path, fmt, files)
     cat_in = cat_quarantined = 0
     cat_counts = {f"catalog_quarantine_{k}": 0 for k in reasons.CATALOG_REASON_KEYS}
     catalog_rows = None
