@@ -235,6 +235,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        from pipelines.tableio import is_disk_full
+
+        if os.environ.get(DEBUG_ENV) or not is_disk_full(exc):
+            raise
+        print(
+            f"error: no space left on the device writing {exc.filename or 'a file'}\n"
+            "  hint: free space there, or write the run elsewhere with --out, then re-run",
+            file=sys.stderr,
+        )
+        return 1
     except Exception as exc:  # Java/Py4J errors: one line, not a JVM stack trace
         if os.environ.get(DEBUG_ENV) or not _is_engine_error(exc):
             raise

@@ -31,3 +31,11 @@ class StageOrderError(WalkRankError):
 
 class RunLockedError(WalkRankError):
     """Another process is writing the same run."""
+
+
+class DiskFullError(WalkRankError):
+    """The filesystem of the run filled up during a write; committed tables are untouched."""
+
+
+class GraphFramesMissingError(WalkRankError):
+    """The GraphFrames JAR is not on the Spark classpath (its Python package alone is not enough)."""

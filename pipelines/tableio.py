@@ -7,12 +7,14 @@ without a manifest does not exist as far as every reader is concerned.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from pipelines.errors import TableNotCommittedError
+from pipelines.errors import DiskFullError, TableNotCommittedError
 from schemas import SCHEMA_VERSION, contract
 
 MANIFEST = "_manifest.json"
@@ -102,7 +104,7 @@ def write_table(
     stage_key: str,
     inputs: dict[str, str] | None = None,
     seconds: float | None = None,
-    extra: dict[str, Any] | None = None,
+    extra: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
     partition_by: list[str] | None = None,
 ) -> dict[str, Any]:
     """Validate against the table's contract, write atomically, return the manifest."""
@@ -148,12 +150,21 @@ def write_table(
             "seconds": round(seconds if seconds is not None else time.perf_counter() - started, 3),
             "files": files,
             "partition_by": partition_by or [],
-            "extra": extra or {},
+            # A callable extra is evaluated after the data is written (figures of that write).
+            "extra": (extra() if callable(extra) else extra) or {},
         }
         manifest["fingerprint"] = fingerprint(manifest)
         # The manifest is the last file written; the rename below is the commit.
         _write_json_atomic(tmp / MANIFEST, manifest)
         _swap_into_place(tmp, table_dir(run_dir, name))
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(
+                f"no space left on the device while writing table '{name}' in {run_dir}; "
+                "the tables committed before are untouched",
+                hint="free space there, or write the run elsewhere with --out, then re-run",
+            ) from exc
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -166,10 +177,25 @@ def _spark_arrow_schema(df: Any) -> pa.Schema:
     return to_arrow_schema(df.schema, timezone="UTC")
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC from Python, or a Spark/Java write error that says so."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace a small file whole: readers see the old or the new content, never a part."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _swap_into_place(tmp: Path, target: Path) -> None:
@@ -212,7 +238,15 @@ def clean_uncommitted(run_dir: str | Path) -> list[str]:
     run_dir = Path(run_dir)
     if not run_dir.exists():
         return []
-    stale = [p for p in run_dir.iterdir() if p.name.startswith((".tmp-", ".old-"))]
+    stale = [
+        p
+        for p in run_dir.iterdir()
+        if p.name.startswith((".tmp-", ".old-"))
+        or (p.name.startswith(".") and p.name.endswith(".tmp"))
+    ]
     for p in stale:
-        shutil.rmtree(p, ignore_errors=True)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
     return sorted(p.name for p in stale)
