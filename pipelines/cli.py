@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("table_dir", help="RUN_DIR/TABLE")
     s.add_argument("-n", type=int, default=10, help="rows to show")
 
+    c = sub.add_parser("compare", help="two runs' metrics side by side with deltas")
+    c.add_argument("run_a")
+    c.add_argument("run_b")
+    c.add_argument("--segment", default="all", help="a segment name, or * for every segment")
+    c.add_argument("--table", default="rankings", help="rankings|candidates|*")
+
     g = sub.add_parser(
         "generate", help="write a synthetic log (events/ + items/) that `run --input` reads"
     )
@@ -144,6 +150,22 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from pipelines.run_compare import compare_metrics
+
+    df = compare_metrics(args.run_a, args.run_b)
+    if args.segment != "*":
+        df = df.filter(pl.col("segment") == args.segment)
+    if args.table != "*":
+        df = df.filter(pl.col("table") == args.table)
+    with pl.Config(tbl_rows=500, tbl_hide_dataframe_shape=True, float_precision=4):
+        print(f"a = {args.run_a}\nb = {args.run_b}")
+        print(df)
+    return 0
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -226,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": _cmd_evaluate,
         "show": _cmd_show,
         "generate": _cmd_generate,
+        "compare": _cmd_compare,
         "demo": _cmd_demo,
     }
     try:

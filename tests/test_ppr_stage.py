@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipelines import tableio
-from pipelines.config import load_config
+from pipelines.config import PprConfig, load_config
 from pipelines.runner import run_stages
 from pipelines.stages import STAGES
 from tests.pipeline_fixtures import random_events, write_events
@@ -33,32 +33,72 @@ def graph_run(spark, tmp_path_factory):
     return run_dir
 
 
-@pytest.mark.parametrize("strategy", ["broadcast"])
-def test_item_ppr_matches_networkx_and_is_deterministic(spark, graph_run, strategy, tmp_path):
-    sets = [f"ppr.strategy={strategy}", "ppr.walks_per_node=10000", "ppr.top_k=50"]
-    cfg = load_config(None, sets)
-    run_stages(graph_run, cfg, [STAGES["ppr"]], force=True)
-    got = tableio.read_polars(graph_run, "item_ppr")
-    edges = tableio.read_polars(graph_run, "graph_edges").to_dict(as_series=False)
-    m = tableio.read_manifest(graph_run, "item_ppr")
-    assert m["extra"]["strategy"] == strategy and m["extra"]["steps"] > 0
+DEFAULT_WALKS = PprConfig().walks_per_node
+
+
+def _compare(run_dir, alpha: float, walks: int) -> tuple[float, float, float, int]:
+    """(mean L1 on each source's exact top-50, mean Monte-Carlo bound of that L1, mean top-10
+    overlap on sources with >= 10 reachable nodes, number of such sources)."""
+    got = tableio.read_polars(run_dir, "item_ppr")
+    edges = tableio.read_polars(run_dir, "graph_edges").to_dict(as_series=False)
     sources = sorted(set(got["src"].to_list()))
     assert sources == sorted(set(edges["src"]))  # ppr.sources=all: every node with out-edges
-    overlaps, l1s = [], []
+    overlaps, l1s, bounds = [], [], []
     for s in sources:
-        exact = exact_ppr(edges, 0.3, s)
+        exact = exact_ppr(edges, alpha, s)
         rows = got.filter(got["src"] == s)
         est = dict(zip(rows["dst"].to_list(), rows["score"].to_list(), strict=True))
         # top-k truncated, source excluded: compare on the exact top-50 without the source.
         ranked = [v for v, _ in sorted(exact.items(), key=lambda kv: (-kv[1], kv[0])) if v != s]
         l1s.append(sum(abs(est.get(v, 0.0) - exact[v]) for v in ranked[:50]))
-        if len(ranked) >= 10 and exact[ranked[9]] > 0:
+        # E|p_hat - p| <= sqrt(p (1 - p) / (alpha W)) per node (see tests/unit/test_walk_batch).
+        bounds.append(
+            sum(np.sqrt(exact[v] * (1 - exact[v]) / (alpha * walks)) for v in ranked[:50])
+        )
+        if len(ranked) >= 10 and exact[ranked[9]] > 1e-10:
             top_est = set(rows.sort("rank")["dst"].to_list()[:10])
             overlaps.append(len(top_est & set(ranked[:10])) / 10)
-    # Per-node error ~ sqrt(p(1-p)/(alpha*W)); summed over <= 50 nodes with Σp <= 1 this is
-    # <= sqrt(50 / (0.3 * 10000)) ≈ 0.13.
-    assert np.mean(l1s) < 0.13
-    assert np.mean(overlaps) >= 0.9
-    before = got.sort("src", "rank")
+    return float(np.mean(l1s)), float(np.mean(bounds)), float(np.mean(overlaps)), len(overlaps)
+
+
+@pytest.mark.parametrize(
+    "strategy", ["broadcast", pytest.param("distributed", marks=pytest.mark.slow)]
+)
+def test_item_ppr_matches_networkx_and_is_deterministic(spark, graph_run, strategy):
+    base = [f"ppr.strategy={strategy}", "ppr.top_k=50"]
+    cfg = load_config(None, base)
+    assert cfg.ppr.walks_per_node == DEFAULT_WALKS
     run_stages(graph_run, cfg, [STAGES["ppr"]], force=True)
+    m = tableio.read_manifest(graph_run, "item_ppr")
+    assert m["extra"]["strategy"] == strategy and m["extra"]["steps"] > 0
+    l1, bound, overlap, n_overlap = _compare(graph_run, 0.3, DEFAULT_WALKS)
+    assert n_overlap >= 20
+    assert overlap >= 0.9, overlap  # at the default walk count
+    assert l1 < bound, (l1, bound)
+    before = tableio.read_polars(graph_run, "item_ppr").sort("src", "rank")
+
+    run_stages(graph_run, cfg, [STAGES["ppr"]], force=True)  # same seed: the same table
+    assert tableio.read_polars(graph_run, "item_ppr").sort("src", "rank").equals(before)
+
+    more = load_config(None, [*base, f"ppr.walks_per_node={4 * DEFAULT_WALKS}"])
+    run_stages(graph_run, more, [STAGES["ppr"]], force=True)
+    l1_more, bound_more, overlap_more, _ = _compare(graph_run, 0.3, 4 * DEFAULT_WALKS)
+    # Monte-Carlo error ~ 1 / sqrt(walks): x4 walks should halve it; a bias would not.
+    assert l1_more < l1 / 1.5, (l1, l1_more)
+    assert l1_more < bound_more and overlap_more >= 0.9
+
+
+def test_numba_kernel_in_the_stage(spark, graph_run):
+    """ppr.kernel=numba (compiled walks fused with the top-k, one random stream per walk)
+    through the same broadcast stage: within the Monte-Carlo bound of networkx's exact PPR,
+    and the same table when the sources are cut into other batches."""
+    base = ["ppr.strategy=broadcast", "ppr.kernel=numba", "ppr.top_k=50"]
+    cfg = load_config(None, base)
+    run_stages(graph_run, cfg, [STAGES["ppr"]], force=True)
+    assert tableio.read_manifest(graph_run, "item_ppr")["extra"]["kernel"] == "numba"
+    l1, bound, overlap, n_overlap = _compare(graph_run, 0.3, DEFAULT_WALKS)
+    assert n_overlap >= 20 and overlap >= 0.9 and l1 < bound, (l1, bound, overlap)
+    before = tableio.read_polars(graph_run, "item_ppr").sort("src", "rank")
+    rebatched = load_config(None, [*base, "ppr.batch_sources=7"])
+    run_stages(graph_run, rebatched, [STAGES["ppr"]], force=True)
     assert tableio.read_polars(graph_run, "item_ppr").sort("src", "rank").equals(before)

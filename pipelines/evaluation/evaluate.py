@@ -104,8 +104,10 @@ def evaluate_rankings(
     Returns columns table, metric, k (Int32), segment, value (Float64), n_users (Int64),
     one row per metric x k x segment, sorted by metric, k, segment.
     """
-    if table not in TABLES:
-        raise ValueError(f"table must be one of {list(TABLES)}, got {table!r}")
+    if table not in TABLES and not table.startswith("candidates:"):
+        raise ValueError(
+            f"table must be one of {list(TABLES)} or 'candidates:<source>', got {table!r}"
+        )
     if isinstance(n_catalog_items, bool) or not isinstance(n_catalog_items, Integral):
         raise ValueError(f"n_catalog_items must be an int, got {n_catalog_items!r}")
     if n_catalog_items < 1:

@@ -1,9 +1,14 @@
 """Broadcast PPR: the graph as CSR + alias arrays broadcast once; sources in batches.
 
-Each row of the work DataFrame is one batch of `ppr.batch_sources` sources; its kernel seed
-is derived from (seed, batch id), so the result does not depend on how Spark partitions
-the batches. Executors run `udfs.walk_batch.ppr_walk_batch` in `mapInArrow` and keep the
-top-k per source; executor memory per task is bounded by one batch's visit counts.
+Each row of the work DataFrame is one batch of `ppr.batch_sources` consecutive sorted
+sources; rows are sliced into partitions in order, so the output of every partition is
+already sorted by (src, rank) and the stage writes it without a shuffle. Executors run the
+kernel in `mapInArrow`; executor memory per task is bounded by one batch.
+
+Kernels (`ppr.kernel`): `numpy` (default; `udfs.walk_batch.ppr_walk_batch`, vectorised over
+every walker of a batch, then `udfs.topk`; one random stream per batch, seeded from (seed,
+batch id)) or `numba` (`udfs.walk_numba.ppr_topk`: compiled walks fused with the top-k; one
+stream per walk from (seed, source, walk), so the table does not depend on the batching).
 """
 
 from __future__ import annotations
@@ -22,29 +27,19 @@ OUTPUT_SCHEMA = "src int, dst int, score double, rank int"
 def _kernel(bc, cfg: PprConfig, seed: int, steps_acc, walks_acc):
     def run(batches):
         from udfs.alias_table import AliasTables
-        from udfs.topk import top_k_per_source
-        from udfs.walk_batch import ppr_walk_batch
 
         indptr, indices, accept, alias = bc.value
         tables = AliasTables(accept=accept, alias=alias)
         for rb in batches:
             ids = rb.column("batch").to_numpy()
-            lists = rb.column("sources").to_pylist()
-            for batch_id, srcs in zip(ids, lists, strict=True):
-                res = ppr_walk_batch(
-                    np.asarray(srcs, dtype=np.int32),
-                    cfg.walks_per_node,
-                    cfg.alpha,
-                    indptr,
-                    indices,
-                    tables,
-                    seed=int(seed) * 1_000_003 + int(batch_id),
-                    estimator=cfg.estimator,
-                    max_steps=cfg.max_steps,
-                )
-                steps_acc.add(int(res.steps))
-                walks_acc.add(int(res.walks))
-                s, d, sc, r = top_k_per_source(res.src, res.dst, res.score, cfg.top_k)
+            col = rb.column("sources")
+            offsets = col.offsets.to_numpy()
+            flat = col.values.to_numpy()
+            for i, batch_id in enumerate(ids):
+                srcs = flat[offsets[i] : offsets[i + 1]]
+                s, d, sc, r, steps, walks = _walk(srcs, int(batch_id), indptr, indices, tables)
+                steps_acc.add(steps)
+                walks_acc.add(walks)
                 yield pa.RecordBatch.from_arrays(
                     [
                         pa.array(s, pa.int32()),
@@ -54,6 +49,40 @@ def _kernel(bc, cfg: PprConfig, seed: int, steps_acc, walks_acc):
                     ],
                     names=["src", "dst", "score", "rank"],
                 )
+
+    def _walk(srcs, batch_id, indptr, indices, tables):
+        if cfg.kernel == "numba":
+            from udfs.walk_numba import ppr_topk
+
+            res = ppr_topk(
+                srcs,
+                cfg.walks_per_node,
+                cfg.alpha,
+                indptr,
+                indices,
+                tables,
+                seed=int(seed),
+                k=cfg.top_k,
+                estimator=cfg.estimator,
+                max_steps=cfg.max_steps,
+            )
+            return res.src, res.dst, res.score, res.rank, res.steps, res.walks
+        from udfs.topk import top_k_per_source
+        from udfs.walk_batch import ppr_walk_batch
+
+        res = ppr_walk_batch(
+            np.asarray(srcs, dtype=np.int32),
+            cfg.walks_per_node,
+            cfg.alpha,
+            indptr,
+            indices,
+            tables,
+            seed=int(seed) * 1_000_003 + batch_id,
+            estimator=cfg.estimator,
+            max_steps=cfg.max_steps,
+        )
+        s, d, sc, r = top_k_per_source(res.src, res.dst, res.score, cfg.top_k)
+        return s, d, sc, r, int(res.steps), int(res.walks)
 
     return run
 
@@ -80,6 +109,7 @@ def ppr_broadcast(
     sources = np.sort(np.asarray(sources, dtype=np.int32))
     b = max(1, cfg.batch_sources)
     batches = [(i, sources[o : o + b].tolist()) for i, o in enumerate(range(0, len(sources), b))]
+    # A few tasks per core evens out the load; more only adds per-task start-up.
     n_parts = max(1, min(len(batches), sc.defaultParallelism * 4))
     work = spark.createDataFrame(sc.parallelize(batches, n_parts), "batch long, sources array<int>")
     steps_acc, walks_acc = sc.accumulator(0), sc.accumulator(0)

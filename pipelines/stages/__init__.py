@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from pipelines.stage import Stage
-from pipelines.stages import candidates, evaluate, graph, ingest, ppr, split
+from pipelines.stages import (
+    candidates,
+    evaluate,
+    graph,
+    ingest,
+    llm_scores,
+    neighbors,
+    ppr,
+    rank,
+    split,
+    summaries,
+)
 
 STAGES: dict[str, Stage] = {
     s.name: s
@@ -12,7 +23,11 @@ STAGES: dict[str, Stage] = {
         split.STAGE,
         graph.STAGE,
         ppr.STAGE,
+        neighbors.STAGE,
         candidates.STAGE,
+        summaries.STAGE,
+        llm_scores.STAGE,
+        rank.STAGE,
         evaluate.STAGE,
     )
 }

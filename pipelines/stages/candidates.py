@@ -18,12 +18,7 @@ def build_candidates(ctx: StageContext):
     from pipelines.sources import SOURCES, SourceInputs
 
     cfg = ctx.config.candidates
-    unknown = [s for s in cfg.sources if s not in SOURCES]
-    if unknown:
-        raise ConfigError(
-            f"unknown candidate source(s) {unknown}",
-            hint=f"candidates.sources from: {sorted(SOURCES)}",
-        )
+    check_sources(cfg.sources)
     events = ctx.read_spark("events")
     train = ctx.read_spark("train")
     items = ctx.read_spark("items").select("item_idx", "item_id")
@@ -52,6 +47,25 @@ def build_candidates(ctx: StageContext):
     ).sortWithinPartitions("user_id", "rank")
 
 
+def check_sources(names: list[str]) -> None:
+    from pipelines.sources import SOURCES
+
+    unknown = [s for s in names if s not in SOURCES]
+    if unknown:
+        raise ConfigError(
+            f"unknown candidate source(s) {unknown}",
+            hint=f"candidates.sources from: {sorted(SOURCES)}",
+        )
+
+
+def source_tables(cfg) -> tuple[str, ...]:
+    """The run tables the enabled sources read (Stage.config_inputs of this stage)."""
+    from pipelines.sources import SOURCE_TABLES
+
+    check_sources(cfg.candidates.sources)
+    return tuple(t for s in cfg.candidates.sources for t in SOURCE_TABLES[s])
+
+
 def run(ctx: StageContext) -> None:
     candidates = build_candidates(ctx).persist()
     score_cols = [c for c in candidates.columns if c.startswith("score_")]
@@ -68,6 +82,7 @@ STAGE = Stage(
     name="candidates",
     fn=run,
     inputs=("events", "train", "items"),
+    config_inputs=source_tables,
     outputs=("candidates", "rankings"),
     config_keys=("candidates", "popular", "run.seed"),
     description="union of candidate sources per user, fused score and rank",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import polars as pl
@@ -31,10 +30,25 @@ def evaluate_run(
     for table in tables:
         if not tableio.is_committed(run_dir, table):
             continue
-        recs = tableio.read_polars(run_dir, table).select("user_id", "item_id", "rank")
+        full = tableio.read_polars(run_dir, table)
+        recs = full.select("user_id", "item_id", "rank")
         frames.append(
             evaluate_rankings(recs, holdout.select("user_id", "item_id"), train, ks, table, n_items)
         )
+        if table == "candidates":  # every source alone, ranked by its own score column
+            from pipelines.evaluation.per_source import source_names, source_ranking
+
+            for source in source_names(full):
+                frames.append(
+                    evaluate_rankings(
+                        source_ranking(full, source),
+                        holdout.select("user_id", "item_id"),
+                        train,
+                        ks,
+                        f"candidates:{source}",
+                        n_items,
+                    )
+                )
     if not frames:
         from pipelines.errors import TableNotCommittedError
 
@@ -48,12 +62,22 @@ def run(ctx: StageContext) -> None:
     cfg = ctx.config.eval
     metrics = evaluate_run(ctx.run_dir, cfg.tables, cfg.ks, cfg.target)
     ctx.write("metrics", metrics, extra={"target": cfg.target})
+    extra = []
+    if "candidates" in cfg.tables and tableio.is_committed(ctx.run_dir, "candidates"):
+        from pipelines.evaluation.per_source import overlap_markdown, source_overlap
+
+        k = min(cfg.ks)
+        extra.append(overlap_markdown(source_overlap(ctx.read_polars("candidates"), k), k))
     report = render_report_md(
-        metrics, title=f"WalkRank run {ctx.run_dir.name} (target: {cfg.target})"
+        metrics,
+        title=f"WalkRank run {ctx.run_dir.name} (target: {cfg.target})",
+        extra_sections=extra,
     )
-    tmp = ctx.run_dir / "report.md.tmp"
-    tmp.write_text(report)
-    os.replace(tmp, ctx.run_dir / "report.md")
+    tableio.write_text_atomic(ctx.run_dir / "report.md", report)
+    from pipelines.evaluation.report_html import render_report_html
+
+    k = 10 if 10 in cfg.ks else min(cfg.ks)
+    tableio.write_text_atomic(ctx.run_dir / "report.html", render_report_html(ctx.run_dir, k))
 
 
 STAGE = Stage(
@@ -63,5 +87,5 @@ STAGE = Stage(
     outputs=("metrics",),
     config_keys=("eval",),
     engine="local",
-    description="accuracy and beyond-accuracy metrics by segment; report.md",
+    description="accuracy and beyond-accuracy metrics by segment; report.md, report.html",
 )

@@ -1,0 +1,8 @@
+"""spark-submit jobs/evaluate.py --run-dir DIR [--config FILE] [--set key=value]...: the 'evaluate' stage."""
+
+import sys
+
+from jobs.stage_job import main
+
+if __name__ == "__main__":
+    sys.exit(main("evaluate"))

@@ -1,0 +1,1 @@
+"""LLM work of the pipeline: model loading, batched inference, Ray execution, resumable shards."""

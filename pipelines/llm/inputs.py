@@ -1,0 +1,78 @@
+"""The per-user inputs of the LLM stages, read from run tables with Polars on the driver."""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+
+from pipelines.config import Config
+from pipelines.stage import StageContext
+from udfs.prompts import quote_item
+
+
+def llm_seed(cfg: Config) -> int:
+    return cfg.llm.seed or cfg.run.seed
+
+
+def select_users(ctx: StageContext) -> list[str]:
+    """Users of `candidates`, sorted; under llm.max_users a seeded hash sample of them (the
+    same users in both LLM stages, stable when other users come and go)."""
+    users = ctx.read_polars("candidates").get_column("user_id").unique().sort().to_list()
+    cap = ctx.config.llm.max_users
+    if cap and len(users) > cap:
+        seed = llm_seed(ctx.config)
+
+        def key(u: str) -> str:
+            return hashlib.sha256(f"{seed}:{u}".encode()).hexdigest()
+
+        users = sorted(sorted(users, key=key)[:cap])
+    return users
+
+
+def item_texts(ctx: StageContext, max_chars: int) -> pl.DataFrame:
+    """item_id -> quoted (title and text, quoted and capped; null without a title)."""
+    items = ctx.read_polars("items").select("item_id", "title", "text")
+    quoted = [
+        quote_item(t, x, max_chars)
+        for t, x in zip(items["title"].to_list(), items["text"].to_list(), strict=True)
+    ]
+    return items.select("item_id").with_columns(pl.Series("quoted", quoted, dtype=pl.String))
+
+
+def histories(ctx: StageContext, users: list[str], n: int, texts: pl.DataFrame) -> pl.DataFrame:
+    """Per user: n_events (train events), item_ids and quoted of the last n titled train
+    items, oldest first (ties in time broken by item_id)."""
+    train = (
+        ctx.read_polars("train")
+        .select("user_id", "item_id", "ts")
+        .filter(pl.col("user_id").is_in(users))
+    )
+    counts = train.group_by("user_id").agg(pl.len().alias("n_events"))
+    recent = (
+        train.join(texts, on="item_id", how="left")
+        .filter(pl.col("quoted").is_not_null())
+        .sort("user_id", "ts", "item_id")
+        .group_by("user_id", maintain_order=True)
+        .agg(pl.col("item_id").tail(n), pl.col("quoted").tail(n))
+    )
+    base = pl.DataFrame({"user_id": users}, schema={"user_id": pl.String})
+    return (
+        base.join(counts, on="user_id", how="left")
+        .join(recent, on="user_id", how="left")
+        .with_columns(
+            pl.col("n_events").fill_null(0),
+            pl.col("item_id").fill_null([]),
+            pl.col("quoted").fill_null([]),
+        )
+    )
+
+
+def with_shards(df: pl.DataFrame, shard_users: int) -> pl.DataFrame:
+    """Shard id = position in user order // shard_users (the resume unit)."""
+    return (
+        df.sort("user_id")
+        .with_row_index("_pos")
+        .with_columns((pl.col("_pos") // max(1, shard_users)).cast(pl.Int32).alias("shard"))
+        .drop("_pos")
+    )

@@ -1,0 +1,1 @@
+"""Collaborative neighbor sets: item-item co-occurrence cosine and user-user kNN."""

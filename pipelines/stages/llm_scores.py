@@ -1,0 +1,139 @@
+"""llm_scores (Ray): pointwise LLM scores of each user's top llm.score_top_m candidates.
+
+Prompt: instruction + user summary + recent titled items + candidate (quoted, capped).
+llm.scorer = yes_no: logit("yes") - logit("no") at the answer position; title_loglik: the
+mean log-likelihood of the candidate's quoted title as the assistant's reply. One user's
+shared prefix runs once and its KV cache serves all of that user's candidates
+(llm.batching = shared_prefix; `padded` is the plain baseline). Candidates without a title
+are not scored (counted in the manifest). Resumable shards.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipelines.stage import Stage, StageContext
+from udfs.prompts import PROMPT_VERSION
+
+SCHEMA = {
+    "user_id": pl.String,
+    "item_id": pl.String,
+    "llm_score": pl.Float64,
+    "model": pl.String,
+    "prompt_version": pl.String,
+    "scorer": pl.String,
+    "error": pl.String,
+}
+
+
+def score_inputs(ctx: StageContext) -> tuple[pl.DataFrame, int]:
+    """One row per selected user: summary, history, item_ids and quoted candidates; plus the
+    count of top-m candidates skipped for lack of a title."""
+    from pipelines.llm.inputs import histories, item_texts, select_users
+
+    cfg = ctx.config.llm
+    users = select_users(ctx)
+    texts = item_texts(ctx, cfg.max_item_chars)
+    top = (
+        ctx.read_polars("candidates")
+        .select("user_id", "item_id", "rank")
+        .filter(pl.col("user_id").is_in(users) & (pl.col("rank") <= cfg.score_top_m))
+        .join(texts, on="item_id", how="left")
+    )
+    untitled = top.filter(pl.col("quoted").is_null()).height
+    cands = (
+        top.filter(pl.col("quoted").is_not_null())
+        .sort("user_id", "rank")
+        .group_by("user_id", maintain_order=True)
+        .agg(pl.col("item_id").alias("item_ids"), pl.col("quoted").alias("candidates"))
+    )
+    summaries = ctx.read_polars("user_summaries")
+    summaries = (
+        summaries.filter(pl.col("error").is_null()).select("user_id", "summary")
+        if "error" in summaries.columns
+        else summaries.select("user_id", "summary")
+    )
+    hist = histories(ctx, users, cfg.history, texts).select(
+        "user_id", pl.col("quoted").alias("history")
+    )
+    rows = cands.join(hist, on="user_id", how="left").join(summaries, on="user_id", how="left")
+    return rows.with_columns(pl.col("history").fill_null([])), untitled
+
+
+def run(ctx: StageContext) -> None:
+    from pipelines.llm.inputs import with_shards
+    from pipelines.llm.model import model_name, model_spec
+    from pipelines.llm.ray_exec import run_sharded
+    from pipelines.llm.shards import ShardStore
+    from pipelines.llm.workers import SCORE_OUT, ScoreWorker
+
+    cfg = ctx.config.llm
+    if not cfg.enabled:
+        ctx.write("llm_scores", pl.DataFrame(schema=SCHEMA), extra={"disabled": True})
+        return
+    name = model_name(cfg.model)
+
+    def spec():  # resolved (and the default converted) only when there is work to do
+        return model_spec(cfg.model, cfg.cache_dir, cfg.device, cfg.dtype)
+
+    rows, untitled = score_inputs(ctx)
+    ctx.log(f"{rows['item_ids'].list.len().sum() or 0} pairs of {rows.height} users to score")
+    store = ShardStore(ctx.run_dir, "llm_scores", ctx.stage_key)
+    store.clear_stale()
+    rows = with_shards(rows, cfg.shard_users).select(
+        "user_id", "shard", "summary", "history", "item_ids", "candidates"
+    )
+    params = {
+        "scorer": cfg.scorer,
+        "batching": cfg.batching,
+        "pair_batch": cfg.pair_batch,
+        "actor_cpus": cfg.actor_cpus,
+        "torch_threads": cfg.torch_threads,
+    }
+    out, stats = run_sharded(
+        ctx.config, rows.to_arrow(), ScoreWorker, spec, params, store, SCORE_OUT, ctx.log
+    )
+    table = (
+        pl.from_arrow(out)
+        .with_columns(
+            pl.lit(name).alias("model"),
+            pl.lit(PROMPT_VERSION).alias("prompt_version"),
+            pl.lit(cfg.scorer).alias("scorer"),
+        )
+        .select(list(SCHEMA))
+        .sort("user_id", "item_id")
+    )
+    ctx.write(
+        "llm_scores",
+        table,
+        extra={
+            **stats,
+            "model": name,
+            "scorer": cfg.scorer,
+            "batching": cfg.batching,
+            "skipped_untitled_candidates": untitled,
+        },
+    )
+    store.clear()
+
+
+STAGE = Stage(
+    name="llm_scores",
+    fn=run,
+    inputs=("candidates", "train", "items", "user_summaries"),
+    outputs=("llm_scores",),
+    config_keys=(
+        "llm.enabled",
+        "llm.model",
+        "llm.dtype",
+        "llm.max_users",
+        "llm.score_top_m",
+        "llm.scorer",
+        "llm.history",
+        "llm.max_item_chars",
+        "llm.seed",
+        "run.seed",
+    ),
+    engine="ray",
+    description="pointwise LLM scores of top candidates on Ray actors (resumable)",
+)

@@ -1,0 +1,80 @@
+"""neighbors: train, events -> item_neighbors, user_neighbors.
+
+item_neighbors: activity-weighted co-occurrence cosine (pipelines/neighbors/items.py).
+user_neighbors: user vectors (pipelines/neighbors/embed.py) and a faiss index broadcast to
+executors (pipelines/neighbors/users.py), keyed by original user ids.
+"""
+
+from __future__ import annotations
+
+from pipelines.errors import ConfigError
+from pipelines.stage import Stage, StageContext
+
+
+def check_neighbors_config(cfg) -> None:
+    for key in ("item_k", "user_k", "max_history", "min_support", "als_rank", "recent_history"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(
+                f"config key 'neighbors.{key}' = {getattr(cfg, key)!r} is invalid",
+                hint=f"set neighbors.{key} to an integer >= 1",
+            )
+    if not 0.0 < cfg.recent_decay <= 1.0:
+        raise ConfigError(
+            f"config key 'neighbors.recent_decay' = {cfg.recent_decay!r} is invalid",
+            hint="set neighbors.recent_decay in (0, 1]",
+        )
+
+
+def run(ctx: StageContext) -> None:
+    from pyspark.sql import functions as F
+
+    from pipelines.neighbors.embed import user_vectors
+    from pipelines.neighbors.items import item_neighbors
+    from pipelines.neighbors.users import knn_spark
+
+    cfg = ctx.config.neighbors
+    check_neighbors_config(cfg)
+    seed = cfg.seed or ctx.config.run.seed
+    train = ctx.read_spark("train")
+    parts = ctx.config.spark.shuffle_partitions
+
+    items = item_neighbors(
+        train, max_history=cfg.max_history, min_support=cfg.min_support, item_k=cfg.item_k
+    )
+    ctx.write(
+        "item_neighbors",
+        items.repartition(parts, "item_idx").sortWithinPartitions("item_idx", "rank"),
+    )
+
+    vecs = user_vectors(train, cfg, seed).persist()
+    knn, info = knn_spark(ctx.spark, vecs, cfg, seed)
+    ctx.log(
+        f"user vectors: {cfg.user_embedding}; index {info.get('index')} over {info['users_indexed']:,} users"
+    )
+    ids = ctx.read_spark("events").select("user_idx", "user_id").distinct()
+    named = (
+        knn.join(ids, "user_idx")
+        .join(
+            ids.select(
+                F.col("user_idx").alias("neighbor_idx"), F.col("user_id").alias("neighbor_id")
+            ),
+            "neighbor_idx",
+        )
+        .select("user_id", "neighbor_id", "sim", "rank")
+    )
+    ctx.write(
+        "user_neighbors",
+        named.repartition(parts, "user_id").sortWithinPartitions("user_id", "rank"),
+        extra={**info, "user_embedding": cfg.user_embedding, "seed": seed},
+    )
+    vecs.unpersist()
+
+
+STAGE = Stage(
+    name="neighbors",
+    fn=run,
+    inputs=("train", "events"),
+    outputs=("item_neighbors", "user_neighbors"),
+    config_keys=("neighbors", "run.seed"),
+    description="item-item co-occurrence cosine and user-user kNN (faiss) neighbor sets",
+)

@@ -1,0 +1,142 @@
+"""rank: final rankings from the fused candidate score and the LLM score -> rankings.
+
+Per user, the candidates with an LLM score (the top llm.score_top_m) are re-ordered by
+z(candidate score) + w * z(llm score) (udfs/rank_fusion.py); the others keep their
+candidate order below them. With eval.target = "valid" the weight w is fitted on the
+valid holdout (grid rank.grid, NDCG@rank.fit_k) and written to <run>/rank_weights.toml,
+to pass to a test run as --set rank.llm_weight=<w>; with "test" it is rank.llm_weight.
+Without LLM scores (llm.enabled = false) rankings is the candidate order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from pipelines.stage import Stage, StageContext
+from udfs.rank_fusion import fit_llm_weight, rerank
+
+
+def _groups(scored: pl.DataFrame, targets: dict[str, str]):
+    out = []
+    for (user,), g in scored.group_by("user_id", maintain_order=True):
+        items = g["item_id"].to_list()
+        t = targets.get(user)
+        out.append(
+            (
+                g["score"].to_numpy(),
+                g["llm_score"].to_numpy(),
+                items.index(t) if t in items else None,
+            )
+        )
+    return out
+
+
+def rank_with_llm(cands: pl.DataFrame, llm: pl.DataFrame, w: float) -> pl.DataFrame:
+    """candidates (+ llm_score where scored) -> rankings rows with rank, score, components."""
+    scored = (
+        cands.join(llm, on=["user_id", "item_id"], how="inner")
+        .sort("user_id", "rank")
+        .select("user_id", "item_id", "rank", "score", "llm_score")
+    )
+    parts = []
+    for (_user,), g in scored.group_by("user_id", maintain_order=True):
+        order, fused = rerank(g["score"].to_numpy(), g["llm_score"].to_numpy(), w)
+        parts.append(
+            g.with_columns(
+                pl.Series("new_rank", np.argsort(order) + 1, dtype=pl.Int64),
+                pl.Series("fused", fused),
+            )
+        )
+    re = (
+        pl.concat(parts)
+        if parts
+        else scored.with_columns(
+            pl.lit(None, pl.Int64).alias("new_rank"), pl.lit(None, pl.Float64).alias("fused")
+        )
+    )
+    n_scored = re.group_by("user_id").agg(pl.len().alias("n_scored"))
+    out = (
+        cands.join(
+            re.select("user_id", "item_id", "new_rank", "fused", "llm_score"),
+            on=["user_id", "item_id"],
+            how="left",
+        )
+        .join(n_scored, on="user_id", how="left")
+        .with_columns(pl.col("n_scored").fill_null(0))
+        # Unscored rows keep their relative order after the scored ones.
+        .with_columns(
+            pl.when(pl.col("new_rank").is_not_null())
+            .then(pl.col("new_rank"))
+            .otherwise(
+                pl.col("n_scored")
+                + pl.col("rank").rank("ordinal").over("user_id", pl.col("new_rank").is_null())
+            )
+            .alias("_r")
+        )
+    )
+    return out
+
+
+def run(ctx: StageContext) -> None:
+    from pipelines import tableio
+
+    cands = ctx.read_polars("candidates")
+    score_cols = [c for c in cands.columns if c.startswith("score_")]
+    llm = ctx.read_polars("llm_scores")
+    llm = llm.filter(pl.col("llm_score").is_not_null()).select("user_id", "item_id", "llm_score")
+    cols = ["user_id", "item_id", "rank", "score", *score_cols]
+    if llm.height == 0:
+        ctx.write(
+            "rankings",
+            cands.select(cols).sort("user_id", "rank"),
+            extra={"order": "candidate order (no LLM scores)"},
+        )
+        return
+    cfg, target = ctx.config.rank, ctx.config.eval.target
+    w, fit = cfg.llm_weight, None
+    if target == "valid":
+        hold = ctx.read_polars("holdout").filter(pl.col("split") == "valid")
+        targets = dict(zip(hold["user_id"].to_list(), hold["item_id"].to_list(), strict=True))
+        scored = (
+            cands.join(llm, on=["user_id", "item_id"], how="inner")
+            .filter(pl.col("user_id").is_in(list(targets)))
+            .sort("user_id", "rank")
+        )
+        w, table = fit_llm_weight(_groups(scored, targets), cfg.grid, cfg.fit_k)
+        fit = {
+            "split": "valid",
+            "users": scored["user_id"].n_unique(),
+            f"ndcg@{cfg.fit_k}": {str(k): round(v, 6) for k, v in table.items()},
+        }
+        path = ctx.run_dir / "rank_weights.toml"
+        tableio.write_text_atomic(path, f"[rank]\nllm_weight = {w!r}\n")
+        ctx.log(f"fitted rank.llm_weight = {w} on {fit['users']} valid users -> {path}")
+    ranked = rank_with_llm(cands, llm, w)
+    out = (
+        ranked.with_columns(
+            pl.col("_r").cast(pl.Int32).alias("rank"),
+            pl.col("score").alias("candidate_score"),
+            # Scored rows carry their fused score; the rest keep the candidate score (the
+            # rank column, not the score, orders the two groups).
+            pl.coalesce("fused", "score").alias("score"),
+        )
+        .select(*cols, "candidate_score", "llm_score")
+        .sort("user_id", "rank")
+    )
+    ctx.write(
+        "rankings",
+        out,
+        extra={"order": "candidate score fused with llm score", "llm_weight": w, "fit": fit},
+    )
+
+
+STAGE = Stage(
+    name="rank",
+    fn=run,
+    inputs=("candidates", "llm_scores", "holdout"),
+    outputs=("rankings",),
+    config_keys=("rank", "eval.target"),
+    engine="local",
+    description="final rankings: candidate score fused with the LLM score",
+)

@@ -1,0 +1,133 @@
+"""summaries (Ray): offline LLM preference profiles of users -> user_summaries.
+
+For each selected user with at least summaries.min_history train events and at least one
+titled item: a chat prompt from the last summaries.history titled items, batched greedy
+generation on Ray actors. Incremental: a user whose history_fingerprint (history, model,
+prompt version) matches the committed table keeps the old summary. Resumable shards.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipelines.stage import Stage, StageContext
+from udfs.prompts import PROMPT_VERSION, history_fingerprint
+
+OUT_COLUMNS = ["user_id", "summary", "model", "prompt_version", "history_fingerprint", "n_history"]
+
+
+def _previous(ctx: StageContext, model: str) -> pl.DataFrame | None:
+    from pipelines import tableio
+
+    if not tableio.is_committed(ctx.run_dir, "user_summaries"):
+        return None
+    prev = ctx.read_polars("user_summaries")
+    if prev.height == 0 or "error" not in prev.columns:
+        return None
+    return prev.filter(
+        pl.col("error").is_null()
+        & (pl.col("model") == model)
+        & (pl.col("prompt_version") == PROMPT_VERSION)
+    )
+
+
+def run(ctx: StageContext) -> None:
+    from pipelines.llm.inputs import histories, item_texts, select_users, with_shards
+    from pipelines.llm.model import model_name, model_spec
+    from pipelines.llm.ray_exec import run_sharded
+    from pipelines.llm.shards import ShardStore
+    from pipelines.llm.workers import SUMMARY_OUT, SummaryWorker
+
+    cfg, scfg = ctx.config.llm, ctx.config.summaries
+    schema = {c: (pl.Int32 if c == "n_history" else pl.String) for c in [*OUT_COLUMNS, "error"]}
+    if not cfg.enabled:
+        ctx.write("user_summaries", pl.DataFrame(schema=schema), extra={"disabled": True})
+        return
+    name = model_name(cfg.model)
+
+    def spec():  # resolved (and the default converted) only when there is work to do
+        return model_spec(cfg.model, cfg.cache_dir, cfg.device, cfg.dtype)
+
+    users = select_users(ctx)
+    hist = histories(ctx, users, scfg.history, item_texts(ctx, cfg.max_item_chars))
+    few = hist.filter(pl.col("n_events") < scfg.min_history).height
+    untitled = hist.filter(
+        (pl.col("n_events") >= scfg.min_history) & (pl.col("quoted").list.len() == 0)
+    ).height
+    todo = hist.filter(
+        (pl.col("n_events") >= scfg.min_history) & (pl.col("quoted").list.len() > 0)
+    ).with_columns(
+        pl.col("item_id")
+        .map_elements(
+            lambda ids: history_fingerprint(list(ids), name, PROMPT_VERSION),
+            return_dtype=pl.String,
+        )
+        .alias("history_fingerprint")
+    )
+    prev = _previous(ctx, name)
+    kept = pl.DataFrame(schema=schema)
+    if prev is not None:
+        kept = prev.join(
+            todo.select("user_id", "history_fingerprint"),
+            on=["user_id", "history_fingerprint"],
+            how="semi",
+        ).select(list(schema))
+        todo = todo.join(kept.select("user_id"), on="user_id", how="anti")
+    ctx.log(
+        f"{todo.height} users to summarise, {kept.height} unchanged kept, "
+        f"{untitled} without titled items and {few} with < {scfg.min_history} events skipped"
+    )
+    store = ShardStore(ctx.run_dir, "summaries", ctx.stage_key)
+    store.clear_stale()
+    rows = with_shards(todo, cfg.shard_users).select(
+        "user_id", "shard", pl.col("quoted").alias("history")
+    )
+    params = {
+        "max_new_tokens": scfg.max_new_tokens,
+        "batch_size": scfg.batch_size,
+        "max_chars": scfg.max_chars,
+        "actor_cpus": cfg.actor_cpus,
+        "torch_threads": cfg.torch_threads,
+    }
+    out, stats = run_sharded(
+        ctx.config, rows.to_arrow(), SummaryWorker, spec, params, store, SUMMARY_OUT, ctx.log
+    )
+    new = (
+        pl.from_arrow(out)
+        .join(todo.select("user_id", "history_fingerprint"), on="user_id")
+        .with_columns(pl.lit(name).alias("model"), pl.lit(PROMPT_VERSION).alias("prompt_version"))
+        .select(list(schema))
+    )
+    table = pl.concat([kept, new]).sort("user_id")
+    ctx.write(
+        "user_summaries",
+        table,
+        extra={
+            **stats,
+            "model": name,
+            "kept_unchanged": kept.height,
+            "skipped_no_titles": untitled,
+            "skipped_short_history": few,
+        },
+    )
+    store.clear()
+
+
+STAGE = Stage(
+    name="summaries",
+    fn=run,
+    inputs=("candidates", "train", "items"),
+    outputs=("user_summaries",),
+    config_keys=(
+        "summaries",
+        "llm.enabled",
+        "llm.model",
+        "llm.dtype",
+        "llm.max_users",
+        "llm.max_item_chars",
+        "llm.seed",
+        "run.seed",
+    ),
+    engine="ray",
+    description="LLM user preference summaries on Ray actors (incremental, resumable)",
+)

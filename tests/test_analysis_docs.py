@@ -1,0 +1,95 @@
+"""docs/analysis.md: every Python snippet runs, in order, against two real runs."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.spark
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "analysis.md"
+
+
+def snippets() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("analysis")
+    data = tmp / "seq.txt"
+    rng = random.Random(5)
+    data.write_text(
+        "".join(
+            " ".join([f"u{u}", *(str(rng.randrange(50)) for _ in range(rng.randint(2, 12)))]) + "\n"
+            for u in range(60)
+        )
+    )
+    runs = []
+    for run_id, extra in (("a", []), ("b", ["--set", "candidates.fusion=rrf"])):
+        res = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "run", "--input", str(data), "--out",
+             str(tmp), "--run-id", run_id, "--set", "spark.master=local[2]",
+             "--set", "ppr.walks_per_node=100", "--set", "llm.enabled=false", *extra],
+            cwd=ROOT, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"},
+            capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr[-3000:]
+        runs.append(tmp / run_id)
+    return runs[0], runs[1]
+
+
+def test_the_page_has_the_questions_people_ask():
+    text = DOC.read_text()
+    for question in ("Why was this item recommended", "never recommended", "two runs differ"):
+        assert question in text
+    assert len(snippets()) >= 5
+
+
+def test_every_snippet_runs(two_runs, capsys):
+    run_a, run_b = two_runs
+    scope = {"RUN": str(run_a), "RUN_B": str(run_b)}
+    for i, code in enumerate(snippets()):
+        try:
+            exec(compile(code, f"docs/analysis.md snippet {i + 1}", "exec"), scope)
+        except Exception as exc:  # name the snippet, not just the line
+            raise AssertionError(f"snippet {i + 1} failed: {exc!r}\n{code}") from exc
+    out = capsys.readouterr().out
+    assert "top candidates of" in out and "mean top-10 overlap" in out
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_report_html_renders_its_charts_in_headless_chromium(two_runs, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: `make test` installs it (make browser)")
+        pytest.skip("chromium is not installed (make browser)")
+    report = two_runs[0] / "report.html"
+    page = report.read_text()
+    charts = page.count('class="chart"')
+    assert charts >= 8  # metrics, timings, sources, overlap, scores, two degree charts
+    for heading in ("Metrics at k", "Stage timings", "Candidate sources", "Item-transition graph",
+                    "Personalized PageRank walks"):  # fmt: skip
+        assert heading in page
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", report.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    # The page's own script counts the SVG charts whose laid-out box is non-empty.
+    match = re.search(r'data-charts-rendered="(\d+)"', dom.stdout)
+    assert match and int(match.group(1)) == charts
