@@ -24,6 +24,7 @@ from pipelines.errors import InputFormatError
 from pipelines.ingest import reasons
 from pipelines.ingest.columns import RawTable
 from pipelines.ingest.line_numbers import read_numbered_lines
+from pipelines.ingest.typed_events import RAW_LIMIT
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,8 @@ def read_sequences(spark: SparkSession, paths: list[str]) -> DataFrame:
 
     ts_pos = the token's position in the line (1, 2, 3, ...). A blank line, or a user
     without items, is one row with reason 'empty sequence'; a line with undecodable bytes is
-    one row with that reason. Tokens are split on ASCII whitespace.
+    one row with that reason. Tokens are split on ASCII whitespace. The raw text of an
+    accepted token's row is `user item`.
     """
     df = read_numbered_lines(spark, paths).df
     text = F.btrim(F.col("value"), F.lit(WHITESPACE))
@@ -185,19 +187,22 @@ def read_sequences(spark: SparkSession, paths: list[str]) -> DataFrame:
     pre_reason = F.when(F.col("undecodable"), F.lit(reasons.UNDECODABLE)).when(
         ~ok, F.lit(reasons.EMPTY_SEQUENCE)
     )
+    # The whole line is carried only by a rejected line's single row (cut to RAW_LIMIT): an
+    # accepted line of a million items would otherwise copy itself into every exploded row.
     rows = df.select(
         "source",
         "line",
-        F.col("value").alias("raw"),
+        F.when(~ok, F.substring(F.col("value"), 1, RAW_LIMIT)).alias("_bad_raw"),
         pre_reason.alias("pre_reason"),
         F.when(ok, tokens.getItem(0)).alias("user_id"),
         F.posexplode(items).alias("pos", "item_id"),
     )
     none = F.lit(None).cast("string")
+    raw = F.coalesce(F.col("_bad_raw"), F.concat_ws(" ", "user_id", "item_id"))
     out = rows.select(
         "source",
         "line",
-        "raw",
+        raw.alias("raw"),
         "pre_reason",
         "user_id",
         "item_id",
