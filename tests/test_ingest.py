@@ -158,7 +158,14 @@ def model_ingest(path: Path, fmt: str, cols: dict[str, int] | None = None):
             ]
         else:
             if fmt in ("csv", "tsv"):
-                fields = next(csv.reader([text], delimiter="," if fmt == "csv" else "\t"), [])
+                try:
+                    reader = csv.reader(
+                        [text], delimiter="," if fmt == "csv" else "\t", strict=True
+                    )
+                    fields = next(reader, [])
+                except csv.Error:  # unterminated quote, or text after a closing quote
+                    quarantine.append((no, "malformed quoting"))
+                    continue
             else:
                 fields = text.split("::" if fmt == "movielens" else "\t") if text else []
             expected = n_cols if header else 4

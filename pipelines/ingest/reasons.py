@@ -5,6 +5,9 @@ A row is checked in this order and the first failing check is its reason:
 1. ``undecodable bytes``   the line is not valid UTF-8 (or holds U+FFFD, the mark of an
                             earlier failed decode)
 2. ``malformed json``       (jsonl) the line is not one JSON object
+   ``malformed quoting``    (csv, tsv) a field opens a double quote that never closes, or
+                            text follows a closing quote (Python's ``csv`` in strict mode
+                            rejects the same lines); its field count would mean nothing
    ``wrong field count (expected N, got M)``  (csv, tsv, movielens, recbole)
    ``empty sequence``       (sequences) a blank line, or a user with no items
 3. ``missing user_id``      null, empty or whitespace-only
@@ -24,6 +27,7 @@ import re
 
 UNDECODABLE = "undecodable bytes"
 MALFORMED_JSON = "malformed json"
+MALFORMED_QUOTING = "malformed quoting"
 EMPTY_SEQUENCE = "empty sequence"
 MISSING_USER = "missing user_id"
 MISSING_ITEM = "missing item_id"
@@ -37,6 +41,7 @@ WRONG_FIELD_COUNT = "wrong field count"  # written "wrong field count (expected 
 EVENT_REASONS: tuple[str, ...] = (
     UNDECODABLE,
     MALFORMED_JSON,
+    MALFORMED_QUOTING,
     WRONG_FIELD_COUNT,
     EMPTY_SEQUENCE,
     MISSING_USER,

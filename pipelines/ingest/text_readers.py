@@ -67,8 +67,9 @@ def parse_header(line: str, dialect: Dialect) -> tuple[list[str], dict[str, str]
     return names, types
 
 
-def _split(value: Column, dialect: Dialect, n: int) -> tuple[Column, Column]:
-    """(parsed, field count): parsed is a struct c0..c{n-1} (quoting) or an array of strings.
+def _split(value: Column, dialect: Dialect, n: int) -> tuple[Column, Column, Column]:
+    """(parsed, field count, malformed quoting): parsed is a struct c0..c{n-1} (quoting) or an
+    array of strings.
 
     The count is evaluated in a projection above the one that names `parsed` `_parsed`.
     """
@@ -77,13 +78,18 @@ def _split(value: Column, dialect: Dialect, n: int) -> tuple[Column, Column]:
         # Drop whole quoted fields ("..." with "" escapes) so separators inside them don't count.
         unquoted = F.regexp_replace(value, f'(?<=^|{sep})"(?:[^"]|"")*"(?={sep}|$)', "")
         count = F.size(F.split(unquoted, sep, -1))
+        # A field that still starts with a quote opened one that never closed properly (Spark's
+        # parser would read it as a literal character and shift no fields: the row would fail
+        # later for a field's content instead of for its structure).
+        malformed = unquoted.rlike(f'(^|{sep})"')
         schema = ", ".join(f"`c{i}` STRING" for i in range(n))
         opts = {"sep": dialect.sep, "quote": '"', "escape": '"', "mode": "PERMISSIVE"}
         parsed = F.from_csv(value, schema, opts)
     else:
         parsed = F.split(value, sep, -1)
         count = F.size(F.col("_parsed"))  # of the parsed column, so the split runs once
-    return parsed, F.when(value == "", F.lit(0)).otherwise(count)
+        malformed = F.lit(False)
+    return parsed, F.when(value == "", F.lit(0)).otherwise(count), malformed
 
 
 def _field(parsed: Column, dialect: Dialect, i: int) -> Column:
@@ -134,21 +140,25 @@ def read_delimited(
             F.decode(value.cast("binary"), "ISO-8859-1")
         )
         bad_bytes = F.is_valid_utf8(F.col("value")) & F.col("value").contains("\ufffd")
-    parsed, count = _split(F.col("value"), dialect, n)
+    parsed, count, malformed = _split(F.col("value"), dialect, n)
     # Parse once per line (a separate projection), then pick the fields from the result.
     staged = (
         df.select("source", "line", value.alias("value"), bad_bytes.alias("undecodable"))
         .select("source", "line", "value", "undecodable", parsed.alias("_parsed"))
-        .select("*", count.alias("_n"))
+        .select("*", count.alias("_n"), malformed.alias("_malformed"))
     )
     n_fields = F.col("_n")
-    pre_reason = F.when(F.col("undecodable"), F.lit(reasons.UNDECODABLE)).when(
-        n_fields != n,
-        F.concat(
-            F.lit(f"{reasons.WRONG_FIELD_COUNT} (expected {n}, got "),
-            n_fields.cast("string"),
-            F.lit(")"),
-        ),
+    pre_reason = (
+        F.when(F.col("undecodable"), F.lit(reasons.UNDECODABLE))
+        .when(F.col("_malformed"), F.lit(reasons.MALFORMED_QUOTING))
+        .when(
+            n_fields != n,
+            F.concat(
+                F.lit(f"{reasons.WRONG_FIELD_COUNT} (expected {n}, got "),
+                n_fields.cast("string"),
+                F.lit(")"),
+            ),
+        )
     )
     out = staged.select(
         "source",
@@ -178,24 +188,40 @@ def read_sequences(spark: SparkSession, paths: list[str]) -> DataFrame:
     accepted token's row is `user item`.
     """
     df = read_numbered_lines(spark, paths).df
-    text = F.btrim(F.col("value"), F.lit(WHITESPACE))
-    tokens = F.split(text, r"\s+", -1)
-    ok = ~F.col("undecodable") & (text != "") & (F.size(tokens) >= 2)
-    items = F.when(ok, F.slice(tokens, F.lit(2), F.size(tokens) - 1)).otherwise(
-        F.array(F.lit(None).cast("string"))
-    )
-    pre_reason = F.when(F.col("undecodable"), F.lit(reasons.UNDECODABLE)).when(
-        ~ok, F.lit(reasons.EMPTY_SEQUENCE)
-    )
-    # The whole line is carried only by a rejected line's single row (cut to RAW_LIMIT): an
-    # accepted line of a million items would otherwise copy itself into every exploded row.
-    rows = df.select(
+    # Each derived column gets its own projection, and the explode sees only scalars: Spark
+    # evaluates the expressions beside a generator once per *output* row, so splitting the
+    # line there would re-split a line of a million items a million times.
+    tokens = df.select(
         "source",
         "line",
-        F.when(~ok, F.substring(F.col("value"), 1, RAW_LIMIT)).alias("_bad_raw"),
+        "value",
+        "undecodable",
+        F.split(F.btrim(F.col("value"), F.lit(WHITESPACE)), r"\s+", -1).alias("_tokens"),
+    )
+    # A blank line splits into [""]: fewer than two tokens, like a user without items.
+    ok = tokens.select("*", (~F.col("undecodable") & (F.size("_tokens") >= 2)).alias("_ok"))
+    is_ok, toks = F.col("_ok"), F.col("_tokens")
+    pre_reason = F.when(F.col("undecodable"), F.lit(reasons.UNDECODABLE)).when(
+        ~is_ok, F.lit(reasons.EMPTY_SEQUENCE)
+    )
+    per_line = ok.select(
+        "source",
+        "line",
+        # The whole line is carried only by a rejected line's single row (cut to RAW_LIMIT).
+        F.when(~is_ok, F.substring(F.col("value"), 1, RAW_LIMIT)).alias("_bad_raw"),
         pre_reason.alias("pre_reason"),
-        F.when(ok, tokens.getItem(0)).alias("user_id"),
-        F.posexplode(items).alias("pos", "item_id"),
+        F.when(is_ok, toks.getItem(0)).alias("user_id"),
+        F.when(is_ok, F.slice(toks, F.lit(2), F.size(toks) - 1))
+        .otherwise(F.array(F.lit(None).cast("string")))
+        .alias("_items"),
+    )
+    rows = per_line.select(
+        "source",
+        "line",
+        "_bad_raw",
+        "pre_reason",
+        "user_id",
+        F.posexplode("_items").alias("pos", "item_id"),
     )
     none = F.lit(None).cast("string")
     raw = F.coalesce(F.col("_bad_raw"), F.concat_ws(" ", "user_id", "item_id"))
