@@ -4,8 +4,9 @@ For each size N (events) it generates a synthetic log (`walkrank generate`, seed
 runs each Spark stage in its own `walkrank run --stages <stage>` process, recording:
 - wall time of the stage (the runner's "[stage] done in Xs" line; JVM start-up excluded);
 - shuffle bytes written (summed over the tasks of the stage's Spark event log);
-- peak RSS of the driver JVM and of the Python processes (driver and executor workers),
-  sampled every 0.2 s with psutil over the process tree.
+- peak memory of the driver JVM and of the Python processes (driver and executor workers),
+  sampled every 0.2 s with psutil over the process tree, as PSS: Spark's Python workers are
+  forked from one daemon and share most pages, so summed RSS would count them many times.
 Then it fits time ∝ N^b per stage (least squares on log-log) and prints a markdown table.
 
     python benchmarks/scale_bench.py --events 1000000,5000000,20000000 --out /tmp/scale
@@ -44,7 +45,10 @@ def _sample_tree(pid: int, peaks: dict[str, int], stop: threading.Event) -> None
         jvm = py = 0
         for p in procs:
             try:
-                rss = p.memory_info().rss
+                try:
+                    rss = p.memory_full_info().pss
+                except (psutil.AccessDenied, AttributeError):
+                    rss = p.memory_info().rss
                 if "java" in p.name():
                     jvm += rss
                 else:

@@ -21,6 +21,9 @@ from pipelines.errors import ConfigError
 @dataclass
 class RunConfig:
     seed: int = 42  # every random walk and sample derives its seed from this
+    # Progress of long stages (Spark tasks, LLM users): a line at most this often in logs,
+    # redrawn in place on a terminal; 0 turns it off.
+    progress_seconds: float = 10.0
 
 
 @dataclass

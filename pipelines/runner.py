@@ -12,6 +12,7 @@ from pathlib import Path
 from pipelines import tableio
 from pipelines.config import Config, config_to_toml
 from pipelines.errors import RunLockedError, StageOrderError
+from pipelines.progress import watch_spark
 from pipelines.stage import Stage, StageContext, stage_key
 
 
@@ -114,7 +115,8 @@ def run_stages(
             ctx = StageContext(run_dir, cfg, stage, key, fps)
             t0 = time.perf_counter()
             ctx.log(f"running: {stage.description or stage.name}")
-            stage.fn(ctx)
+            with watch_spark(f"[{stage.name}]", cfg.run.progress_seconds):
+                stage.fn(ctx)
             unwritten = [o for o in stage.outputs if o not in ctx.written]
             if unwritten:
                 raise RuntimeError(f"stage '{stage.name}' did not write {unwritten}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,9 +63,14 @@ def test_run_evaluate_show_and_rerun(tmp_path, sequences_file):
         # cover them with a tiny model, and the real one in an integration test.
         "--set",
         "llm.enabled=false",
+        "--set",
+        "run.progress_seconds=1",
     ]
     first = _walkrank(*args, cwd=root)
     assert first.returncode == 0, first.stderr[-3000:]
+    # Spark progress from the status tracker, and a one-line summary per stage.
+    assert re.search(r"^\[\w+\] spark: job \d+ \[[#.]{20}\] +\d+% ", first.stderr, re.M)
+    assert all(f"[{name}] done in " in first.stderr for name in DEFAULT_STAGES)
     run = tmp_path / "t"
     for table in (
         "events",

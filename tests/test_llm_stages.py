@@ -336,9 +336,14 @@ def test_kill_9_during_llm_scores_then_resume(tmp_path):
     assert 3 <= len(committed) < 20, committed
     assert not tableio.is_committed(run, "llm_scores")
 
-    again = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        [*cmd, "--set", "run.progress_seconds=0.01"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"resuming: {len(committed)} of 20 shards already committed" in again.stderr
+    todo = 40 - 2 * len(committed)
+    assert f"[llm_scores] llm [{'#' * 20}] 100% {todo}/{todo} users" in again.stderr
     m = tableio.read_manifest(run, "llm_scores")["extra"]
     assert (m["shards_reused"], m["shards_computed"]) == (len(committed), 20 - len(committed))
     assert m["users_computed"] == 40 - 2 * len(committed)

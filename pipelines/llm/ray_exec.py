@@ -4,10 +4,14 @@ The input rows carry a `shard` id. Committed shards are skipped; the rest stream
 `map_batches(worker, compute=ActorPoolStrategy(size=n))`. The driver collects the output
 as it arrives and commits a shard as soon as every one of its users is back, so a kill
 loses at most the shards in flight.
+
+Progress: a bar over users (rate and time left) as batches come back, one line per committed
+shard, and Ray Data's own operator bars when stderr is a terminal.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -20,6 +24,8 @@ import pyarrow.compute as pc
 from pipelines.config import Config
 from pipelines.llm.model import ModelSpec
 from pipelines.llm.shards import ShardStore
+from pipelines.progress import ProgressLine, bar
+from pipelines.stage import StageContext
 
 
 def actor_resources(cfg: Config) -> tuple[dict[str, Any], int, str]:
@@ -66,7 +72,8 @@ def run_sharded(
         import ray
 
         ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
+        # Ray Data's bars redraw in place: useful on a terminal, noise in a log file.
+        ctx.enable_progress_bars = sys.stderr.isatty() and cfg.run.progress_seconds > 0
         ctx.print_on_execution_start = False
         resources, pool, reason = actor_resources(cfg)
         # Device and dtype follow the actors' placement, not the driver's own hardware.
@@ -110,7 +117,18 @@ def run_sharded(
         expected = Counter(pending.column("shard").to_pylist())
         seen: dict[int, set[str]] = defaultdict(set)
         parts: dict[int, list[pa.Table]] = defaultdict(list)
+        progress = ProgressLine(cfg.run.progress_seconds)
+        users_back = 0
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            users_back += len(set(batch.column("user_id").to_pylist()))
+            elapsed = time.perf_counter() - t0
+            rate = users_back / elapsed if elapsed else 0.0
+            left = (pending.num_rows - users_back) / rate if rate else float("nan")
+            progress.update(
+                f"[{store.stage}] llm {bar(users_back, pending.num_rows)} users, "
+                f"{rate:.2f} users/s, ~{left:.0f}s left",
+                force=users_back >= pending.num_rows,
+            )
             for s in set(batch.column("shard").to_pylist()):
                 part = batch.filter(pc.equal(batch.column("shard"), s))
                 parts[s].append(part)
@@ -118,12 +136,13 @@ def run_sharded(
                 if len(seen[s]) == expected[s]:
                     store.commit(s, pa.concat_tables(parts.pop(s)), users=expected[s])
                     stats["shards_computed"] += 1
-                    # Progress of the long LLM work: one line per committed shard.
                     n_done = len(done) + stats["shards_computed"]
+                    progress.close()
                     log(
                         f"shard {s} committed: {n_done}/{len(all_shards)} shards "
                         f"({n_done / len(all_shards):.0%}), {time.perf_counter() - t0:.0f}s"
                     )
+        progress.close()
         stats["ray_seconds"] = round(time.perf_counter() - t0, 3)
     missing = set(all_shards) - store.done()
     if missing:
@@ -132,3 +151,31 @@ def run_sharded(
     errors = table.column("error").null_count
     stats["errors"] = table.num_rows - errors
     return table, stats
+
+
+def run_llm_stage(
+    ctx: StageContext,
+    rows: Any,  # polars.DataFrame with user_id and the worker's input columns
+    worker: type,
+    params: dict[str, Any],
+    out_schema: pa.Schema,
+) -> tuple[pa.Table, dict[str, Any], ShardStore]:
+    """What both LLM stages do with their per-user rows: shard them (by user order), drop
+    shards of an older stage key, run `worker` over the pending shards (`run_sharded`).
+    The caller writes its table from the output, then clears the returned store."""
+    from pipelines.llm.inputs import with_shards
+    from pipelines.llm.model import model_spec
+
+    cfg = ctx.config.llm
+    store = ShardStore(ctx.run_dir, ctx.stage.name, ctx.stage_key)
+    store.clear_stale()
+    sharded = with_shards(rows, cfg.shard_users)
+    params = {**params, "actor_cpus": cfg.actor_cpus, "torch_threads": cfg.torch_threads}
+
+    def spec() -> ModelSpec:  # resolved (and the default converted) only when there is work
+        return model_spec(cfg.model, cfg.cache_dir, cfg.device, cfg.dtype)
+
+    out, stats = run_sharded(
+        ctx.config, sharded.to_arrow(), worker, spec, params, store, out_schema, ctx.log
+    )
+    return out, stats, store

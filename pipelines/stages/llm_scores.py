@@ -61,10 +61,8 @@ def score_inputs(ctx: StageContext) -> tuple[pl.DataFrame, int]:
 
 
 def run(ctx: StageContext) -> None:
-    from pipelines.llm.inputs import with_shards
-    from pipelines.llm.model import model_name, model_spec
-    from pipelines.llm.ray_exec import run_sharded
-    from pipelines.llm.shards import ShardStore
+    from pipelines.llm.model import model_name
+    from pipelines.llm.ray_exec import run_llm_stage
     from pipelines.llm.workers import SCORE_OUT, ScoreWorker
 
     cfg = ctx.config.llm
@@ -72,27 +70,11 @@ def run(ctx: StageContext) -> None:
         ctx.write("llm_scores", pl.DataFrame(schema=SCHEMA), extra={"disabled": True})
         return
     name = model_name(cfg.model)
-
-    def spec():  # resolved (and the default converted) only when there is work to do
-        return model_spec(cfg.model, cfg.cache_dir, cfg.device, cfg.dtype)
-
     rows, untitled = score_inputs(ctx)
     ctx.log(f"{rows['item_ids'].list.len().sum() or 0} pairs of {rows.height} users to score")
-    store = ShardStore(ctx.run_dir, "llm_scores", ctx.stage_key)
-    store.clear_stale()
-    rows = with_shards(rows, cfg.shard_users).select(
-        "user_id", "shard", "summary", "history", "item_ids", "candidates"
-    )
-    params = {
-        "scorer": cfg.scorer,
-        "batching": cfg.batching,
-        "pair_batch": cfg.pair_batch,
-        "actor_cpus": cfg.actor_cpus,
-        "torch_threads": cfg.torch_threads,
-    }
-    out, stats = run_sharded(
-        ctx.config, rows.to_arrow(), ScoreWorker, spec, params, store, SCORE_OUT, ctx.log
-    )
+    params = {"scorer": cfg.scorer, "batching": cfg.batching, "pair_batch": cfg.pair_batch}
+    rows = rows.select("user_id", "summary", "history", "item_ids", "candidates")
+    out, stats, store = run_llm_stage(ctx, rows, ScoreWorker, params, SCORE_OUT)
     table = (
         pl.from_arrow(out)
         .with_columns(

@@ -32,10 +32,9 @@ def _previous(ctx: StageContext, model: str) -> pl.DataFrame | None:
 
 
 def run(ctx: StageContext) -> None:
-    from pipelines.llm.inputs import histories, item_texts, select_users, with_shards
-    from pipelines.llm.model import model_name, model_spec
-    from pipelines.llm.ray_exec import run_sharded
-    from pipelines.llm.shards import ShardStore
+    from pipelines.llm.inputs import histories, item_texts, select_users
+    from pipelines.llm.model import model_name
+    from pipelines.llm.ray_exec import run_llm_stage
     from pipelines.llm.workers import SUMMARY_OUT, SummaryWorker
 
     cfg, scfg = ctx.config.llm, ctx.config.summaries
@@ -44,10 +43,6 @@ def run(ctx: StageContext) -> None:
         ctx.write("user_summaries", pl.DataFrame(schema=schema), extra={"disabled": True})
         return
     name = model_name(cfg.model)
-
-    def spec():  # resolved (and the default converted) only when there is work to do
-        return model_spec(cfg.model, cfg.cache_dir, cfg.device, cfg.dtype)
-
     users = select_users(ctx)
     hist = histories(ctx, users, scfg.history, item_texts(ctx, cfg.max_item_chars))
     few = hist.filter(pl.col("n_events") < scfg.min_history).height
@@ -77,21 +72,13 @@ def run(ctx: StageContext) -> None:
         f"{todo.height} users to summarise, {kept.height} unchanged kept, "
         f"{untitled} without titled items and {few} with < {scfg.min_history} events skipped"
     )
-    store = ShardStore(ctx.run_dir, "summaries", ctx.stage_key)
-    store.clear_stale()
-    rows = with_shards(todo, cfg.shard_users).select(
-        "user_id", "shard", pl.col("quoted").alias("history")
-    )
     params = {
         "max_new_tokens": scfg.max_new_tokens,
         "batch_size": scfg.batch_size,
         "max_chars": scfg.max_chars,
-        "actor_cpus": cfg.actor_cpus,
-        "torch_threads": cfg.torch_threads,
     }
-    out, stats = run_sharded(
-        ctx.config, rows.to_arrow(), SummaryWorker, spec, params, store, SUMMARY_OUT, ctx.log
-    )
+    rows = todo.select("user_id", pl.col("quoted").alias("history"))
+    out, stats, store = run_llm_stage(ctx, rows, SummaryWorker, params, SUMMARY_OUT)
     new = (
         pl.from_arrow(out)
         .join(todo.select("user_id", "history_fingerprint"), on="user_id")

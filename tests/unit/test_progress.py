@@ -1,0 +1,49 @@
+"""Progress lines: the bar's text, throttling in logs, redrawing on a terminal."""
+
+from __future__ import annotations
+
+import io
+
+from pipelines.progress import ProgressLine, bar
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_bar_text():
+    assert bar(0, 20) == "[....................]   0% 0/20"
+    assert bar(7, 20) == "[#######.............]  35% 7/20"
+    assert bar(1500, 1500, width=4) == "[####] 100% 1,500/1,500"
+    assert bar(0, 0, width=2) == "[..]   0% 0/0"
+
+
+def test_log_lines_are_throttled_and_deduplicated():
+    out = io.StringIO()
+    line = ProgressLine(interval=3600, stream=out)
+    line.update("a")  # the first one always prints
+    line.update("b")  # within the interval: dropped
+    line.update("b", force=True)  # forced (e.g. 100 %): printed
+    line.update("b", force=True)  # unchanged: never repeated
+    line.close()
+    assert out.getvalue() == "a\nb\n"
+
+
+def test_terminal_redraws_one_line_and_close_ends_it():
+    out = _Terminal()
+    line = ProgressLine(interval=0.0001, stream=out)
+    line.update("first")
+    line.update("second", force=True)
+    line.close()
+    text = out.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")
+    assert text.startswith("\rfirst") and "\rsecond" in text
+
+
+def test_zero_interval_turns_progress_off():
+    out = io.StringIO()
+    line = ProgressLine(interval=0, stream=out)
+    line.update("x", force=True)
+    line.close()
+    assert out.getvalue() == ""
