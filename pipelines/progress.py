@@ -84,6 +84,15 @@ def spark_status(sc) -> str | None:  # sc: pyspark.SparkContext
     return "; ".join(parts) or None
 
 
+def _active_context():  # -> pyspark.SparkContext | None
+    """The running SparkContext, looked up without importing anything: an import from this
+    thread while the stage's thread is importing pyspark breaks that import (a circular
+    'partially initialized module' error)."""
+    pyspark = sys.modules.get("pyspark")
+    context = getattr(pyspark, "SparkContext", None)
+    return getattr(context, "_active_spark_context", None)
+
+
 @contextmanager
 def watch_spark(prefix: str, interval: float = 10.0) -> Iterator[None]:
     """Report Spark progress as `{prefix} spark: …` while the body runs (see module doc)."""
@@ -95,11 +104,9 @@ def watch_spark(prefix: str, interval: float = 10.0) -> Iterator[None]:
     t0 = time.monotonic()
 
     def poll() -> None:
-        from pyspark import SparkContext
-
         # The first report waits one interval: short stages print nothing extra.
         while not stop.wait(min(line.interval, interval)):
-            sc = SparkContext._active_spark_context
+            sc = _active_context()
             if sc is None or time.monotonic() - t0 < interval:
                 continue
             try:

@@ -47,3 +47,17 @@ def test_zero_interval_turns_progress_off():
     line.update("x", force=True)
     line.close()
     assert out.getvalue() == ""
+
+
+def test_watching_spark_imports_nothing(monkeypatch):
+    """The poller runs beside a stage that may be importing pyspark right then: it must not
+    import it itself (a concurrent import broke `from pyspark.sql import SparkSession`)."""
+    import sys
+    import time
+
+    from pipelines.progress import watch_spark
+
+    monkeypatch.delitem(sys.modules, "pyspark", raising=False)
+    with watch_spark("[t]", interval=0.01):
+        time.sleep(0.1)
+    assert "pyspark" not in sys.modules
