@@ -16,6 +16,9 @@ _FIXED = {
     "spark.sql.adaptive.enabled": "true",
     "spark.python.worker.reuse": "true",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    # WalkRank reports task progress itself (pipelines/progress.py), one line per interval in
+    # logs; Spark's bar would write carriage-return redraws into Airflow and CI logs.
+    "spark.ui.showConsoleProgress": "false",
 }
 
 

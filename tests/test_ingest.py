@@ -127,7 +127,8 @@ def model_ingest(path: Path, fmt: str, cols: dict[str, int] | None = None):
             continue
         rows = []  # (reason, fields, ts_pos)
         if fmt == "sequences":
-            tokens = text.split()
+            # ASCII whitespace only, as documented (str.split() also splits on \x1c-\x1f, \xa0).
+            tokens = [t for t in re.split(r"[ \t\n\x0b\f\r]+", text) if t]
             if len(tokens) < 2:
                 quarantine.append((no, "empty sequence"))
                 continue

@@ -7,6 +7,7 @@ applies) that the quarantine (line, reason) pairs and accepted events equal the 
 
 from __future__ import annotations
 
+import json
 import resource
 from pathlib import Path
 
@@ -135,6 +136,72 @@ def test_fuzzed_csv_matches_the_model(spark, tmp_path, lines):
     assert res.counts["rows_in"] == len(lines)
     agrees_with_model(res, path, "csv")
     res.unpersist()
+
+
+_token = st.one_of(
+    st.sampled_from(["u1", "i1", "i2", "", " ", "\t", "\x0b", "\x00", "caf\u00e9"]),
+    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=6),
+)
+_json_value = st.one_of(
+    st.sampled_from(["u1", "i1", "", " ", "1700000000", "2023-11-14T22:13:20Z", "NaN", "x"]),
+    st.integers(-(10**12), 10**12),
+    st.booleans(),
+    st.none(),
+    st.sampled_from([4.5, -1.25, 1700000000.5]),
+)
+_json_key = st.sampled_from(["user_id", "user", "item_id", "item", "ts", "timestamp", "rating"])
+_OTHER_LINES = {
+    # tsv: the csv fields joined by tabs (quoting rules are the same)
+    "tsv": st.one_of(
+        st.lists(_field, min_size=5, max_size=5).map(lambda fs: "\t".join(fs).encode()),
+        st.lists(_field, min_size=0, max_size=7).map(lambda fs: "\t".join(fs).encode()),
+        st.binary(max_size=20).filter(lambda b: b"\n" not in b and b"\r" not in b),
+    ),
+    # MovieLens ratings: user::item::rating::ts, no quoting
+    "movielens": st.one_of(
+        st.lists(_field, min_size=4, max_size=4).map(lambda fs: "::".join(fs).encode()),
+        st.lists(_field, min_size=0, max_size=6).map(lambda fs: "::".join(fs).encode()),
+        st.binary(max_size=20).filter(lambda b: b"\n" not in b and b"\r" not in b),
+    ),
+    "jsonl": st.one_of(
+        st.dictionaries(_json_key, _json_value, max_size=5).map(lambda d: json.dumps(d).encode()),
+        st.sampled_from([b"{", b"[1, 2]", b'"u1"', b"null", b'{"user_id": "u1",', b""]),
+        st.binary(max_size=20).filter(lambda b: b"\n" not in b and b"\r" not in b),
+    ),
+    "sequences": st.one_of(
+        st.lists(_token, min_size=0, max_size=6).map(lambda ts: " ".join(ts).encode()),
+        st.binary(max_size=20).filter(lambda b: b"\n" not in b and b"\r" not in b),
+    ),
+}
+_HEADERS = {"tsv": b"user_id\titem_id\ttimestamp\tevent_type\trating\n"}
+_COLUMNS = {
+    "tsv": {"user": 0, "item": 1, "ts": 2, "type": 3, "value": 4},
+    "movielens": {"user": 0, "item": 1, "value": 2, "ts": 3},
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(_OTHER_LINES))
+def test_fuzzed_other_readers_match_the_model(spark, tmp_path, fmt):
+    """Every text reader besides csv against the same plain-Python model; one Hypothesis
+    search per format (derandomized, so CI sees the same cases)."""
+
+    @settings(
+        max_examples=8,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(lines=st.lists(_OTHER_LINES[fmt], min_size=1, max_size=20))
+    def check(lines):
+        path = tmp_path / f"fuzz-{fmt}.txt"
+        path.write_bytes(_HEADERS.get(fmt, b"") + b"\n".join(lines) + b"\n")
+        res = ingest(spark, path, fmt)
+        model_q, model_accepted = model_ingest(path, fmt, _COLUMNS.get(fmt))
+        assert quarantine_pairs(res, path) == sorted(model_q)
+        assert event_tuples(res) == sorted(set(model_accepted), key=repr)
+        res.unpersist()
+
+    check()
 
 
 def test_unterminated_quote_is_structural(spark, tmp_path):

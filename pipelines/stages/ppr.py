@@ -69,8 +69,10 @@ def run(ctx: StageContext) -> None:
         from pipelines.ppr.broadcast import ppr_broadcast
 
         src, n_nodes = _broadcast_sources(ctx)
+        ctx.log(f"{len(src):,} sources ({cfg.sources}) in {time.perf_counter() - t0:.1f}s")
         edges = ctx.read_arrow("graph_edges", columns=["src", "dst", "prob"])
         out, stats = ppr_broadcast(ctx.spark, edges, n_nodes, src, cfg, seed)
+        ctx.log(f"CSR + alias tables broadcast in {stats['prepare_seconds']:.1f}s")
         # Partitions hold consecutive source batches, each sorted by (src, rank): written as
         # they come, the walks run inside the write job itself (no cache, no shuffle).
         table = out
