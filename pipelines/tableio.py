@@ -67,6 +67,15 @@ def file_fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+class FilesWriter:
+    """Table data that `write(dir)` puts into `dir` as Parquet files itself, e.g. the tasks
+    of a Spark job writing with pyarrow (no round trip of the rows through the JVM). Files
+    are ordered by name; names starting with '.' are ignored (an attempt's temp file)."""
+
+    def __init__(self, write: Callable[[Path], None]) -> None:
+        self.write = write
+
+
 def _is_spark_df(data: Any) -> bool:
     return type(data).__module__.startswith("pyspark.")
 
@@ -123,6 +132,17 @@ def write_table(
             files = _rename_parts(tmp)
             rows = sum(pq.ParquetFile(tmp / f).metadata.num_rows for f in files)
             schema = pads.dataset(tmp, format="parquet", partitioning="hive").schema
+        elif isinstance(data, FilesWriter):
+            if partition_by:
+                raise ValueError("a FilesWriter table cannot be partitioned by tableio")
+            tmp.mkdir()
+            data.write(tmp)
+            for leftover in tmp.glob(".*"):  # temp files of failed or duplicate attempts
+                leftover.unlink()
+            files = _rename_parts(tmp)
+            rows = sum(pq.ParquetFile(tmp / f).metadata.num_rows for f in files)
+            schema = pq.read_schema(tmp / files[0]) if files else tc.schema
+            tc.validate(schema)
         else:
             table = tc.conform(_to_arrow(data))
             tmp.mkdir()

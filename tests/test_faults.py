@@ -207,7 +207,10 @@ FLAKY_JOB = textwrap.dedent(
     import numpy as np, pyarrow as pa
     from pyspark import TaskContext
     from pipelines.config import PprConfig, SparkConfig
-    from pipelines.ppr.broadcast import ppr_broadcast
+    import pyarrow.parquet as pq
+    from pipelines.ppr.broadcast import (
+        COUNTS_SCHEMA, _file_writer, _kernel, _prepare, ppr_broadcast
+    )
     from pipelines.spark_session import get_spark
 
     marks = Path(sys.argv[1])
@@ -224,20 +227,31 @@ FLAKY_JOB = textwrap.dedent(
     edges = pa.table({"src": s, "dst": d, "prob": prob})
     cfg = PprConfig(walks_per_node=200, top_k=10, batch_sources=8)
 
-    def flaky(batches):
-        ctx = TaskContext.get()
-        done = list(batches)  # the walks of this task ran; now the task dies, twice
-        if ctx.attemptNumber() < 2:
-            (marks / f"p{ctx.partitionId()}-a{ctx.attemptNumber()}").touch()
-            raise RuntimeError("injected task failure")
-        yield from done
+    def flaky(fn, kind):
+        def run(batches):
+            ctx = TaskContext.get()
+            done = list(fn(batches))  # this task's work ran; now the task dies, twice
+            if ctx.attemptNumber() < 2:
+                (marks / f"{kind}-p{ctx.partitionId()}-a{ctx.attemptNumber()}").touch()
+                raise RuntimeError("injected task failure")
+            yield from done
+        return run
 
     sources = np.unique(s)
     clean, _ = ppr_broadcast(spark, edges, 60, sources, cfg, seed=7)
     again, _ = ppr_broadcast(spark, edges, 60, sources, cfg, seed=7)
-    flaky_df = again.mapInArrow(flaky, again.schema)
+    flaky_df = again.mapInArrow(flaky(lambda b: b, "rows"), again.schema)
     rows = lambda df: sorted(tuple(r) for r in df.collect())
-    print(json.dumps({"clean": rows(clean), "flaky": rows(flaky_df)}))
+    # The stage's path: each task writes its Parquet file, then fails after the rename.
+    out_dir = marks.parent / "files"
+    out_dir.mkdir()
+    work, bc, _ = _prepare(spark, edges, 60, sources, cfg)
+    writer = flaky(_file_writer(_kernel(bc, cfg, 7), str(out_dir)), "files")
+    work.mapInArrow(writer, COUNTS_SCHEMA).collect()
+    written = sorted(out_dir.iterdir())
+    files = [tuple(r.values()) for f in written for r in pq.read_table(f).to_pylist()]
+    print(json.dumps({"clean": rows(clean), "flaky": rows(flaky_df), "files": files,
+                      "names": [f.name for f in written]}))
     """
 )
 
@@ -259,11 +273,17 @@ def test_a_task_that_fails_twice_is_retried_with_the_same_result(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    failed = sorted(p.name for p in marks.iterdir())
-    # Every partition failed on attempts 0 and 1, then succeeded on attempt 2.
-    parts = {m.split("-")[0] for m in failed}
-    assert parts and failed == sorted(f"{p}-a{a}" for p in parts for a in (0, 1))
+    for kind in ("rows", "files"):
+        failed = sorted(p.name for p in marks.iterdir() if p.name.startswith(kind))
+        # Every partition failed on attempts 0 and 1, then succeeded on attempt 2.
+        parts = {m.rsplit("-", 1)[0] for m in failed}
+        assert parts and failed == sorted(f"{p}-a{a}" for p in parts for a in (0, 1))
     assert len(out["flaky"]) > 0 and out["flaky"] == out["clean"]
+    # Files written by failed attempts were replaced whole: one file per partition, no temp
+    # files, and in name order exactly the rows of the clean run, sorted by (src, rank).
+    assert all(n.startswith("part-") and n.endswith(".parquet") for n in out["names"])
+    by_src_rank = sorted(map(tuple, out["clean"]), key=lambda r: (r[0], r[3]))
+    assert [tuple(r) for r in out["files"]] == by_src_rank
 
 
 def _mount_tmpfs(path: Path, size: str) -> bool:

@@ -5,6 +5,14 @@ sources; rows are sliced into partitions in order, so the output of every partit
 already sorted by (src, rank) and the stage writes it without a shuffle. Executors run the
 kernel in `mapInArrow`; executor memory per task is bounded by one batch.
 
+Two ways out: `ppr_broadcast` returns the rows as a DataFrame; `write_ppr_broadcast` (what
+the stage uses) has each task write its rows as one Parquet file with pyarrow and return
+only its counts. The rows then never cross into the JVM (Arrow -> rows -> Parquet there);
+that conversion was about half of the stage's JVM CPU. A task writes to a hidden temp name
+and renames it to `part-<partition>.parquet`, so a retried or speculative attempt replaces
+the file whole with the same bytes (the walks are seeded per batch). The run directory has
+to be a file system every executor sees, as for every WalkRank table.
+
 Kernels (`ppr.kernel`): `numpy` (default; `udfs.walk_batch.ppr_walk_batch`, vectorised over
 every walker of a batch, then `udfs.topk`; one random stream per batch, seeded from (seed,
 batch id)) or `numba` (`udfs.walk_numba.ppr_topk`: compiled walks fused with the top-k; one
@@ -13,7 +21,10 @@ stream per walk from (seed, source, walk), so the table does not depend on the b
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -22,10 +33,21 @@ from pipelines.config import PprConfig
 from pipelines.ppr.csr import csr_from_edges
 
 OUTPUT_SCHEMA = "src int, dst int, score double, rank int"
+ARROW_SCHEMA = pa.schema(
+    [
+        pa.field("src", pa.int32(), nullable=False),
+        pa.field("dst", pa.int32(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),
+        pa.field("rank", pa.int32(), nullable=False),
+    ]
+)
+COUNTS_SCHEMA = "partition int, rows long, steps long, walks long"
 
 
-def _kernel(bc, cfg: PprConfig, seed: int, steps_acc, walks_acc):
-    def run(batches):
+def _kernel(bc, cfg: PprConfig, seed: int):
+    """-> walk(batches): yields (rows of one source batch as a RecordBatch, steps, walks)."""
+
+    def walk(batches):
         from udfs.alias_table import AliasTables
 
         indptr, indices, accept, alias = bc.value
@@ -38,17 +60,16 @@ def _kernel(bc, cfg: PprConfig, seed: int, steps_acc, walks_acc):
             for i, batch_id in enumerate(ids):
                 srcs = flat[offsets[i] : offsets[i + 1]]
                 s, d, sc, r, steps, walks = _walk(srcs, int(batch_id), indptr, indices, tables)
-                steps_acc.add(steps)
-                walks_acc.add(walks)
-                yield pa.RecordBatch.from_arrays(
+                rows = pa.RecordBatch.from_arrays(
                     [
                         pa.array(s, pa.int32()),
                         pa.array(d, pa.int32()),
                         pa.array(sc, pa.float64()),
                         pa.array(r, pa.int32()),
                     ],
-                    names=["src", "dst", "score", "rank"],
+                    schema=ARROW_SCHEMA,
                 )
+                yield rows, steps, walks
 
     def _walk(srcs, batch_id, indptr, indices, tables):
         if cfg.kernel == "numba":
@@ -84,16 +105,60 @@ def _kernel(bc, cfg: PprConfig, seed: int, steps_acc, walks_acc):
         s, d, sc, r = top_k_per_source(res.src, res.dst, res.score, cfg.top_k)
         return s, d, sc, r, int(res.steps), int(res.walks)
 
+    return walk
+
+
+def _rows(walk, steps_acc, walks_acc):
+    """mapInArrow function: the walks' rows; counts go to accumulators."""
+
+    def run(batches):
+        for rows, steps, walks in walk(batches):
+            steps_acc.add(steps)
+            walks_acc.add(walks)
+            yield rows
+
     return run
 
 
-def ppr_broadcast(
-    spark, edges: pa.Table, n_nodes: int, sources: np.ndarray, cfg: PprConfig, seed: int
-):
-    """-> (DataFrame[src, dst, score, rank] lazily computed, stats dict filled after an action).
+def _file_writer(walk, out_dir: str):
+    """mapInArrow function: the task's rows into `out_dir/part-<partition>.parquet`; yields
+    one row (partition, rows, steps, walks)."""
 
-    edges: the graph_edges table as Arrow (src, dst, prob). Driver memory: O(nnz).
-    """
+    def run(batches):
+        import pyarrow.parquet as pq
+        from pyspark import TaskContext
+
+        part = TaskContext.get().partitionId()
+        final = os.path.join(out_dir, f"part-{part:05d}.parquet")
+        tmp = os.path.join(out_dir, f".part-{part:05d}-{uuid.uuid4().hex[:8]}.tmp")
+        n_rows = n_steps = n_walks = 0
+        try:
+            with pq.ParquetWriter(tmp, ARROW_SCHEMA) as writer:
+                for rows, steps, walks in walk(batches):
+                    writer.write_batch(rows)
+                    n_rows, n_steps, n_walks = (
+                        n_rows + rows.num_rows,
+                        n_steps + steps,
+                        n_walks + walks,
+                    )
+            if n_rows:
+                os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        yield pa.RecordBatch.from_pylist(
+            [{"partition": part, "rows": n_rows, "steps": n_steps, "walks": n_walks}],
+            schema=pa.schema(
+                [("partition", pa.int32()), ("rows", pa.int64()), ("steps", pa.int64()),
+                 ("walks", pa.int64())]
+            ),
+        )  # fmt: skip
+
+    return run
+
+
+def _prepare(spark, edges: pa.Table, n_nodes: int, sources: np.ndarray, cfg: PprConfig):
+    """CSR + alias tables broadcast once, and the work DataFrame of source batches."""
     from udfs.alias_table import build_alias_tables
 
     t0 = time.perf_counter()
@@ -112,8 +177,6 @@ def ppr_broadcast(
     # A few tasks per core evens out the load; more only adds per-task start-up.
     n_parts = max(1, min(len(batches), sc.defaultParallelism * 4))
     work = spark.createDataFrame(sc.parallelize(batches, n_parts), "batch long, sources array<int>")
-    steps_acc, walks_acc = sc.accumulator(0), sc.accumulator(0)
-    out = work.mapInArrow(_kernel(bc, cfg, seed, steps_acc, walks_acc), OUTPUT_SCHEMA)
     stats = {
         "strategy": "broadcast",
         "sources": int(len(sources)),
@@ -123,8 +186,46 @@ def ppr_broadcast(
             indptr.nbytes + indices.nbytes + tables.accept.nbytes + tables.alias.nbytes
         ),
         "prepare_seconds": round(time.perf_counter() - t0, 3),
-        "_steps": steps_acc,
-        "_walks": walks_acc,
-        "_broadcast": bc,
     }
-    return out, stats
+    return work, bc, stats
+
+
+def ppr_broadcast(
+    spark, edges: pa.Table, n_nodes: int, sources: np.ndarray, cfg: PprConfig, seed: int
+):
+    """-> (DataFrame[src, dst, score, rank] lazily computed, stats dict filled after an action).
+
+    edges: the graph_edges table as Arrow (src, dst, prob). Driver memory: O(nnz).
+    """
+    work, bc, stats = _prepare(spark, edges, n_nodes, sources, cfg)
+    sc = spark.sparkContext
+    steps_acc, walks_acc = sc.accumulator(0), sc.accumulator(0)
+    out = work.mapInArrow(_rows(_kernel(bc, cfg, seed), steps_acc, walks_acc), OUTPUT_SCHEMA)
+    return out, {**stats, "_steps": steps_acc, "_walks": walks_acc, "_broadcast": bc}
+
+
+def write_ppr_broadcast(
+    spark,
+    edges: pa.Table,
+    n_nodes: int,
+    sources: np.ndarray,
+    cfg: PprConfig,
+    seed: int,
+    out_dir: str | Path,
+) -> dict:
+    """Run the walks; every task writes its rows as `out_dir/part-<partition>.parquet`
+    (files in name order are sorted by (src, rank)). Returns the stats with steps, walks and
+    rows. The caller commits out_dir (`tableio.FilesWriter`)."""
+    work, bc, stats = _prepare(spark, edges, n_nodes, sources, cfg)
+    try:
+        counts = work.mapInArrow(
+            _file_writer(_kernel(bc, cfg, seed), str(out_dir)), COUNTS_SCHEMA
+        ).collect()
+    finally:
+        bc.unpersist()
+    return {
+        **stats,
+        "rows": sum(r["rows"] for r in counts),
+        "steps": sum(r["steps"] for r in counts),
+        "walks": sum(r["walks"] for r in counts),
+    }

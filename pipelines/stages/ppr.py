@@ -65,39 +65,20 @@ def run(ctx: StageContext) -> None:
     strategy, reason = choose_strategy(cfg.strategy, n_edges, cfg.broadcast_max_edges)
     ctx.log(f"strategy {strategy} ({reason})")
     t0 = time.perf_counter()
-    if strategy == "broadcast":
-        from pipelines.ppr.broadcast import ppr_broadcast
-
-        src, n_nodes = _broadcast_sources(ctx)
-        ctx.log(f"{len(src):,} sources ({cfg.sources}) in {time.perf_counter() - t0:.1f}s")
-        edges = ctx.read_arrow("graph_edges", columns=["src", "dst", "prob"])
-        out, stats = ppr_broadcast(ctx.spark, edges, n_nodes, src, cfg, seed)
-        ctx.log(f"CSR + alias tables broadcast in {stats['prepare_seconds']:.1f}s")
-        # Partitions hold consecutive source batches, each sorted by (src, rank): written as
-        # they come, the walks run inside the write job itself (no cache, no shuffle).
-        table = out
-    else:
-        from pipelines.ppr.distributed import ppr_distributed
-
-        sources = select_sources(ctx)
-        out, stats = ppr_distributed(ctx.spark, ctx.read_spark("graph_edges"), sources, cfg, seed)
-        table = out.repartition(ctx.config.spark.shuffle_partitions, "src").sortWithinPartitions(
-            "src", "rank"
-        )
-    bc = stats.pop("_broadcast", None)
+    stats: dict = {}
 
     def figures() -> dict:
-        """Called by the write once the table's files exist: the accumulators are final."""
+        """Called by the write once the table's files exist: the counts are final."""
         seconds = time.perf_counter() - t0
-        steps = int(stats.pop("_steps").value) if "_steps" in stats else int(stats["steps"])
-        walks = int(stats.pop("_walks").value) if "_walks" in stats else int(stats["walks"])
+        if "_steps" in stats:  # distributed: accumulators filled by the write job
+            stats["steps"] = int(stats.pop("_steps").value)
+            stats["walks"] = int(stats.pop("_walks").value)
+        steps, walks = int(stats["steps"]), int(stats["walks"])
         stats.update(
             strategy=strategy,
             strategy_reason=reason,
             seed=seed,
             kernel=cfg.kernel if strategy == "broadcast" else None,
-            walks=walks,
-            steps=steps,
             walk_seconds=round(seconds, 3),  # walks + top-k + Parquet write
             steps_per_second=round(steps / seconds, 1) if seconds > 0 else None,
         )
@@ -107,9 +88,30 @@ def run(ctx: StageContext) -> None:
         )
         return stats
 
-    ctx.write("item_ppr", table, extra=figures)
-    if bc is not None:
-        bc.unpersist()
+    if strategy == "broadcast":
+        from pipelines.ppr.broadcast import write_ppr_broadcast
+        from pipelines.tableio import FilesWriter
+
+        src, n_nodes = _broadcast_sources(ctx)
+        ctx.log(f"{len(src):,} sources ({cfg.sources}) in {time.perf_counter() - t0:.1f}s")
+        edges = ctx.read_arrow("graph_edges", columns=["src", "dst", "prob"])
+
+        def write(out_dir) -> None:
+            # Tasks write their sorted rows as Parquet themselves (no shuffle, no JVM rows).
+            stats.update(write_ppr_broadcast(ctx.spark, edges, n_nodes, src, cfg, seed, out_dir))
+            stats.pop("rows", None)
+
+        ctx.write("item_ppr", FilesWriter(write), extra=figures)
+    else:
+        from pipelines.ppr.distributed import ppr_distributed
+
+        sources = select_sources(ctx)
+        out, dstats = ppr_distributed(ctx.spark, ctx.read_spark("graph_edges"), sources, cfg, seed)
+        stats.update(dstats)
+        table = out.repartition(ctx.config.spark.shuffle_partitions, "src").sortWithinPartitions(
+            "src", "rank"
+        )
+        ctx.write("item_ppr", table, extra=figures)
     whole = time.perf_counter() - ctx.started
     ctx.log(f"whole stage {whole:.1f}s: {stats['steps'] / max(whole, 1e-9) / 1e6:.1f}M steps/s")
 

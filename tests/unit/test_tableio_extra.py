@@ -32,3 +32,57 @@ def test_callable_extra_is_evaluated_after_the_data_is_written(tmp_path):
     assert m["extra"] == {"steps": 7}
     on_disk = json.loads((tmp_path / "item_ppr" / "_manifest.json").read_text())
     assert on_disk["extra"] == {"steps": 7}
+
+
+def _ppr_rows(src: list[int]) -> pa.Table:
+    n = len(src)
+    return pa.table(
+        {
+            "src": pa.array(src, pa.int32()),
+            "dst": pa.array([9] * n, pa.int32()),
+            "score": [0.5] * n,
+            "rank": pa.array([1] * n, pa.int32()),
+        }
+    )
+
+
+def test_files_writer_commits_the_files_in_name_order_without_temp_files(tmp_path):
+    import pyarrow.parquet as pq
+
+    def write(out):
+        pq.write_table(_ppr_rows([3, 4]), out / "part-00007.parquet")
+        pq.write_table(_ppr_rows([1]), out / "part-00002.parquet")
+        (out / ".part-00009-dead.tmp").write_bytes(b"half a file")  # a killed attempt's
+
+    m = tableio.write_table(
+        tmp_path, "item_ppr", tableio.FilesWriter(write), stage="t", stage_key="k"
+    )
+    assert m["rows"] == 3 and m["files"] == ["part-00000.parquet", "part-00001.parquet"]
+    assert tableio.read_arrow(tmp_path, "item_ppr").column("src").to_pylist() == [1, 3, 4]
+    assert sorted(p.name for p in (tmp_path / "item_ppr").iterdir()) == [
+        "_manifest.json",
+        "part-00000.parquet",
+        "part-00001.parquet",
+    ]
+
+
+def test_files_writer_with_no_files_is_an_empty_table_and_checks_the_contract(tmp_path):
+    import pyarrow.parquet as pq
+    import pytest
+
+    from schemas.contract import ContractError
+
+    m = tableio.write_table(
+        tmp_path, "item_ppr", tableio.FilesWriter(lambda out: None), stage="t", stage_key="k"
+    )
+    assert m["rows"] == 0 and m["files"] == []
+    assert tableio.read_arrow(tmp_path, "item_ppr").num_rows == 0
+
+    def wrong(out):
+        pq.write_table(pa.table({"src": [1.5]}), out / "part-00000.parquet")
+
+    with pytest.raises(ContractError, match="src"):
+        tableio.write_table(
+            tmp_path, "item_ppr", tableio.FilesWriter(wrong), stage="t", stage_key="k2"
+        )
+    assert tableio.read_manifest(tmp_path, "item_ppr")["stage_key"] == "k"  # old one kept
