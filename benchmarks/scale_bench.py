@@ -76,13 +76,17 @@ def shuffle_bytes(event_dir: Path) -> int:
     return total
 
 
-def run_stage(stage: str, data: Path, out: Path, events_dir: Path, sets: list[str]) -> dict:
+def run_stage(
+    stage: str, data: Path, out: Path, events_dir: Path, sets: list[str], config: str = ""
+) -> dict:
     events_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pipelines.cli", "run", "--input", str(data), "--out", str(out),
            "--run-id", "r", "--stages", stage,
            "--set", "spark.conf={'spark.eventLog.enabled' = 'true', "
                     f"'spark.eventLog.dir' = '{events_dir}', 'spark.eventLog.compress' = 'false', "
                     "'spark.eventLog.rolling.enabled' = 'false'}"]  # fmt: skip
+    if config:
+        cmd += ["--config", config]
     for s in sets:
         cmd += ["--set", s]
     peaks = {"jvm": 0, "python": 0}
@@ -122,6 +126,7 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/walkrank-scale")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--stages", default=",".join(STAGES))
+    ap.add_argument("--config", default="", help="a TOML profile (default: the built-in defaults)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     sizes = [int(x) for x in args.events.split(",")]
@@ -139,7 +144,9 @@ def main() -> None:
         for stage in stages:
             row = {
                 "events": n,
-                **run_stage(stage, data, out / f"run-{n}", out / f"ev-{n}-{stage}", args.sets),
+                **run_stage(
+                    stage, data, out / f"run-{n}", out / f"ev-{n}-{stage}", args.sets, args.config
+                ),
             }
             rows.append(row)
             print(json.dumps(row), flush=True)

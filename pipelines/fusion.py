@@ -4,7 +4,12 @@ from __future__ import annotations
 
 
 def fuse_sources(
-    per_source: dict, weights: dict[str, float], method: str, rrf_k: float, top_n: int
+    per_source: dict,
+    weights: dict[str, float],
+    method: str,
+    rrf_k: float,
+    top_n: int,
+    partitions: int | None = None,
 ):
     """per_source: {name: DataFrame[user_idx, item_idx, score]} -> DataFrame with
     user_idx, item_idx, score (fused), rank, sources (array), score_<name> per source.
@@ -12,6 +17,7 @@ def fuse_sources(
     weighted: Σ_s w_s · score_s / max_u(score_s)  (each source max-normalised per user)
     rrf:      Σ_s w_s / (rrf_k + rank_s)          (reciprocal-rank fusion)
     A source absent for an item contributes nothing; its score column is null.
+    The result is hash-partitioned by user_idx (into `partitions`, default Spark's setting).
     """
     from functools import reduce
 
@@ -39,11 +45,14 @@ def fuse_sources(
             (contrib if n == name else F.lit(None).cast("double")).alias(f"_c_{n}") for n in names
         ]
         parts.append(df.select("user_idx", "item_idx", *scores, *contribs))
-    # One union and one aggregation (a single shuffle) instead of a chain of outer joins.
-    joined = (
-        reduce(lambda a, b: a.unionByName(b), parts)
-        .groupBy("user_idx", "item_idx")
-        .agg(*[F.max(c).alias(c) for n in names for c in (f"score_{n}", f"_c_{n}")])
+    # One union, one shuffle by user alone: it serves the aggregation by (user, item) and the
+    # ranking window by user (grouping by both keys would shuffle again for the window).
+    union = reduce(lambda a, b: a.unionByName(b), parts)
+    by_user = (
+        union.repartition(partitions, "user_idx") if partitions else union.repartition("user_idx")
+    )
+    joined = by_user.groupBy("user_idx", "item_idx").agg(
+        *[F.max(c).alias(c) for n in names for c in (f"score_{n}", f"_c_{n}")]
     )
     # Summed in source order, not aggregation order: the same inputs give bit-identical scores.
     fused = reduce(lambda a, b: a + b, [F.coalesce(F.col(f"_c_{n}"), F.lit(0.0)) for n in names])

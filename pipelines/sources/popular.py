@@ -5,7 +5,7 @@ Also the fallback that every user gets, so cold users always have candidates.
 
 from __future__ import annotations
 
-from pipelines.sources.base import SourceInputs, top_per_user
+from pipelines.sources.base import SourceInputs
 
 
 def popular_items(train, window_days: float):
@@ -21,26 +21,53 @@ def popular_items(train, window_days: float):
 
 
 def popular_source(ctx, inputs: SourceInputs):
+    """Per user: the `per_source` most popular items the user has not seen, in popularity order
+    (ties: smaller item_idx).
+
+    Every user's list comes from one short head of the popularity ranking: the top k plus the
+    most head items any user has seen. A user's row holds the head positions they have seen
+    (a join of the small seen-and-head pairs), and a filter + slice over the head array picks
+    their k; so there is no users x head cross join to anti-join and sort (that took 14x the
+    time at 5x the events in the scaling benchmark).
+    """
     from pyspark.sql import functions as F
 
     k = ctx.config.candidates.per_source
     pop = popular_items(inputs.train, ctx.config.popular.window_days)
-    # A user who has seen s of the most popular items needs the top k + s: cross join only
-    # that prefix, bounded by the largest overlap of any user with it.
-    prefix_len = k
+    ranked = pop.orderBy(F.col("score").desc(), "item_idx")
+    seen_pos = None
+    length = k
     if inputs.seen is not None:
-        ranked = pop.orderBy(F.col("score").desc(), "item_idx")
         max_seen = inputs.seen.groupBy("user_idx").count().agg(F.max("count")).first()[0] or 0
-        head = ranked.limit(k + max_seen)
-        overlap = (
-            inputs.seen.join(F.broadcast(head.select("item_idx")), "item_idx")
-            .groupBy("user_idx")
-            .count()
-            .agg(F.max("count"))
-            .first()[0]
-            or 0
+        longest = ranked.limit(k + max_seen).select("item_idx").collect()
+        head_df = ctx.spark.createDataFrame(
+            [(r["item_idx"], pos) for pos, r in enumerate(longest)], "item_idx int, pos int"
         )
-        prefix_len = k + overlap
-    head = pop.orderBy(F.col("score").desc(), "item_idx").limit(prefix_len)
-    scored = inputs.users.crossJoin(F.broadcast(head))
-    return top_per_user(scored, k, inputs.seen)
+        seen_pos = (
+            inputs.seen.join(F.broadcast(head_df), "item_idx")
+            .groupBy("user_idx")
+            .agg(F.collect_list("pos").alias("_seen"))
+        )
+        # Only as long as the largest overlap of any user with it requires.
+        length = k + (seen_pos.agg(F.max(F.size("_seen"))).first()[0] or 0)
+    head = [
+        (p, r["item_idx"], float(r["score"])) for p, r in enumerate(ranked.limit(length).collect())
+    ]
+    # The head travels as one row holding an array (not a literal in the plan, which may be
+    # thousands of items long), broadcast to every task.
+    head_row = ctx.spark.createDataFrame(
+        [(head,)], "_head array<struct<pos:int,item_idx:int,score:double>>"
+    )
+    users = inputs.users.crossJoin(F.broadcast(head_row))
+    kept = F.col("_head")
+    if seen_pos is not None:
+        users = users.join(seen_pos, "user_idx", "left")
+        kept = F.filter(
+            kept, lambda h: ~F.coalesce(F.array_contains(F.col("_seen"), h["pos"]), F.lit(False))
+        )
+    picked = users.select("user_idx", F.explode(F.slice(kept, 1, k)).alias("_h"))
+    return picked.select(
+        "user_idx",
+        F.col("_h.item_idx").cast("int").alias("item_idx"),
+        F.col("_h.score").cast("double").alias("score"),
+    )

@@ -30,11 +30,12 @@ def build_candidates(ctx: StageContext):
         train=train, users=users, seen=seen, n_items=ctx.manifest("items")["rows"]
     )
     names = list(dict.fromkeys([*cfg.sources, "popular"]))  # popular: always-on fallback
-    per_source = {}
-    for name in names:
-        ctx.log(f"source {name}")
-        per_source[name] = SOURCES[name](ctx, inputs).persist()
-    fused = fuse_sources(per_source, cfg.weights, cfg.fusion, cfg.rrf_k, cfg.top_n)
+    # Each source is read once, by the fusion's single union: nothing to cache.
+    per_source = {name: SOURCES[name](ctx, inputs) for name in names}
+    parts = ctx.config.spark.shuffle_partitions
+    fused = fuse_sources(per_source, cfg.weights, cfg.fusion, cfg.rrf_k, cfg.top_n, parts)
+    # fused is hash-partitioned by user_idx: the id join keeps that, and the table is written
+    # from it sorted per partition (no second shuffle of every row by user_id).
     named = (
         fused.join(F.broadcast(items), "item_idx")
         .join(users_ids, "user_idx")
@@ -42,9 +43,7 @@ def build_candidates(ctx: StageContext):
     )
     score_cols = [f"score_{n}" for n in names]
     candidates = named.select("user_id", "item_id", "rank", "score", "sources", *score_cols)
-    return candidates.repartition(
-        ctx.config.spark.shuffle_partitions, "user_id"
-    ).sortWithinPartitions("user_id", "rank")
+    return candidates.sortWithinPartitions("user_id", "rank")
 
 
 def check_sources(names: list[str]) -> None:
@@ -67,15 +66,16 @@ def source_tables(cfg) -> tuple[str, ...]:
 
 
 def run(ctx: StageContext) -> None:
-    candidates = build_candidates(ctx).persist()
+    ctx.write("candidates", build_candidates(ctx), extra={"sources": ctx.config.candidates.sources})
+    # Read back from its committed files: cheaper than caching the table (users x top_n rows,
+    # which spilled and dominated the stage at 5M events).
+    candidates = ctx.read_spark("candidates")
     score_cols = [c for c in candidates.columns if c.startswith("score_")]
-    ctx.write("candidates", candidates, extra={"sources": ctx.config.candidates.sources})
     ctx.write(
         "rankings",
         candidates.select("user_id", "item_id", "rank", "score", *score_cols),
         extra={"order": "fused candidate score"},
     )
-    candidates.unpersist()
 
 
 STAGE = Stage(
