@@ -58,13 +58,15 @@ def popular_source(ctx, inputs: SourceInputs):
     head_row = ctx.spark.createDataFrame(
         [(head,)], "_head array<struct<pos:int,item_idx:int,score:double>>"
     )
-    users = inputs.users.crossJoin(F.broadcast(head_row))
+    users = inputs.users
     kept = F.col("_head")
     if seen_pos is not None:
+        # Joined before the head is attached: the shuffle then moves ids, not head arrays.
         users = users.join(seen_pos, "user_idx", "left")
         kept = F.filter(
             kept, lambda h: ~F.coalesce(F.array_contains(F.col("_seen"), h["pos"]), F.lit(False))
         )
+    users = users.crossJoin(F.broadcast(head_row))
     picked = users.select("user_idx", F.explode(F.slice(kept, 1, k)).alias("_h"))
     return picked.select(
         "user_idx",
