@@ -11,6 +11,7 @@ Then it fits time ∝ N^b per stage (least squares on log-log) and prints a mark
 
     python benchmarks/scale_bench.py --events 1000000,5000000,20000000 --out /tmp/scale
     python benchmarks/scale_bench.py --events 100000,300000 --out /tmp/scale-small  # quick
+    python benchmarks/scale_bench.py --render A/scale.json B/scale.json --svg plot.svg
 
 Results also go to <out>/scale.json. Runs on whatever machine it is started on; record its
 cores and memory beside the figures.
@@ -126,11 +127,29 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/walkrank-scale")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--stages", default=",".join(STAGES))
+    ap.add_argument(
+        "--render",
+        nargs="+",
+        metavar="SCALE_JSON",
+        help="print the table of saved runs (later files win per size and stage); with --svg "
+        "also write the log-log plot",
+    )
+    ap.add_argument("--svg", default="", help="with --render: write the plot here")
     ap.add_argument("--config", default="", help="a TOML profile (default: the built-in defaults)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
-    sizes = [int(x) for x in args.events.split(",")]
     stages = args.stages.split(",")
+    if args.render:
+        merged: dict[tuple[int, str], dict] = {}
+        for f in args.render:
+            for r in json.loads(Path(f).read_text())["rows"]:
+                merged[(r["events"], r["stage"])] = r
+        rows = sorted(merged.values(), key=lambda r: (r["events"], stages.index(r["stage"])))
+        print(render(rows, stages))
+        if args.svg:
+            Path(args.svg).write_text(svg_plot(rows, stages))
+        return
+    sizes = [int(x) for x in args.events.split(",")]
     out = Path(args.out)
     rows = []
     for n in sizes:
@@ -150,28 +169,101 @@ def main() -> None:
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    fits = {
-        s: growth_exponent(sizes, [r["seconds"] for r in rows if r["stage"] == s]) for s in stages
-    } if len(sizes) > 1 else {}  # fmt: skip
     machine = {"cores": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
                "python": platform.python_version()}  # fmt: skip
-    (out / "scale.json").write_text(
-        json.dumps({"machine": machine, "rows": rows, "exponents": fits}, indent=2)
-    )
+    (out / "scale.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
     print(f"\nmachine: {machine}\n")
-    print(
+    print(render(rows, stages))
+
+
+def render(rows: list[dict], stages: list[str]) -> str:
+    """The markdown table: per stage and size seconds / shuffle MiB / peak JVM / Python GiB,
+    the exponent b of time ∝ events^b fitted over every size, and b between the two largest
+    sizes (fixed start-up costs flatten the first; the second is closer to the asymptote)."""
+    sizes = sorted({r["events"] for r in rows})
+    lines = [
         "| stage | "
-        + " | ".join(f"{n:,} events: s / shuffle MiB / JVM GiB / Py GiB" for n in sizes)
-        + " | b |"
-    )
-    print("|---|" + "---|" * (len(sizes) + 1))
+        + " | ".join(f"{n / 1e6:g}M events: s / shuffle MiB / JVM GiB / Py GiB" for n in sizes)
+        + " | b (all) | b (last two) |",
+        "|---|" + "---|" * (len(sizes) + 2),
+    ]
     for s in stages:
+        got = {r["events"]: r for r in rows if r["stage"] == s}
         cells = []
         for n in sizes:
-            r = next(r for r in rows if r["stage"] == s and r["events"] == n)
-            cells.append(f"{r['seconds']:.1f} / {r['shuffle_bytes'] / 2**20:.0f} / "
-                         f"{r['peak_jvm_rss'] / 2**30:.1f} / {r['peak_python_rss'] / 2**30:.1f}")  # fmt: skip
-        print(f"| {s} | " + " | ".join(cells) + f" | {fits.get(s, math.nan):.2f} |")
+            r = got.get(n)
+            cells.append(
+                "–"
+                if r is None
+                else f"{r['seconds']:.1f} / {r['shuffle_bytes'] / 2**20:.0f} / "
+                f"{r['peak_jvm_rss'] / 2**30:.1f} / {r['peak_python_rss'] / 2**30:.1f}"
+            )
+        ns = sorted(got)
+        b = growth_exponent(ns, [got[n]["seconds"] for n in ns]) if len(ns) > 1 else math.nan
+        last = (
+            growth_exponent(ns[-2:], [got[n]["seconds"] for n in ns[-2:]])
+            if len(ns) > 1
+            else math.nan
+        )
+        lines.append(f"| {s} | " + " | ".join(cells) + f" | {b:.2f} | {last:.2f} |")
+    return "\n".join(lines)
+
+
+def svg_plot(rows: list[dict], stages: list[str], width: int = 560, height: int = 360) -> str:
+    """Seconds against events per stage on log-log axes, as a self-contained SVG."""
+    pad_l, pad_r, pad_t, pad_b = 60, 110, 20, 40
+    xs = sorted({r["events"] for r in rows})
+    ys = [r["seconds"] for r in rows if r["stage"] in stages]
+    x0, x1 = math.log10(xs[0]) - 0.05, math.log10(xs[-1]) + 0.05
+    y0, y1 = math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys)))
+
+    def px(n: float) -> float:
+        return pad_l + (math.log10(n) - x0) / (x1 - x0) * (width - pad_l - pad_r)
+
+    def py(sec: float) -> float:
+        return height - pad_b - (math.log10(sec) - y0) / (y1 - y0) * (height - pad_t - pad_b)
+
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+    ]
+    for e in range(y0, y1 + 1):
+        y = py(10**e)
+        out.append(
+            f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
+        )
+        out.append(f'<text x="{pad_l - 6}" y="{y + 4:.1f}" text-anchor="end">{10**e:g} s</text>')
+    for n in xs:
+        x = px(n)
+        out.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{pad_t}" y2="{height - pad_b}" stroke="#eee"/>'
+        )
+        out.append(
+            f'<text x="{x:.1f}" y="{height - pad_b + 16}" text-anchor="middle">{n / 1e6:g}M</text>'
+        )
+    out.append(f'<text x="{(pad_l + width - pad_r) / 2:.0f}" y="{height - 6}" text-anchor="middle">'
+               "events (log)</text>")  # fmt: skip
+    # Reference: linear growth (b = 1) from the lowest first point.
+    t_ref = min(r["seconds"] for r in rows if r["events"] == xs[0] and r["stage"] in stages)
+    out.append(
+        f'<line x1="{px(xs[0]):.1f}" y1="{py(t_ref):.1f}" x2="{px(xs[-1]):.1f}" '
+        f'y2="{py(t_ref * xs[-1] / xs[0]):.1f}" stroke="#999" stroke-dasharray="5,4"/>'
+    )
+    out.append(f'<text x="{width - pad_r + 8}" y="{pad_t + 14 * len(stages) + 8}" fill="#999">'
+               "linear (b = 1)</text>")  # fmt: skip
+    for i, s in enumerate(stages):
+        pts = sorted((r["events"], r["seconds"]) for r in rows if r["stage"] == s)
+        c = colors[i % len(colors)]
+        path = " ".join(f"{px(n):.1f},{py(t):.1f}" for n, t in pts)
+        out.append(f'<polyline points="{path}" fill="none" stroke="{c}" stroke-width="2"/>')
+        for n, t in pts:
+            out.append(f'<circle cx="{px(n):.1f}" cy="{py(t):.1f}" r="3" fill="{c}"/>')
+        ly = pad_t + 14 * i + 8
+        out.append(f'<text x="{width - pad_r + 8}" y="{ly}" fill="{c}">{s}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":
