@@ -214,8 +214,8 @@ def write_ppr_broadcast(
     out_dir: str | Path,
 ) -> dict:
     """Run the walks; every task writes its rows as `out_dir/part-<partition>.parquet`
-    (files in name order are sorted by (src, rank)). Returns the stats with steps, walks and
-    rows. The caller commits out_dir (`tableio.FilesWriter`)."""
+    (files in name order are sorted by (src, rank)). Returns the stats with steps and walks;
+    the caller commits out_dir (`tableio.FilesWriter`), which counts the rows."""
     work, bc, stats = _prepare(spark, edges, n_nodes, sources, cfg)
     try:
         counts = work.mapInArrow(
@@ -225,7 +225,6 @@ def write_ppr_broadcast(
         bc.unpersist()
     return {
         **stats,
-        "rows": sum(r["rows"] for r in counts),
         "steps": sum(r["steps"] for r in counts),
         "walks": sum(r["walks"] for r in counts),
     }

@@ -36,10 +36,15 @@ def popular_source(ctx, inputs: SourceInputs):
     pop = popular_items(inputs.train, ctx.config.popular.window_days)
     ranked = pop.orderBy(F.col("score").desc(), "item_idx")
     seen_pos = None
+    max_seen = (
+        0
+        if inputs.seen is None
+        else inputs.seen.groupBy("user_idx").count().agg(F.max("count")).first()[0] or 0
+    )
+    # Collected once: the head is this list cut to the length the seen items require.
+    longest = ranked.limit(k + max_seen).collect()
     length = k
     if inputs.seen is not None:
-        max_seen = inputs.seen.groupBy("user_idx").count().agg(F.max("count")).first()[0] or 0
-        longest = ranked.limit(k + max_seen).select("item_idx").collect()
         head_df = ctx.spark.createDataFrame(
             [(r["item_idx"], pos) for pos, r in enumerate(longest)], "item_idx int, pos int"
         )
@@ -50,9 +55,7 @@ def popular_source(ctx, inputs: SourceInputs):
         )
         # Only as long as the largest overlap of any user with it requires.
         length = k + (seen_pos.agg(F.max(F.size("_seen"))).first()[0] or 0)
-    head = [
-        (p, r["item_idx"], float(r["score"])) for p, r in enumerate(ranked.limit(length).collect())
-    ]
+    head = [(p, r["item_idx"], float(r["score"])) for p, r in enumerate(longest[:length])]
     # The head travels as one row holding an array (not a literal in the plan, which may be
     # thousands of items long), broadcast to every task.
     head_row = ctx.spark.createDataFrame(

@@ -99,7 +99,6 @@ def run(ctx: StageContext) -> None:
         def write(out_dir) -> None:
             # Tasks write their sorted rows as Parquet themselves (no shuffle, no JVM rows).
             stats.update(write_ppr_broadcast(ctx.spark, edges, n_nodes, src, cfg, seed, out_dir))
-            stats.pop("rows", None)
 
         ctx.write("item_ppr", FilesWriter(write), extra=figures)
     else:
