@@ -90,6 +90,7 @@ class PprConfig:
     strategy: str = "auto"  # auto|broadcast|distributed
     kernel: str = "numpy"  # broadcast walk kernel: numpy (vectorised)|numba (compiled, fused top-k)
     broadcast_max_edges: int = 50_000_000  # auto picks distributed above this
+    distributed_method: str = "steps"  # steps (a join per step)|doubling (log-many joins)
     batch_sources: int = 256  # sources per kernel batch (bounds executor memory)
     max_steps: int = 200
     seed: int = 0  # 0: derive from run.seed
@@ -238,6 +239,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "ppr.estimator": ("visits", "endpoint"),
     "ppr.strategy": ("auto", "broadcast", "distributed"),
     "ppr.kernel": ("numpy", "numba"),
+    "ppr.distributed_method": ("steps", "doubling"),
     "eval.target": ("test", "valid"),
     "llm.device": ("auto", "cpu", "cuda"),
     "llm.dtype": ("auto", "float32", "bfloat16", "float16"),

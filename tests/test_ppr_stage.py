@@ -79,6 +79,12 @@ def test_item_ppr_matches_networkx_and_is_deterministic(spark, graph_run, strate
 
     run_stages(graph_run, cfg, [STAGES["ppr"]], force=True)  # same seed: the same table
     assert tableio.read_polars(graph_run, "item_ppr").sort("src", "rank").equals(before)
+    if strategy == "distributed":  # the other walk method reads the same cells
+        assert m["extra"]["method"] == "steps"
+        dbl = load_config(None, [*base, "ppr.distributed_method=doubling"])
+        run_stages(graph_run, dbl, [STAGES["ppr"]], force=True)
+        assert tableio.read_manifest(graph_run, "item_ppr")["extra"]["method"] == "doubling"
+        assert tableio.read_polars(graph_run, "item_ppr").sort("src", "rank").equals(before)
 
     more = load_config(None, [*base, f"ppr.walks_per_node={4 * DEFAULT_WALKS}"])
     run_stages(graph_run, more, [STAGES["ppr"]], force=True)

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PACKED_KEY_MAX", "top_k_per_source", "top_k_per_source_reference"]
+__all__ = [
+    "PACKED_KEY_MAX",
+    "pair_keys",
+    "top_k_by_share",
+    "top_k_per_source",
+    "top_k_per_source_reference",
+]
 
 
 def _as_coo(src, dst, score):
@@ -130,6 +136,41 @@ def top_k_per_source(src, dst, score, k: int, exclude_self: bool = True):
         uniq_scores[n_scores - 1 - rem // n_d],
         rank[top].astype(np.int32),
     )
+
+
+def pair_keys(src, dst) -> np.ndarray:
+    """int64 keys ``src << 32 | dst`` of non-negative int32 pairs: sorting the keys sorts the
+    pairs by (src, dst).  O(N)."""
+    src = np.asarray(src, dtype=np.int64)
+    dst = np.asarray(dst, dtype=np.int64)
+    if src.shape != dst.shape:
+        raise ValueError("src and dst must have the same shape")
+    if src.size and (src.min() < 0 or dst.min() < 0 or max(src.max(), dst.max()) >= 2**31):
+        raise ValueError("pair_keys needs ids in [0, 2**31)")
+    return (src << 32) | dst
+
+
+def top_k_by_share(keys, counts, k: int):
+    """Top ``k`` destinations per source by share of the source's count.
+
+    keys: sorted distinct :func:`pair_keys`; counts: their multiplicities (visits or end
+    points of the source's walks).  score = count / the source's total count (its own key
+    included in the total, excluded from the ranking), computed as one float64 division so it
+    equals Spark's ``n / sum(n) over (partition by src)``.  Same output and order as
+    :func:`top_k_per_source`.  O(N log N).
+    """
+    keys = np.asarray(keys, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.int64)
+    if keys.shape != counts.shape:
+        raise ValueError("keys and counts must have the same shape")
+    if keys.size == 0:
+        return _empty()
+    src = keys >> 32
+    dst = keys & 0xFFFFFFFF
+    starts = np.flatnonzero(np.concatenate(([True], src[1:] != src[:-1])))
+    totals = np.add.reduceat(counts, starts)
+    total = np.repeat(totals, np.diff(np.append(starts, src.shape[0])))
+    return top_k_per_source(src, dst, counts / total, k, exclude_self=True)
 
 
 def top_k_per_source_reference(src, dst, score, k: int, exclude_self: bool = True):

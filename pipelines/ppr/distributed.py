@@ -45,7 +45,7 @@ degree rides along, so one join per hop.  The alias table is cached hash-partiti
 
 Methods
 -------
-``steps`` (default, ``method="auto"``): one join per step over the live walkers; the live set
+``steps`` (the default, ``ppr.distributed_method=steps``): one join per step over the live walkers; the live set
 shrinks by ``1 - alpha`` per step, so the loop ends after about
 ``log(walks) / -log(1 - alpha)`` steps (~37 for 400k walks at alpha 0.3), bounded by
 ``max_steps``.  Work O(total moves) = O(|sources| * walks / alpha).
@@ -64,8 +64,11 @@ log(n * 2**b) / -log(1 - alpha))`` levels, 6 for 5M cells at alpha 0.3) or at
 (``2**k`` divides ``T``) reads ``S_k(node, r XOR T)``; the greedy cover of ``[0, max_steps)``
 by the largest built level takes one join, plus one per further piece while walkers remain
 live.  Segments carry their move count and, for ``visits``, their path (array).  Work
-O(n * 2**b / alpha) for the segments, whatever the number of sources: it pays off for the
-fully personalized case (sources = all nodes) or when shuffle rounds dominate.
+O(n * 2**b / alpha) for the segments, whatever the number of sources, and each level
+shuffles both sides of a self-join whose rows carry paths.  Measured on Amazon Toys (11,876
+sources, 2,000 walks each, 2 cores; benchmarks/RESULTS.md): doubling 345 s, steps 141 s,
+so fewer rounds did not pay for the extra rows here; it is kept for clusters where a round
+costs far more than its rows (``ppr.distributed_method=doubling``).
 
 Hubs
 ----
@@ -94,13 +97,13 @@ from pipelines.config import PprConfig
 MOVE, COIN, DANGLING, TRUNC = 0, 1, 2, 3
 OUTPUT_SCHEMA = "src int, dst int, score double, rank int"
 ALIAS_SCHEMA = "node int, col int, deg int, accept double, dst int, alias_dst int"
-METHODS = ("auto", "steps", "doubling")
+METHODS = ("steps", "doubling")
 #: Candidates for hot nodes per materialised walker set (approx_top_k's k).
 HOT_TRACKED = 100
 #: Broadcast the moving side of a doubling / later stitch join below this many rows.
 BROADCAST_ROWS = 100_000
-#: auto picks doubling when the segment cells are at most this many times the walks.
-DOUBLING_MAX_CELLS_PER_WALK = 2.0
+#: Pair keys buffered per top-k task before they are sorted and merged (8 bytes each).
+TOPK_KEY_BUFFER = 1 << 22
 _TWO_M53 = 1.0 / float(2**53)
 
 __all__ = ["METHODS", "OUTPUT_SCHEMA", "index_bits", "ppr_distributed"]
@@ -516,28 +519,44 @@ def _walk_doubling(spark, ctx: _Ctx, alias, deg, rows, srcs, n_walks, cfg, b: in
 # --------------------------------------------------------------------------- entry point
 
 
-def _top_k(pairs, top_k: int, parts: int):
-    """(src, dst) rows -> top_k per src by count share, the src itself excluded."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
+def _top_k_partition(batches, k: int, capacity: int):
+    """mapInArrow body: every (src, dst) event of this task's sources -> their top-k rows.
 
-    counts = pairs.coalesce(parts).groupBy("src", "dst").agg(F.count(F.lit(1)).alias("n"))
-    by_src = Window.partitionBy("src")
-    ranked = (
-        counts.withColumn("score", F.col("n") / F.sum("n").over(by_src))
-        .filter(F.col("dst") != F.col("src"))
-        .withColumn(
-            "rank",
-            F.row_number().over(by_src.orderBy(F.col("score").desc(), F.col("dst").asc())),
+    Counts pair keys in bounded memory (O(capacity + distinct pairs), not O(events)), then
+    ranks with :func:`udfs.topk.top_k_by_share`; rows come out sorted by (src, rank)."""
+    import pyarrow as pa
+
+    from udfs.key_counter import KeyCounter
+    from udfs.topk import pair_keys, top_k_by_share
+
+    counter = KeyCounter(2**63, capacity, dense=False)
+    for rb in batches:
+        keys = pair_keys(
+            rb.column(0).to_numpy(zero_copy_only=False), rb.column(1).to_numpy(zero_copy_only=False)
         )
-        .filter(F.col("rank") <= top_k)
+        counter.reserve(keys.shape[0])[:] = keys
+    keys, counts = counter.result()
+    if keys.shape[0] == 0:
+        return
+    src, dst, score, rank = top_k_by_share(keys, counts, k)
+    yield pa.RecordBatch.from_arrays(
+        [pa.array(src), pa.array(dst), pa.array(score), pa.array(rank)],
+        names=["src", "dst", "score", "rank"],
     )
-    return ranked.select(
-        F.col("src").cast("int"),
-        F.col("dst").cast("int"),
-        F.col("score").cast("double"),
-        F.col("rank").cast("int"),
-    )
+
+
+def _top_k(pairs, top_k: int, parts: int):
+    """(src, dst) rows, one per visit or end point -> top_k per src by count share, the src
+    itself excluded; ties by dst ascending.
+
+    One shuffle of the events by src, then numpy per task (:func:`_top_k_partition`).  The
+    SQL form (groupBy(src, dst) + a window over src) shuffled twice and spent most of its
+    time in a partial aggregation that merges little (a source's visits are spread over
+    every partition of the walk) -- 136 s of a 297 s all-sources run on Amazon Toys."""
+    from functools import partial
+
+    body = partial(_top_k_partition, k=int(top_k), capacity=TOPK_KEY_BUFFER)
+    return pairs.select("src", "dst").repartition(parts, "src").mapInArrow(body, OUTPUT_SCHEMA)
 
 
 def _check(cfg: PprConfig, salt_threshold: int, salts: int, method: str) -> None:
@@ -565,15 +584,13 @@ def ppr_distributed(
     *,
     salt_threshold: int = 10_000,
     salts: int = 16,
-    method: str = "auto",
+    method: str = "steps",
 ):
     """Top-``cfg.top_k`` Monte-Carlo PPR per source with Spark joins (module doc).
 
     edges: DataFrame with the graph_edges columns (src, dst, prob are used); sources:
     DataFrame[src].  method: ``steps`` (one join per step), ``doubling`` (segments,
-    O(log walk length) joins) or ``auto`` (doubling when its cells ``n * 2**b`` are at most
-    ``DOUBLING_MAX_CELLS_PER_WALK`` times the walks, i.e. close to fully personalized, else
-    steps).  Returns (DataFrame[src int, dst int, score double, rank int], already
+    O(log walk length) joins; module doc).  Returns (DataFrame[src int, dst int, score double, rank int], already
     materialised; stats: walks, steps (moves), joins, rounds, salting, seconds, ...).
     """
     from pyspark.sql import functions as F
@@ -588,10 +605,6 @@ def ppr_distributed(
     srcs = srcs.localCheckpoint(eager=True)
     n_src = srcs.count()
     n_walks = n_src * int(cfg.walks_per_node)
-    if method == "auto":
-        n_nodes = deg.count()  # nodes with out-edges: the segment cells that can move
-        doubling = n_nodes * (1 << b) <= DOUBLING_MAX_CELLS_PER_WALK * n_walks
-        method = "doubling" if doubling else "steps"
     t_prep = time.perf_counter()
     ctx = _Ctx(cfg, seed, salt_threshold, salts, parts)
     st: dict[str, Any] = {}

@@ -105,7 +105,10 @@ def run(ctx: StageContext) -> None:
         from pipelines.ppr.distributed import ppr_distributed
 
         sources = select_sources(ctx)
-        out, dstats = ppr_distributed(ctx.spark, ctx.read_spark("graph_edges"), sources, cfg, seed)
+        edges = ctx.read_spark("graph_edges")
+        out, dstats = ppr_distributed(
+            ctx.spark, edges, sources, cfg, seed, method=cfg.distributed_method
+        )
         stats.update(dstats)
         table = out.repartition(ctx.config.spark.shuffle_partitions, "src").sortWithinPartitions(
             "src", "rank"

@@ -82,3 +82,40 @@ def test_rejects_bad_input():
         top_k_per_source([1], [2], [np.nan], 1)
     with pytest.raises(ValueError):
         top_k_per_source([1], [2], [0.1], -1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("capacity", [7, 1000, 1 << 16])
+def test_visit_share_top_k_from_streamed_pairs(seed, capacity):
+    """The distributed strategy's top-k: (src, dst) events streamed through KeyCounter in
+    chunks, ranked by share of the source's events -- against a plain-Python count."""
+    from collections import Counter
+
+    from udfs.key_counter import KeyCounter
+    from udfs.topk import pair_keys, top_k_by_share
+
+    rng = np.random.default_rng(seed)
+    n = 4000
+    src = rng.integers(0, 30, n) * 70_000_000  # ids up to ~2**31: the key packs 32 + 32 bits
+    dst = np.where(rng.random(n) < 0.2, src, rng.zipf(1.6, n) % 50)
+    counter = KeyCounter(2**63, capacity, dense=False)
+    for lo in range(0, n, 333):  # Arrow batches of one task
+        keys = pair_keys(src[lo : lo + 333], dst[lo : lo + 333])
+        counter.reserve(keys.shape[0])[:] = keys
+    got = top_k_by_share(*counter.result(), 5)
+
+    pairs = Counter(zip(src.tolist(), dst.tolist(), strict=True))
+    totals = Counter(src.tolist())
+    rows = [(s, d, c / totals[s]) for (s, d), c in pairs.items()]
+    want = top_k_per_source_reference(*map(np.array, zip(*rows, strict=True)), 5)
+    _assert_same(got, want)
+    assert got[0].size and (got[0] != got[1]).all()  # the source itself is never ranked
+
+
+def test_pair_keys_rejects_ids_outside_int32():
+    from udfs.topk import pair_keys
+
+    with pytest.raises(ValueError, match="2\\*\\*31"):
+        pair_keys(np.array([2**31]), np.array([1]))
+    with pytest.raises(ValueError, match="2\\*\\*31"):
+        pair_keys(np.array([1]), np.array([-1]))
