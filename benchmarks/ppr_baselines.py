@@ -82,8 +82,9 @@ def naive_spark_walks(spark, edges_df, sources, walks: int, alpha: float, seed: 
     """Monte-Carlo PPR with one Spark join per step and no alias tables: every live walker
     joins *all* out-edges of its node and keeps the edge whose cumulative-probability interval
     [lo, hi) holds its rand(seed) draw (O(degree) rows per walker per step).  Walk model and
-    visits estimator as the ppr stage (coin alpha; a dangling node ends the walk).
-    Returns ({src: {dst: score}} top-k without the source, total moves)."""
+    visits estimator as the ppr stage (coin alpha; a dangling node ends the walk); top-k by
+    groupBy + window, as plain Spark SQL would.  Returns (materialised DataFrame[src, dst,
+    score, rank], top-k without the source; total moves)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -123,16 +124,17 @@ def naive_spark_walks(spark, edges_df, sources, walks: int, alpha: float, seed: 
     allv = visits[0]
     for v in visits[1:]:
         allv = allv.unionByName(v)
-    rows = allv.groupBy("src", "pos").agg(F.sum("count").alias("c")).collect()
-    counts: dict[int, dict[int, int]] = {}
-    for r in rows:
-        counts.setdefault(r["src"], {})[r["pos"]] = r["c"]
-    est = {}
-    for s, c in counts.items():
-        total = sum(c.values())
-        top = sorted(((x, v) for v, x in c.items() if v != s), key=lambda t: (-t[0], t[1]))
-        est[s] = {v: x / total for x, v in top[:k]}
-    return est, steps
+    counts = allv.groupBy("src", "pos").agg(F.sum("count").alias("c"))
+    by_src = Window.partitionBy("src")
+    top = (
+        counts.withColumn("score", F.col("c") / F.sum("c").over(by_src))
+        .filter(F.col("pos") != F.col("src"))
+        .withColumn("rank", F.row_number().over(by_src.orderBy(F.desc("score"), "pos")))
+        .filter(F.col("rank") <= k)
+        .select("src", F.col("pos").alias("dst"), "score", "rank")
+        .localCheckpoint(eager=True)
+    )
+    return top, steps
 
 
 def accuracy(est: dict[int, dict[int, float]], exact: np.ndarray, sample, k: int) -> dict:

@@ -63,11 +63,23 @@ def _args(argv):
     p.add_argument("--accuracy-sources", type=int, default=200)
     # The two Spark walks share one sample size: their per-step job overhead is amortised over
     # the walkers, so per-source costs are only comparable at equal sample sizes.
-    p.add_argument("--spark-sources", type=int, default=40, help="distributed/naive sample")
+    p.add_argument(
+        "--spark-sources",
+        default="40",
+        help="distributed/naive sources: N (the first N of the accuracy sample, topped up with "
+        "other random sources beyond it) or 'all'",
+    )
     p.add_argument(
         "--distributed-all",
         action="store_true",
         help="also run the distributed strategy on all sources (the whole ppr stage; slow)",
+    )
+    p.add_argument(
+        "--no-broadcast-joins",
+        action="store_true",
+        help="spark.sql.autoBroadcastJoinThreshold=-1 for the Spark walks: the naive walk then "
+        "shuffles its walkers and the edges every step, as it must when the graph does not fit "
+        "in memory (the distributed strategy's case)",
     )
     p.add_argument("--nx-sources", type=int, default=10, help="networkx timing sample")
     p.add_argument("--repeats", type=int, default=2, help="broadcast stage runs per kernel")
@@ -160,6 +172,26 @@ def stage_run(run: Path, sets: list[str]) -> dict:
     }
 
 
+def spark_sources(spec: str, sample: np.ndarray, all_sources: np.ndarray, rng) -> np.ndarray:
+    """The sources both Spark walks run on: 'all', or the first N of the accuracy sample and,
+    past its size, other random sources (accuracy is measured on the sample's part)."""
+    if spec == "all":
+        return all_sources
+    n = int(spec)
+    if n <= len(sample):
+        return sample[:n]
+    rest = np.setdiff1d(all_sources, sample)
+    extra = rng.choice(rest, size=min(n - len(sample), len(rest)), replace=False)
+    return np.sort(np.concatenate([sample, extra]))
+
+
+def _collect_top_k(df) -> dict[int, dict[int, float]]:
+    """A materialised top-k DataFrame -> {src: {dst: score}} (not timed: both walks end with
+    their table materialised in Spark, as the ppr stage's would be before its write)."""
+    t = df.select("src", "dst", "score").toArrow()
+    return _rows_by_source(*(t.column(c).to_numpy() for c in ("src", "dst", "score")))
+
+
 def _rows_by_source(src, dst, score) -> dict[int, dict[int, float]]:
     out: dict[int, dict[int, float]] = {}
     for s, d, x in zip(src.tolist(), dst.tolist(), score.tolist(), strict=True):
@@ -208,14 +240,14 @@ def bench_graph(name: str, run: Path, spark, a) -> dict:
             **accuracy(est, exact, sample, k),
         }
 
-    dsrc = sample[: a.spark_sources]
+    dsrc = spark_sources(a.spark_sources, sample, all_sources, rng)
+    acc_src = sample if len(dsrc) >= len(sample) else dsrc  # rows of `exact`, in order
     edges_df = tableio.read_spark(spark, run, "graph_edges")
     sdf = spark.createDataFrame([(int(s),) for s in dsrc], "src int")
     t0 = time.perf_counter()
-    out, st = ppr_distributed(spark, edges_df, sdf, cfg, a.seed)
-    rows = out.collect()
+    out, st = ppr_distributed(spark, edges_df, sdf, cfg, a.seed)  # returns it materialised
     wall = time.perf_counter() - t0
-    est = _rows_by_source(*(np.array([r[i] for r in rows]) for i in range(3)))
+    est = _collect_top_k(out)
     m["distributed"] = {
         "wall_s": round(wall, 3),
         "steps": st["steps"],
@@ -223,21 +255,22 @@ def bench_graph(name: str, run: Path, spark, a) -> dict:
         "sources": len(dsrc),
         "steps_per_s": round(st["steps"] / wall, 1),
         "method": st["method"],
-        **accuracy(est, exact, dsrc, k),
+        **accuracy(est, exact, acc_src, k),
     }
     print(f"  distributed: {m['distributed']}", file=sys.stderr, flush=True)
 
-    nsrc = sample[: a.spark_sources]
+    nsrc = dsrc
     t0 = time.perf_counter()
-    est, steps = naive_spark_walks(spark, edges_df, nsrc, a.walks, alpha, a.seed, k)
+    out, steps = naive_spark_walks(spark, edges_df, nsrc, a.walks, alpha, a.seed, k)
     wall = time.perf_counter() - t0
+    est = _collect_top_k(out)
     m["naive Spark walk"] = {
         "wall_s": round(wall, 3),
         "steps": steps,
         "walks": len(nsrc) * a.walks,
         "sources": len(nsrc),
         "steps_per_s": round(steps / wall, 1),
-        **accuracy(est, exact, nsrc, k),
+        **accuracy(est, exact, acc_src, k),
     }
     print(f"  naive: {m['naive Spark walk']}", file=sys.stderr, flush=True)
 
@@ -305,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(dir=a.work) as tmp:
         work = Path(tmp)
         spark = get_spark(_config([]).spark)
+        if a.no_broadcast_joins:
+            spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
         results["graphs"] = {}
         for g in a.graphs.split(","):
             if g == "amazon":
