@@ -45,8 +45,8 @@ degree rides along, so one join per hop.  The alias table is cached hash-partiti
 
 Methods
 -------
-``steps`` (the default, ``ppr.distributed_method=steps``): one join per step over the live walkers; the live set
-shrinks by ``1 - alpha`` per step, so the loop ends after about
+``steps`` (the default, ``ppr.distributed_method=steps``): one join per step over the live
+walkers; the live set shrinks by ``1 - alpha`` per step, so the loop ends after about
 ``log(walks) / -log(1 - alpha)`` steps (~37 for 400k walks at alpha 0.3), bounded by
 ``max_steps``.  Work O(total moves) = O(|sources| * walks / alpha).
 
@@ -552,7 +552,7 @@ def _top_k(pairs, top_k: int, parts: int):
     One shuffle of the events by src, then numpy per task (:func:`_top_k_partition`).  The
     SQL form (groupBy(src, dst) + a window over src) shuffled twice and spent most of its
     time in a partial aggregation that merges little (a source's visits are spread over
-    every partition of the walk) -- 136 s of a 297 s all-sources run on Amazon Toys."""
+    every partition of the walk): 65 s of a 141 s all-sources run on Amazon Toys, 44 s now."""
     from functools import partial
 
     body = partial(_top_k_partition, k=int(top_k), capacity=TOPK_KEY_BUFFER)
@@ -590,8 +590,9 @@ def ppr_distributed(
 
     edges: DataFrame with the graph_edges columns (src, dst, prob are used); sources:
     DataFrame[src].  method: ``steps`` (one join per step), ``doubling`` (segments,
-    O(log walk length) joins; module doc).  Returns (DataFrame[src int, dst int, score double, rank int], already
-    materialised; stats: walks, steps (moves), joins, rounds, salting, seconds, ...).
+    O(log walk length) joins; module doc).  Returns (DataFrame[src int, dst int, score
+    double, rank int], already materialised; stats: walks, steps (moves), joins, rounds,
+    salting, seconds, ...).
     """
     from pyspark.sql import functions as F
 
