@@ -2,12 +2,17 @@
 
 P is the row-stochastic transition matrix in CSR form (indptr, indices, prob). Each hop
 expands every frontier entry (s, i, m) into (s, j, m · P_ij) for the out-edges of i and sums
-duplicates (a sort on the (s, j) key); before the next hop each source keeps only its `beam`
-heaviest frontier entries (ties: smaller item first).
+duplicates; before the next hop each source keeps only its `beam` heaviest frontier entries
+(ties: smaller item first).
 
-Cost per chunk of B sources over n items: O(H · (B · beam · d̄ + B · n)) time (one
-bincount and one partition per hop, no sort) and O(B · n) memory, d̄ the mean out-degree of
-frontier items (bounded by the graph's max_out_degree); the chunk size caps B · n. `multi_hop_reference` is the plain-Python definition the kernel must equal.
+Cost per chunk of B sources over n items, E = B · beam · d̄ expanded entries per hop (d̄ the
+mean out-degree of frontier items, bounded by the graph's max_out_degree): a hop is summed
+densely (one bincount over the B · n cells, O(B · n)) when E ≥ B · n / SPARSE_FACTOR, else
+sparsely (sort of the touched cells, O(E log E)). Dense only, the work was O(B · n) per
+source batch and so O(n²) over a catalog's worth of sources: 35 s at 20k items became 333 s
+at 100k (the candidates stage at 1M / 5M events, benchmarks/RESULTS.md). Memory: O(B · n)
+floats, B = max_cells // min(n, beam · max degree). `multi_hop_reference` is the
+plain-Python definition the kernel must equal.
 """
 
 from __future__ import annotations
@@ -16,47 +21,66 @@ from collections import defaultdict
 
 import numpy as np
 
-from udfs.topk import top_k_per_source
+from udfs.topk import rank_runs, top_k_per_source
+
+#: A hop is expanded sparsely (sort the touched cells) when it touches fewer than
+#: 1 / SPARSE_FACTOR of the chunk's b * n cells, densely (a bincount over them) otherwise.
+SPARSE_FACTOR = 4
 
 
-def _expand(rows, cols, mass, indptr, indices, prob, n, b):
-    """Dense (b, n) mass after one hop from the frontier entries (row, col, mass)."""
+def _hop(rows, cols, mass, indptr, indices, prob, n, b):
+    """One hop from the frontier entries (row, col, mass) -> (sorted distinct cells
+    ``row * n + j`` with positive or zero mass dropped, their mass).
+
+    Dense: one bincount over all b * n cells, O(b * n).  Sparse: ``np.unique`` of the E
+    touched cells, O(E log E).  Both add the contributions in input order (bincount), so the
+    masses are bit-identical whichever is used."""
     deg = indptr[cols + 1] - indptr[cols]
     total = int(deg.sum())
     if total == 0:
-        return np.zeros((b, n))
+        return np.empty(0, np.int64), np.empty(0)
     # Edge position of every expanded entry: its item's first edge plus its offset in the run.
     within = np.arange(total) - np.repeat(np.cumsum(deg) - deg, deg)
     e = np.repeat(indptr[cols], deg) + within
     key = np.repeat(rows, deg) * n + indices[e]
-    return np.bincount(key, weights=np.repeat(mass, deg) * prob[e], minlength=b * n).reshape(b, n)
+    w = np.repeat(mass, deg) * prob[e]
+    if total * SPARSE_FACTOR >= b * n:
+        dense = np.bincount(key, weights=w, minlength=b * n)
+        cells = np.flatnonzero(dense)
+        return cells, dense[cells]
+    cells, inv = np.unique(key, return_inverse=True)
+    summed = np.bincount(inv, weights=w, minlength=cells.shape[0])
+    nz = summed != 0
+    return cells[nz], summed[nz]
 
 
-def _beam(dense, beam):
-    """Mask of each row's `beam` largest positive entries (ties: smaller item first)."""
-    b, n = dense.shape
-    if beam >= n:
-        return dense > 0
-    thr = -np.partition(-dense, beam - 1, axis=1)[:, beam - 1]
-    keep = dense > thr[:, None]
-    tie = dense == thr[:, None]
-    need = beam - keep.sum(axis=1)
-    keep |= tie & (np.cumsum(tie, axis=1) <= need[:, None])
-    return keep & (dense > 0)
+def _beam(cells, mass, n, beam):
+    """Next frontier: each row's ``beam`` largest positive entries (ties: smaller item
+    first), as (rows, cols, mass) in (row, col) order.  O(E log E)."""
+    pos = mass > 0
+    cells, mass = cells[pos], mass[pos]
+    rows = cells // n
+    order = np.lexsort((cells, -mass, rows))
+    sel = np.sort(order[rank_runs(rows[order]) <= beam])
+    return rows[sel], cells[sel] % n, mass[sel]
 
 
 def _batch(src, indptr, indices, prob, hops, hop_decay, beam, k):
     n, b = len(indptr) - 1, len(src)
     rows, cols, mass = np.arange(b), src, np.ones(b)
-    total = np.zeros((b, n))
+    hop_cells, hop_mass = [], []
     for h in range(1, hops + 1):
-        dense = _expand(rows, cols, mass, indptr, indices, prob, n, b)
-        total += hop_decay ** (h - 1) * dense
+        cells, m = _hop(rows, cols, mass, indptr, indices, prob, n, b)
+        hop_cells.append(cells)
+        hop_mass.append(hop_decay ** (h - 1) * m)
         if h < hops:
-            rows, cols = np.nonzero(_beam(dense, beam))
-            mass = dense[rows, cols]
-    r, c = np.nonzero(total)
-    return top_k_per_source(src[r], c, total[r, c], k)
+            rows, cols, mass = _beam(cells, m, n, beam)
+    # Summed over hops in hop order (bincount), as a dense running total would.
+    cells, inv = np.unique(np.concatenate(hop_cells), return_inverse=True)
+    total = np.bincount(inv, weights=np.concatenate(hop_mass), minlength=cells.shape[0])
+    nz = total != 0
+    cells, total = cells[nz], total[nz]
+    return top_k_per_source(src[cells // n], cells % n, total, k)
 
 
 def multi_hop_topk(
@@ -73,13 +97,15 @@ def multi_hop_topk(
 ):
     """(src int32, dst int32, score float64, rank int32) arrays, top k per source, dst != src.
 
-    Sources are processed in chunks of max_cells // n_items: each chunk accumulates in a
-    dense (chunk, n_items) array (one bincount per hop, no sort), so memory stays at
-    about 3 · max_cells float64 values whatever the catalog size.
+    Sources are processed in chunks of B = max_cells // min(n_items, beam · max degree)
+    (module doc): a hop touches at most B · beam · max degree cells and is only summed
+    densely when it touches at least B · n / SPARSE_FACTOR, so memory stays at a few
+    SPARSE_FACTOR · max_cells values whatever the catalog size.
     """
     n = len(indptr) - 1
     src = np.asarray(sources, dtype=np.int64)
-    chunk = max(1, max_cells // max(n, 1))
+    max_deg = int(np.diff(indptr).max()) if n else 0
+    chunk = max(1, max_cells // max(min(n, beam * max(max_deg, 1)), 1))
     parts = [
         _batch(src[o : o + chunk], indptr, indices, prob, hops, hop_decay, beam, k)
         for o in range(0, len(src), chunk)

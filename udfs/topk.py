@@ -10,6 +10,7 @@ import numpy as np
 __all__ = [
     "PACKED_KEY_MAX",
     "pair_keys",
+    "rank_runs",
     "top_k_by_share",
     "top_k_per_source",
     "top_k_per_source_reference",
@@ -59,7 +60,7 @@ def _decode(codes: np.ndarray, decoder) -> np.ndarray:
     return decoder[codes]
 
 
-def _rank_runs(group: np.ndarray) -> np.ndarray:
+def rank_runs(group: np.ndarray) -> np.ndarray:
     """1-based position of each element within its run of equal values (group is sorted)."""
     n = group.shape[0]
     new_run = np.empty(n, dtype=bool)
@@ -111,7 +112,7 @@ def top_k_per_source(src, dst, score, k: int, exclude_self: bool = True):
     d_code, d_dec, n_d = _int_codes(dst)
     if n_s * n_scores * n_d - 1 > PACKED_KEY_MAX:
         order = np.lexsort((dst, -score, src))
-        rank = _rank_runs(src[order])
+        rank = rank_runs(src[order])
         top = rank <= k
         sel = order[top]
         return (
@@ -126,7 +127,7 @@ def top_k_per_source(src, dst, score, k: int, exclude_self: bool = True):
     key += d_code
     key.sort()
     s_sorted = key // (n_scores * n_d)
-    rank = _rank_runs(s_sorted)
+    rank = rank_runs(s_sorted)
     top = rank <= k
     key = key[top]
     rem = key % (n_scores * n_d)
