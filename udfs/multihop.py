@@ -11,8 +11,8 @@ densely (one bincount over the B · n cells, O(B · n)) when E ≥ B · n / SPAR
 sparsely (sort of the touched cells, O(E log E)). Dense only, the cost per source grew with
 the catalog: 3.8 / 3.5 / 10.4 ms per source at 20k / 100k / 400k items, against 2.1 / 3.0 /
 4.75 ms now (1,000 sources on the scaling benchmark's graphs, benchmarks/RESULTS.md).
-Memory: O(B · n) floats, B = max_cells // min(n, beam · max degree). `multi_hop_reference` is the
-plain-Python definition the kernel must equal.
+Memory: O(B · n) floats, B = max_cells // min(n, beam · max degree).
+`multi_hop_reference` is the plain-Python definition the kernel must equal.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ SPARSE_FACTOR = 4
 
 def _hop(rows, cols, mass, indptr, indices, prob, n, b):
     """One hop from the frontier entries (row, col, mass) -> (sorted distinct cells
-    ``row * n + j`` with positive or zero mass dropped, their mass).
+    ``row * n + j``, their summed mass; cells whose mass sums to zero dropped).
 
     Dense: one bincount over all b * n cells, O(b * n).  Sparse: ``np.unique`` of the E
     touched cells, O(E log E).  Both add the contributions in input order (bincount), so the
@@ -60,6 +60,8 @@ def _beam(cells, mass, n, beam):
     pos = mass > 0
     cells, mass = cells[pos], mass[pos]
     rows = cells // n
+    if rows.shape[0] == 0:  # every walk of the chunk ended in sinks
+        return rows, rows, mass
     order = np.lexsort((cells, -mass, rows))
     sel = np.sort(order[rank_runs(rows[order]) <= beam])
     return rows[sel], cells[sel] % n, mass[sel]

@@ -83,3 +83,24 @@ def test_dense_and_sparse_hops_give_identical_tables(monkeypatch, seed):
         sel = s == src
         assert d[sel].tolist() == [j for j, _ in want]
         assert sc[sel] == pytest.approx([v for _, v in want], rel=1e-12)
+
+
+@pytest.mark.parametrize("factor", [0, 10**9])  # every hop sparse / every hop dense
+def test_chunks_whose_walks_all_end_in_sinks(monkeypatch, factor):
+    """A chunk of sinks only, and a source whose one out-edge leads to a sink: the frontier
+    empties before the last hop; the kernel answers what the definition answers."""
+    import udfs.multihop as mh
+
+    monkeypatch.setattr(mh, "SPARSE_FACTOR", factor)
+    # 0 -> 1 (sink); 2 -> 0; 3, 4 sinks; 5 -> 2, 4
+    indptr = np.array([0, 1, 1, 2, 2, 2, 4], np.int64)
+    indices = np.array([1, 0, 2, 4], np.int32)
+    prob = np.array([1.0, 1.0, 0.5, 0.5])
+    kw = dict(hops=3, hop_decay=0.5, beam=2, k=5)
+    for sources in ([3, 4], [0], [0, 2, 3, 5]):
+        s, d, sc, _ = multi_hop_topk(indptr, indices, prob, sources, max_cells=1, **kw)
+        for src in sources:
+            want = multi_hop_reference(indptr, indices, prob, src, **kw)
+            sel = s == src
+            assert d[sel].tolist() == [j for j, _ in want]
+            assert sc[sel] == pytest.approx([v for _, v in want], rel=1e-12)
