@@ -259,16 +259,15 @@ def bench_graph(name: str, run: Path, spark, a) -> dict:
     }
     print(f"  distributed: {m['distributed']}", file=sys.stderr, flush=True)
 
-    nsrc = dsrc
     t0 = time.perf_counter()
-    out, steps = naive_spark_walks(spark, edges_df, nsrc, a.walks, alpha, a.seed, k)
+    out, steps = naive_spark_walks(spark, edges_df, dsrc, a.walks, alpha, a.seed, k)
     wall = time.perf_counter() - t0
     est = _collect_top_k(out)
     m["naive Spark walk"] = {
         "wall_s": round(wall, 3),
         "steps": steps,
-        "walks": len(nsrc) * a.walks,
-        "sources": len(nsrc),
+        "walks": len(dsrc) * a.walks,
+        "sources": len(dsrc),
         "steps_per_s": round(steps / wall, 1),
         **accuracy(est, exact, acc_src, k),
     }

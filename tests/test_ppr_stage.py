@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import networkx as nx
 import numpy as np
+import polars as pl
 import pytest
 
 from pipelines import tableio
@@ -81,6 +82,14 @@ def test_item_ppr_matches_networkx_and_is_deterministic(spark, graph_run, strate
     assert tableio.read_polars(graph_run, "item_ppr").sort("src", "rank").equals(before)
     if strategy == "distributed":  # the other walk method reads the same cells
         assert m["extra"]["method"] == "steps"
+        # Written straight from the top-k tasks: each file sorted by (src, rank), a source in
+        # one file only.
+        seen_src: set[int] = set()
+        for f in sorted(tableio.table_dir(graph_run, "item_ppr").glob("*.parquet")):
+            part = pl.read_parquet(f)
+            assert part.equals(part.sort("src", "rank")), f.name
+            assert not seen_src & set(part["src"].to_list()), f.name
+            seen_src |= set(part["src"].to_list())
         dbl = load_config(None, [*base, "ppr.distributed_method=doubling"])
         run_stages(graph_run, dbl, [STAGES["ppr"]], force=True)
         assert tableio.read_manifest(graph_run, "item_ppr")["extra"]["method"] == "doubling"

@@ -591,7 +591,8 @@ def ppr_distributed(
     edges: DataFrame with the graph_edges columns (src, dst, prob are used); sources:
     DataFrame[src].  method: ``steps`` (one join per step), ``doubling`` (segments,
     O(log walk length) joins; module doc).  Returns (DataFrame[src int, dst int, score
-    double, rank int], already materialised; stats: walks, steps (moves), joins, rounds,
+    double, rank int], already materialised, in ``spark.sql.shuffle.partitions`` partitions
+    by hash of src, each sorted by (src, rank); stats: walks, steps (moves), joins, rounds,
     salting, seconds, ...).
     """
     from pyspark.sql import functions as F
