@@ -75,6 +75,11 @@ def _args(argv):
         help="also run the distributed strategy on all sources (the whole ppr stage; slow)",
     )
     p.add_argument(
+        "--distributed-methods",
+        default="steps",
+        help="comma list of distributed walk methods to run on the Spark sources: steps,doubling",
+    )
+    p.add_argument(
         "--no-broadcast-joins",
         action="store_true",
         help="spark.sql.autoBroadcastJoinThreshold=-1 for the Spark walks: the naive walk then "
@@ -244,20 +249,22 @@ def bench_graph(name: str, run: Path, spark, a) -> dict:
     acc_src = sample if len(dsrc) >= len(sample) else dsrc  # rows of `exact`, in order
     edges_df = tableio.read_spark(spark, run, "graph_edges")
     sdf = spark.createDataFrame([(int(s),) for s in dsrc], "src int")
-    t0 = time.perf_counter()
-    out, st = ppr_distributed(spark, edges_df, sdf, cfg, a.seed)  # returns it materialised
-    wall = time.perf_counter() - t0
-    est = _collect_top_k(out)
-    m["distributed"] = {
-        "wall_s": round(wall, 3),
-        "steps": st["steps"],
-        "walks": st["walks"],
-        "sources": len(dsrc),
-        "steps_per_s": round(st["steps"] / wall, 1),
-        "method": st["method"],
-        **accuracy(est, exact, acc_src, k),
-    }
-    print(f"  distributed: {m['distributed']}", file=sys.stderr, flush=True)
+    for method in a.distributed_methods.split(","):
+        t0 = time.perf_counter()
+        out, st = ppr_distributed(spark, edges_df, sdf, cfg, a.seed, method=method)  # materialised
+        wall = time.perf_counter() - t0
+        est = _collect_top_k(out)
+        name = "distributed" if method == "steps" else f"distributed ({method})"
+        m[name] = {
+            "wall_s": round(wall, 3),
+            "steps": st["steps"],
+            "walks": st["walks"],
+            "sources": len(dsrc),
+            "steps_per_s": round(st["steps"] / wall, 1),
+            "method": st["method"],
+            **accuracy(est, exact, acc_src, k),
+        }
+        print(f"  {name}: {m[name]}", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
     out, steps = naive_spark_walks(spark, edges_df, dsrc, a.walks, alpha, a.seed, k)

@@ -65,10 +65,10 @@ log(n * 2**b) / -log(1 - alpha))`` levels, 6 for 5M cells at alpha 0.3) or at
 by the largest built level takes one join, plus one per further piece while walkers remain
 live.  Segments carry their move count and, for ``visits``, their path (array).  Work
 O(n * 2**b / alpha) for the segments, whatever the number of sources, and each level
-shuffles both sides of a self-join whose rows carry paths.  Measured on Amazon Toys (11,876
-sources, 2,000 walks each, 2 cores; benchmarks/RESULTS.md): doubling 345 s, steps 141 s,
-so fewer rounds did not pay for the extra rows here; it is kept for clusters where a round
-costs far more than its rows (``ppr.distributed_method=doubling``).
+shuffles both sides of a self-join whose rows carry paths.  Measured on Amazon Toys in one
+run (11,876 sources, 2,000 walks each, 2 cores; benchmarks/RESULTS.md): doubling 349 s,
+steps 109 s, identical tables, so fewer rounds did not pay for the extra rows here; it is kept
+for clusters where a round costs far more than its rows (``ppr.distributed_method=doubling``).
 
 Hubs
 ----
