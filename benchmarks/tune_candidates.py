@@ -1,4 +1,5 @@
-"""Tune the candidate knobs on the VALIDATION split and write the chosen config to conf/.
+"""Tune the candidate knobs on the VALIDATION split; write the choice to
+benchmarks/results/tuned_<dataset>.toml (what wins goes into the defaults in pipelines/config.py).
 
     .venv/bin/python benchmarks/tune_candidates.py --dataset toys --out /tmp/tune
 
@@ -226,7 +227,7 @@ def main() -> int:
             indent=1,
         )
     )
-    conf = Path(args.conf or ROOT / "conf" / f"{args.dataset}.toml")
+    conf = Path(args.conf or ROOT / "benchmarks" / "results" / f"tuned_{args.dataset}.toml")
     conf.write_text(render_conf(args.dataset, chosen, weights, final))
     print(f"wrote {conf}")
     return 0

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from pipelines.errors import DiskFullError, TableNotCommittedError
+from pipelines.errors import DiskFullError, RunDirError, TableNotCommittedError
 from schemas import SCHEMA_VERSION, contract
 
 MANIFEST = "_manifest.json"
@@ -120,6 +120,7 @@ def write_table(
     started = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _check_replaceable(table_dir(run_dir, name))  # before the work, not only at the swap
     tc = contract(name)
     tmp = run_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
     try:
@@ -218,7 +219,28 @@ def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def _check_replaceable(target: Path) -> None:
+    """Only a committed WalkRank table of this name is ever replaced (never a user's folder
+    that happens to be named like a table)."""
+    if not target.exists() and not target.is_symlink():
+        return
+    manifest = target / MANIFEST
+    ok = target.is_dir() and not target.is_symlink() and manifest.is_file()
+    if ok:
+        try:
+            ok = json.loads(manifest.read_text()).get("table") == target.name
+        except (OSError, ValueError):
+            ok = False
+    if not ok:
+        raise RunDirError(
+            f"{target} exists and is not a committed WalkRank table '{target.name}': "
+            "refusing to replace it",
+            hint="move it away, or write the run to another --out / --run-id",
+        )
+
+
 def _swap_into_place(tmp: Path, target: Path) -> None:
+    _check_replaceable(target)
     old = None
     if target.exists():
         old = target.with_name(f".old-{target.name}-{uuid.uuid4().hex[:8]}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from pipelines.config import llm_scores_used
 from pipelines.stage import Stage, StageContext
 from udfs.rank_fusion import fit_llm_weight, rerank
 
@@ -137,6 +138,7 @@ STAGE = Stage(
     inputs=("candidates", "llm_scores", "holdout"),
     outputs=("rankings",),
     config_keys=("rank", "eval.target"),
+    skip_reason=llm_scores_used,
     engine="local",
     description="final rankings: candidate score fused with the LLM score",
 )

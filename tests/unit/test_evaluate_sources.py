@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from pipelines import tableio
-from pipelines.stages.evaluate import evaluate_run
+from pipelines.evaluation.run import evaluate_run
 from schemas.tables import EVENTS, HOLDOUT, ITEMS
 
 TS = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
