@@ -153,9 +153,9 @@ def main() -> int:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     path, fmt = DATASETS[args.dataset]
     if path is None:
-        from pipelines.cli import demo_input
+        from pipelines.ingest.datasets import dataset_path
 
-        path = demo_input()
+        path = dataset_path("ml-1m")
     base = [f'ingest.input="{path}"', f"ingest.format={fmt}", *BASE]
     run = Path(args.out) / args.dataset
     top_all = 100 * (len(SOURCES) + 1)  # every source's full list survives the fusion cut

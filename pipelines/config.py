@@ -131,7 +131,7 @@ class GraphConfig:
     # > 0 adds j -> i edges with this weight factor (co-occurrence); tuned on valid.
     reverse_weight: NonNeg = 0.2
     min_count: Count = 1  # edges seen fewer times are pruned
-    max_out_degree: Count = 200  # keep the heaviest out-edges per node (bounds hubs)
+    max_out_degree: NonNegInt = 200  # keep the heaviest out-edges per node (hubs); 0: all
 
 
 @dataclass
@@ -484,14 +484,15 @@ def _collect(problems: list[str], fn: Any, *args: Any) -> None:
         problems.append(f"{msg}; {exc.hint}" if exc.hint else msg)
 
 
-def _range_problems(obj: Any, prefix: str = "") -> list[str]:
-    """Every field outside its Range (lists and dict values element by element)."""
+def _field_problems(obj: Any, prefix: str = "") -> list[str]:
+    """Every field outside its Range or its Literal choices (lists and dicts element-wise):
+    what a section built in code, rather than loaded, can still get wrong."""
     problems = []
     for name, tp in _hints(type(obj)).items():
         key, value = f"{prefix}{name}", getattr(obj, name)
         base, rng = _strip(tp)
         if dataclasses.is_dataclass(value):
-            problems += _range_problems(value, key + ".")
+            problems += _field_problems(value, key + ".")
             continue
         checks: list[tuple[str, Any, Range | None]] = [(key, value, rng)]
         origin = typing.get_origin(base)
@@ -501,9 +502,12 @@ def _range_problems(obj: Any, prefix: str = "") -> list[str]:
         elif origin is dict:
             val_rng = _strip(typing.get_args(base)[1])[1]
             checks = [(f"{key}.{k}", v, val_rng) for k, v in value.items()]
+        choices = _choices_in(tp)
         for k, v, r in checks:
             if r is not None and isinstance(v, int | float) and (why := r.problem(v)):
                 problems.append(f"{k} = {v!r}: {why}")
+            if choices and v not in choices:
+                problems.append(f"{k} = {v!r}: one of {', '.join(map(str, choices))}")
     return problems
 
 
@@ -588,7 +592,13 @@ def _cross_field_problems(cfg: Config) -> list[str]:
 
 def validate(cfg: Config) -> None:
     """Raise one ConfigError listing every problem of `cfg` (ranges and cross-field rules)."""
-    _raise_problems(_range_problems(cfg) + _cross_field_problems(cfg))
+    _raise_problems(_field_problems(cfg) + _cross_field_problems(cfg))
+
+
+def check_section(section: Any, name: str) -> None:
+    """Raise one ConfigError for the out-of-range fields of one section (e.g. a GraphConfig
+    built in code rather than loaded), named `name.<field>`."""
+    _raise_problems(_field_problems(section, f"{name}."))
 
 
 def _raise_problems(problems: list[str]) -> None:
@@ -647,7 +657,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             continue
         key, raw = item.split("=", 1)
         _collect(problems, set_value, cfg, key.strip(), parse_literal(raw.strip()))
-    _raise_problems(problems + _range_problems(cfg) + _cross_field_problems(cfg))
+    _raise_problems(problems + _field_problems(cfg) + _cross_field_problems(cfg))
     return cfg
 
 

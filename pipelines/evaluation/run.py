@@ -145,16 +145,23 @@ def score_against(
 
 
 def evaluate_against(
-    run_dir: str | Path, against: str, fmt: str | None, ks: list[int]
+    run_dir: str | Path,
+    against: str,
+    fmt: str | None,
+    ks: list[int],
+    since: str | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Score a serve run's rankings against a new event log (read with the run's ingest
-    settings, any ingest format) and commit the result as the run's `served_metrics`."""
+    settings, any ingest format; with `since`, only its events at or after that ISO time)
+    and commit the result as the run's `served_metrics`."""
     from pipelines.config import load_config, set_value
     from pipelines.ingest import run_ingest
     from pipelines.runner import run_lock
     from pipelines.spark_session import get_spark
 
     run_dir = Path(run_dir)
+    if since:
+        _since(since)  # a bad time fails before Spark starts
     if run_target(run_dir) != "serve":
         raise ConfigError(
             f"{run_dir} is a '{run_target(run_dir)}' run: --against scores a serve run",
@@ -169,12 +176,21 @@ def evaluate_against(
     result = run_ingest(get_spark(cfg.spark), cfg.ingest)
     new = pl.from_arrow(result.events.select("user_id", "item_id", "ts").toArrow())
     result.unpersist()
+    n_read = new.height
+    if since:
+        new = new.filter(pl.col("ts") >= _since(since))
     train = tableio.read_polars(run_dir, "train").select("user_id", "item_id")
     n_items = tableio.read_manifest(run_dir, "items")["rows"]
     metrics, counts = score_against(
         tableio.read_polars(run_dir, "rankings"), new, train, ks, n_items
     )
-    extra = {"against": str(Path(against).resolve()), "counts": counts, "ingest": result.counts}
+    counts["events_before_since"] = n_read - new.height
+    extra = {
+        "against": str(Path(against).resolve()),
+        "since": since or "",
+        "counts": counts,
+        "ingest": result.counts,
+    }
     with run_lock(run_dir):
         tableio.write_table(
             run_dir,
@@ -186,3 +202,15 @@ def evaluate_against(
             extra=extra,
         )
     return metrics, extra
+
+
+def _since(text: str):  # -> datetime.datetime (UTC)
+    import datetime as dt
+
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"--since {text!r} is not an ISO 8601 time", hint="e.g. --since 2026-11-30T00:00:00Z"
+        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)

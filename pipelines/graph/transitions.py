@@ -37,32 +37,10 @@ user's history or a single src's out-edges sit on one task; nothing else does.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.config import GraphConfig
-from pipelines.errors import ConfigError
-
-
-def check_graph_config(cfg: GraphConfig) -> None:
-    """Raise ConfigError naming the bad `graph.*` value and the fix."""
-
-    def bad(key: str, value: Any, hint: str) -> ConfigError:
-        return ConfigError(f"config key 'graph.{key}' = {value!r} is invalid", hint=hint)
-
-    if not isinstance(cfg.window, int) or cfg.window < 1:
-        raise bad("window", cfg.window, "set graph.window to an integer >= 1")
-    if not (math.isfinite(cfg.decay) and 0.0 < cfg.decay <= 1.0):
-        raise bad("decay", cfg.decay, "set graph.decay in (0, 1]; use window=1 for next-item only")
-    if not (math.isfinite(cfg.session_gap) and cfg.session_gap >= 0.0):
-        raise bad("session_gap", cfg.session_gap, "set graph.session_gap >= 0 (0: no sessions)")
-    if not (math.isfinite(cfg.reverse_weight) and cfg.reverse_weight >= 0.0):
-        raise bad("reverse_weight", cfg.reverse_weight, "set graph.reverse_weight >= 0 (0: off)")
-    if cfg.min_count < 1:
-        raise bad("min_count", cfg.min_count, "set graph.min_count >= 1 (1: no pruning)")
-    if cfg.max_out_degree < 0:
-        raise bad("max_out_degree", cfg.max_out_degree, "set graph.max_out_degree >= 0 (0: all)")
+from pipelines.config import GraphConfig, check_section
 
 
 @dataclass
@@ -134,7 +112,7 @@ def build_graph(train_df, items_df, cfg: GraphConfig) -> TransitionGraph:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    check_graph_config(cfg)
+    check_section(cfg, "graph")
     win = cfg.window
     rw = float(cfg.reverse_weight)
     by_user = Window.partitionBy("user_idx").orderBy(

@@ -92,7 +92,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pipelines.config import PprConfig
+from pipelines.config import PprConfig, check_section
 
 MOVE, COIN, DANGLING, TRUNC = 0, 1, 2, 3
 OUTPUT_SCHEMA = "src int, dst int, score double, rank int"
@@ -560,15 +560,7 @@ def _top_k(pairs, top_k: int, parts: int):
 
 
 def _check(cfg: PprConfig, salt_threshold: int, salts: int, method: str) -> None:
-    if not 0.0 < float(cfg.alpha) <= 1.0:
-        raise ValueError(f"ppr.alpha must be in (0, 1], got {cfg.alpha}")
-    if int(cfg.walks_per_node) < 1 or int(cfg.top_k) < 1 or int(cfg.max_steps) < 0:
-        raise ValueError(
-            "ppr.walks_per_node and ppr.top_k must be >= 1 and ppr.max_steps >= 0, got "
-            f"{cfg.walks_per_node}, {cfg.top_k}, {cfg.max_steps}"
-        )
-    if cfg.estimator not in ("visits", "endpoint"):
-        raise ValueError(f"ppr.estimator must be visits or endpoint, got {cfg.estimator!r}")
+    check_section(cfg, "ppr")
     if salt_threshold < 1 or salts < 1:
         raise ValueError(f"salt_threshold and salts must be >= 1, got {salt_threshold}, {salts}")
     if method not in METHODS:
