@@ -7,8 +7,8 @@ kernel in `mapInArrow`; executor memory per task is bounded by one batch.
 
 Two ways out: `ppr_broadcast` returns the rows as a DataFrame; `write_ppr_broadcast` (what
 the stage uses) has each task write its rows as one Parquet file with pyarrow and return
-only its counts. The rows then never cross into the JVM (Arrow -> rows -> Parquet there);
-that conversion was about half of the stage's JVM CPU. A task writes to a hidden temp name
+only its counts. The rows then never cross into the JVM (Arrow -> rows -> Parquet there,
+a large share of the stage's JVM CPU: benchmarks/RESULTS.md). A task writes to a hidden temp name
 and renames it to `part-<partition>.parquet`, so a retried or speculative attempt replaces
 the file whole with the same bytes (the walks are seeded per batch). The run directory has
 to be a file system every executor sees, as for every WalkRank table.

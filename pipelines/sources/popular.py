@@ -27,8 +27,8 @@ def popular_source(ctx, inputs: SourceInputs):
     Every user's list comes from one short head of the popularity ranking: the top k plus the
     most head items any user has seen. A user's row holds the head positions they have seen
     (a join of the small seen-and-head pairs), and a filter + slice over the head array picks
-    their k; so there is no users x head cross join to anti-join and sort (that took 14x the
-    time at 5x the events in the scaling benchmark).
+    their k, with no users x head cross join to anti-join and sort (which grows with
+    users x head; benchmarks/RESULTS.md, scaling).
     """
     from pyspark.sql import functions as F
 

@@ -70,9 +70,6 @@ def run(ctx: StageContext) -> None:
     def figures() -> dict:
         """Called by the write once the table's files exist: the counts are final."""
         seconds = time.perf_counter() - t0
-        if "_steps" in stats:  # distributed: accumulators filled by the write job
-            stats["steps"] = int(stats.pop("_steps").value)
-            stats["walks"] = int(stats.pop("_walks").value)
         steps, walks = int(stats["steps"]), int(stats["walks"])
         stats.update(
             strategy=strategy,
