@@ -31,16 +31,8 @@ import pyarrow as pa
 
 from pipelines.config import PprConfig
 from pipelines.ppr.csr import csr_from_edges
+from schemas.tables import ITEM_PPR
 
-OUTPUT_SCHEMA = "src int, dst int, score double, rank int"
-ARROW_SCHEMA = pa.schema(
-    [
-        pa.field("src", pa.int32(), nullable=False),
-        pa.field("dst", pa.int32(), nullable=False),
-        pa.field("score", pa.float64(), nullable=False),
-        pa.field("rank", pa.int32(), nullable=False),
-    ]
-)
 COUNTS_SCHEMA = "partition int, rows long, steps long, walks long"
 
 
@@ -67,7 +59,7 @@ def _kernel(bc, cfg: PprConfig, seed: int):
                         pa.array(sc, pa.float64()),
                         pa.array(r, pa.int32()),
                     ],
-                    schema=ARROW_SCHEMA,
+                    schema=ITEM_PPR.schema,
                 )
                 yield rows, steps, walks
 
@@ -133,7 +125,7 @@ def _file_writer(walk, out_dir: str):
         tmp = os.path.join(out_dir, f".part-{part:05d}-{uuid.uuid4().hex[:8]}.tmp")
         n_rows = n_steps = n_walks = 0
         try:
-            with pq.ParquetWriter(tmp, ARROW_SCHEMA) as writer:
+            with pq.ParquetWriter(tmp, ITEM_PPR.schema) as writer:
                 for rows, steps, walks in walk(batches):
                     writer.write_batch(rows)
                     n_rows, n_steps, n_walks = (
@@ -200,7 +192,7 @@ def ppr_broadcast(
     work, bc, stats = _prepare(spark, edges, n_nodes, sources, cfg)
     sc = spark.sparkContext
     steps_acc, walks_acc = sc.accumulator(0), sc.accumulator(0)
-    out = work.mapInArrow(_rows(_kernel(bc, cfg, seed), steps_acc, walks_acc), OUTPUT_SCHEMA)
+    out = work.mapInArrow(_rows(_kernel(bc, cfg, seed), steps_acc, walks_acc), ITEM_PPR.spark_ddl())
     return out, {**stats, "_steps": steps_acc, "_walks": walks_acc, "_broadcast": bc}
 
 

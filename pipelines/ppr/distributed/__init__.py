@@ -43,11 +43,11 @@ from pipelines.ppr.distributed.alias import prepare_graph
 from pipelines.ppr.distributed.cells import WalkContext, index_bits
 from pipelines.ppr.distributed.doubling import walk_doubling
 from pipelines.ppr.distributed.steps import walk_steps
-from pipelines.ppr.distributed.topk import OUTPUT_SCHEMA, top_k
+from pipelines.ppr.distributed.topk import top_k
 
 METHODS = ("steps", "doubling")
 
-__all__ = ["METHODS", "OUTPUT_SCHEMA", "index_bits", "ppr_distributed"]
+__all__ = ["METHODS", "index_bits", "ppr_distributed"]
 
 
 def _check(cfg: PprConfig, salt_threshold: int, salts: int, method: str) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-OUTPUT_SCHEMA = "src int, dst int, score double, rank int"
+from schemas.tables import ITEM_PPR
+
 #: Pair keys buffered per top-k task before they are sorted and merged (8 bytes each).
 TOPK_KEY_BUFFER = 1 << 22
 
@@ -43,4 +44,6 @@ def top_k(pairs, top_k: int, parts: int):
     from functools import partial
 
     body = partial(top_k_partition, k=int(top_k), capacity=TOPK_KEY_BUFFER)
-    return pairs.select("src", "dst").repartition(parts, "src").mapInArrow(body, OUTPUT_SCHEMA)
+    return (
+        pairs.select("src", "dst").repartition(parts, "src").mapInArrow(body, ITEM_PPR.spark_ddl())
+    )
