@@ -179,7 +179,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from pipelines.run_compare import compare_metrics
+    from pipelines.evaluation.compare import compare_metrics
 
     df = compare_metrics(args.run_a, args.run_b)
     if args.segment != "*":

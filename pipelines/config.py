@@ -139,9 +139,10 @@ class PprConfig:
     alpha: Probability = 0.3  # restart (walk termination) probability per step
     walks_per_node: Count = 2000
     top_k: Count = 100
-    # all: every item; needed: only items in users' recent histories (what the sources read)
-    sources: Literal["all", "needed"] = "needed"
-    needed_history: Count = 10  # with sources=needed: the last N train items of each user
+    # The walks' start nodes: all items, or only those in users' recent histories (what the
+    # candidate sources read).
+    seeds: Literal["all", "needed"] = "needed"
+    needed_history: Count = 10  # with seeds=needed: the last N train items of each user
     estimator: Literal["visits", "endpoint"] = "visits"
     strategy: Literal["auto", "broadcast", "distributed"] = "auto"
     # broadcast walk kernel: numpy (vectorised) | numba (compiled, fused top-k)
@@ -149,7 +150,7 @@ class PprConfig:
     broadcast_max_edges: Count = 50_000_000  # auto picks distributed above this
     # steps (a join per step) | doubling (log-many joins)
     distributed_method: Literal["steps", "doubling"] = "steps"
-    batch_sources: Count = 256  # sources per kernel batch (bounds executor memory)
+    batch_seeds: Count = 256  # seed items per kernel batch (bounds executor memory)
     max_steps: Count = 200
     seed: int = 0  # 0: derive from run.seed
 
@@ -535,11 +536,11 @@ def _cross_field_problems(cfg: Config) -> list[str]:
             f"candidates.weights has unknown source(s) {unknown}: "
             f"weights are per source, one of {', '.join(typing.get_args(SourceName))}"
         )
-    if "ppr" in sources and cfg.ppr.sources == "needed" and cfg.ppr.needed_history < c.ppr_history:
+    if "ppr" in sources and cfg.ppr.seeds == "needed" and cfg.ppr.needed_history < c.ppr_history:
         problems.append(
             f"ppr.needed_history = {cfg.ppr.needed_history} < candidates.ppr_history = "
-            f"{c.ppr_history}: with ppr.sources = needed, PPR must cover every item the ppr "
-            "source reads (raise ppr.needed_history, or set ppr.sources = all)"
+            f"{c.ppr_history}: with ppr.seeds = needed, PPR must cover every item the ppr "
+            "source reads (raise ppr.needed_history, or set ppr.seeds = all)"
         )
     if not cfg.eval.ks:
         problems.append("eval.ks is empty: give at least one cut-off, e.g. [10]")

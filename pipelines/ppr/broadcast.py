@@ -1,7 +1,7 @@
-"""Broadcast PPR: the graph as CSR + alias arrays broadcast once; sources in batches.
+"""Broadcast PPR: the graph as CSR + alias arrays broadcast once; seeds (start nodes) in batches.
 
-Each row of the work DataFrame is one batch of `ppr.batch_sources` consecutive sorted
-sources; rows are sliced into partitions in order, so the output of every partition is
+Each row of the work DataFrame is one batch of `ppr.batch_seeds` consecutive sorted
+seeds; rows are sliced into partitions in order, so the output of every partition is
 already sorted by (src, rank) and the stage writes it without a shuffle. Executors run the
 kernel in `mapInArrow`; executor memory per task is bounded by one batch.
 
@@ -164,7 +164,7 @@ def _prepare(spark, edges: pa.Table, n_nodes: int, sources: np.ndarray, cfg: Ppr
     sc = spark.sparkContext
     bc = sc.broadcast((indptr, indices, tables.accept, tables.alias))
     sources = np.sort(np.asarray(sources, dtype=np.int32))
-    b = max(1, cfg.batch_sources)
+    b = max(1, cfg.batch_seeds)
     batches = [(i, sources[o : o + b].tolist()) for i, o in enumerate(range(0, len(sources), b))]
     # A few tasks per core evens out the load; more only adds per-task start-up.
     n_parts = max(1, min(len(batches), sc.defaultParallelism * 4))

@@ -12,7 +12,7 @@ def test_defaults_are_the_tuned_profile_on_a_laptop():
     assert cfg.eval.target == "test"
     assert cfg.candidates.sources == ["transition", "ppr", "item_cf", "user_cf"]
     assert cfg.candidates.weights["popular"] == 0.25 and cfg.candidates.per_source == 100
-    assert cfg.ppr.sources == "needed" and cfg.graph.reverse_weight == 0.2
+    assert cfg.ppr.seeds == "needed" and cfg.graph.reverse_weight == 0.2
     # The tuned values are what benchmarks/tune_candidates.py chose on the valid split.
     tuned = load_config(Path(__file__).resolve().parents[2] / "benchmarks/results/tuned_toys.toml")
     assert tuned == cfg
@@ -80,7 +80,7 @@ def test_cross_field_rules():
     with pytest.raises(ConfigError, match="ppr.needed_history = 5 < candidates.ppr_history = 10"):
         load_config(None, ["ppr.needed_history=5"])
     # The rule only binds when the ppr source reads needed-only PPR rows.
-    load_config(None, ["ppr.needed_history=5", "ppr.sources=all"])
+    load_config(None, ["ppr.needed_history=5", "ppr.seeds=all"])
     load_config(None, ["ppr.needed_history=5", 'candidates.sources=["item_cf"]'])
     with pytest.raises(ConfigError, match="unknown source"):
         load_config(None, ["candidates.weights.bogus=1"])
