@@ -51,12 +51,13 @@ window.addEventListener('load', function () {
 });
 </script>"""
 _STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1120px;margin:1.5em auto;
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1200px;margin:1.5em auto;
  padding:0 1em;color:#222}
 h1{margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 .facts,.note,.plan{color:#555}.lead{font-size:1.1em}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #d4d4d4;padding:3px 8px}
-th{text-align:left;background:#f6f6f6}td.num,.grid-table td{text-align:right;
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #d4d4d4;padding:3px 7px}
+.wide{overflow-x:auto}.grid-table{font-size:14px}.grid-table td{padding:2px 5px}
+th{text-align:left;background:#f6f6f6;white-space:nowrap}td.num,.grid-table td{text-align:right;
  font-variant-numeric:tabular-nums}
 thead th{text-align:center}td.best{background:#c9ecc9;font-weight:bold}
 tr.baseline th,tr.baseline td{color:#666;font-style:italic}tr.skipped{color:#888}
@@ -117,7 +118,7 @@ def grid_table(
 ) -> str:
     """Rows tables, a column per (metric, k) of segment `all`; a metric whose values are the
     same at every k gets one column. Columns of the metrics in `best`: the highest value
-    (every tie) gets class "best"."""
+    (every tie) gets class "best", unless every table has the same value."""
     rows = metrics.filter(pl.col("segment") == SEGMENT_ALL)
     cell = {(r["table"], r["metric"], r["k"]): r["value"] for r in rows.iter_rows(named=True)}
     columns: list[tuple[str, int]] = []
@@ -130,8 +131,9 @@ def grid_table(
         columns.extend((m, k) for k in ks)
     top = {}
     for m, k in columns:
-        values = [cell.get((t, m, k)) for t in tables]
-        top[(m, k)] = max((v for v in values if finite(v)), default=None) if m in best else None
+        values = [v for t in tables if finite(v := cell.get((t, m, k)))]
+        # A column where every table ties has no best (e.g. a popular-only run).
+        top[(m, k)] = max(values) if m in best and len(set(values)) > 1 else None
     metric_heads, k_heads = ["<th rowspan='2'>table</th>"], []
     for m in dict.fromkeys(m for m, _ in columns):
         mine = [k for mm, k in columns if mm == m]
@@ -205,16 +207,36 @@ def _legend(tables: Sequence[str], colors: dict[str, str]) -> str:
     )
 
 
+def _same_values(metrics: pl.DataFrame, a: str, b: str) -> bool:
+    """Metric a equals metric b in every (table, k, segment) where either is reported."""
+    pa, pb = (
+        metrics.filter(pl.col("metric") == m).select("table", "k", "segment", "value")
+        for m in (a, b)
+    )
+    if pa.height == 0 or pa.height != pb.height:
+        return False
+    joined = pa.join(pb, on=["table", "k", "segment"], how="inner")
+    return joined.height == pa.height and bool((joined["value"] == joined["value_right"]).all())
+
+
 def headline_section(metrics: pl.DataFrame, tables: list[str], k: int) -> str:
     names = [m for m in HEADLINE_METRICS if m in set(metrics.get_column("metric").to_list())]
+    note = ""
+    if "recall" in names and "hr" in names and _same_values(metrics, "recall", "hr"):
+        names.remove("recall")  # one held-out item per user: recall@k is HR@k
+        note = (
+            " Recall equals HR in every cell here (one held-out item per user), so it is left out."
+        )
     return section(
         "Headline: rankings vs each source vs popular",
         [
             _lead(metrics, tables, k),
+            '<div class="wide">',
             grid_table(metrics, names, tables, table_id="headline", best=names),
+            "</div>",
             '<p class="note">All evaluated users (segment <i>all</i>); best value per column '
             "highlighted. A source's row is its own ranking, as far as it survived the fused "
-            "top-n cut.</p>",
+            f"top-n cut.{note}</p>",
         ],
         sid="headline-section",
     )
@@ -275,7 +297,7 @@ def label_free_section(
     """Counts (serve runs), then coverage / Gini / novelty: a table and one chart per metric."""
     present = set(metrics.get_column("metric").to_list())
     names = [m for m in (*COUNT_METRICS, *BEYOND_ACCURACY_METRICS) if m in present]
-    body = [grid_table(metrics, names, tables, table_id=table_id)]
+    body = [f'<div class="wide">{grid_table(metrics, names, tables, table_id=table_id)}</div>']
     body.append(
         '<p class="note">coverage: share of the catalog recommended at least once (higher = '
         "more of the catalog used); Gini: inequality of item exposure (0 = even, 1 = one item "

@@ -64,15 +64,19 @@ def test_headline_highlights_the_best_value_of_each_column_ties_included():
         ("candidates:ppr", "hr", 10, "all", 0.15, 100),
         ("candidates:popular", "hr", 10, "all", 0.02, 100),
         ("rankings", "ndcg", 10, "hist_le5", 0.90, 10),  # other segments never enter
+        *(("rankings", "mrr", 10, "all", 0.03, 100),  # every table ties: no best
+          ("candidates", "mrr", 10, "all", 0.03, 100),
+          ("candidates:ppr", "mrr", 10, "all", 0.03, 100),
+          ("candidates:popular", "mrr", 10, "all", 0.03, 100)),
     ])  # fmt: skip
     tables = ordered_tables(m, "ndcg", 10)
-    got = cells(grid_table(m, ["ndcg", "hr"], tables, table_id="headline", best=["ndcg", "hr"]),
-                "headline")  # fmt: skip
+    names = ["ndcg", "hr", "mrr"]
+    got = cells(grid_table(m, names, tables, table_id="headline", best=names), "headline")
     assert got == {
-        "rankings": [("0.0500", False), ("0.2000", True)],
-        "candidates": [("0.0400", False), ("0.2000", True)],
-        "candidates:ppr": [("0.0700", True), ("0.1500", False)],
-        "candidates:popular": [("0.0100", False), ("0.0200", False)],
+        "rankings": [("0.0500", False), ("0.2000", True), ("0.0300", False)],
+        "candidates": [("0.0400", False), ("0.2000", True), ("0.0300", False)],
+        "candidates:ppr": [("0.0700", True), ("0.1500", False), ("0.0300", False)],
+        "candidates:popular": [("0.0100", False), ("0.0200", False), ("0.0300", False)],
     }
 
 
@@ -85,8 +89,8 @@ def test_headline_rows_rankings_candidates_sources_best_first_popular_last():
     page = "".join(metrics_sections(m, 10, "test"))
     rows = cells(page, "headline")
     assert list(rows) == ordered_tables(m, "ndcg", 10)
-    # ndcg, hr, recall, mrr at the one k; popular has no best cell, rankings has them all.
-    assert [best for _, best in rows["rankings"]] == [True] * 4
+    # ndcg, hr, mrr at the one k (recall = hr: left out); rankings is best everywhere.
+    assert [best for _, best in rows["rankings"]] == [True] * 3
     assert not any(best for _, best in rows["candidates:popular"])
     assert "16.0× popular (0.0050)" in page and "best single source: ppr (0.0700)" in page
 
@@ -96,12 +100,23 @@ def test_headline_has_a_column_per_k_and_a_missing_value_is_a_dash():
         (pl.col("table") != "candidates:user_cf") | (pl.col("k") != 20)
     )
     rows = cells("".join(metrics_sections(m, 10)), "headline")
-    # ndcg, hr, recall, mrr at 10 and 20: mrr is the same at every k for every table but
-    # user_cf, which lacks it at 20, so it keeps a column per k too.
-    assert len(rows["rankings"]) == 4 * 2
+    # ndcg, hr, mrr at 10 and 20: mrr is the same at every k for every table but user_cf,
+    # which lacks it at 20, so it keeps a column per k too.
+    assert len(rows["rankings"]) == 3 * 2
     assert rows["candidates:user_cf"][1] == ("-", False)  # ndcg@20 missing
     full = cells("".join(metrics_sections(eval_metrics(ks=(10, 20)), 10)), "headline")
-    assert len(full["rankings"]) == 3 * 2 + 1  # mrr once
+    assert len(full["rankings"]) == 2 * 2 + 1  # mrr once
+
+
+def test_recall_is_left_out_of_the_headline_only_where_it_equals_hr():
+    same = "".join(metrics_sections(eval_metrics(ks=(10,)), 10))
+    assert "Recall equals HR in every cell" in same and ">recall<" not in same
+    m = eval_metrics(ks=(10,)).with_columns(  # two held-out items: recall differs from hr
+        pl.when(pl.col("metric") == "recall").then(pl.col("value") / 2).otherwise("value")
+    )
+    differ = "".join(metrics_sections(m, 10))
+    assert "Recall equals" not in differ and ">recall@10<" in differ
+    assert len(cells(differ, "headline")["rankings"]) == 4
 
 
 def test_curves_have_one_line_per_table_and_segments_one_panel_per_segment():
