@@ -96,7 +96,7 @@ class StageContext:
             stage=self.stage.name,
             stage_key=self.stage_key,
             inputs=self.input_fingerprints,
-            seconds=time.perf_counter() - self.started,
+            stage_started=self.started,  # seconds measured once the write is done
             extra=merged,
             **kw,
         )

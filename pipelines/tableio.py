@@ -113,10 +113,17 @@ def write_table(
     stage_key: str,
     inputs: dict[str, str] | None = None,
     seconds: float | None = None,
+    stage_started: float | None = None,
     extra: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
     partition_by: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Validate against the table's contract, write atomically, return the manifest."""
+    """Validate against the table's contract, write atomically, return the manifest.
+
+    The manifest's `seconds`: `seconds` when given, else the time from `stage_started` (a
+    time.perf_counter() value, the stage's start) to the end of this write, else this write's
+    own time. Measured after the write, it includes a lazy Spark job or a FilesWriter's work,
+    which run inside the write.
+    """
     started = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +175,12 @@ def write_table(
             "stage_key": stage_key,
             "inputs": dict(sorted((inputs or {}).items())),
             "code_version": CODE_VERSION,
-            "seconds": round(seconds if seconds is not None else time.perf_counter() - started, 3),
+            "seconds": round(
+                seconds
+                if seconds is not None
+                else time.perf_counter() - (started if stage_started is None else stage_started),
+                3,
+            ),
             "files": files,
             "partition_by": partition_by or [],
             # A callable extra is evaluated after the data is written (figures of that write).
