@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from pipelines import tableio
 from pipelines.config import Config, config_to_toml
-from pipelines.errors import RunLockedError, StageOrderError
+from pipelines.errors import StageOrderError
 from pipelines.plan import Plan
 from pipelines.progress import watch_spark
+from pipelines.run_dir import run_lock
 from pipelines.stage import Stage, StageContext, stage_key
 
 
@@ -35,28 +33,6 @@ def order_stages(stages: list[Stage], cfg: Config | None = None) -> list[Stage]:
         else:
             raise StageOrderError(f"cycle among stages {[s.name for s in pending]}")
     return done
-
-
-@contextmanager
-def run_lock(run_dir: Path):
-    """One writer per run directory; a second one gets a clear error instead of mixed tables."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fh = open(run_dir / ".lock", "w")  # noqa: SIM115 - held for the whole run, closed below
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise RunLockedError(
-            f"run {run_dir} is being written by another process",
-            hint="wait for it to finish, or use another --run-id",
-        ) from None
-    try:
-        fh.write(str(os.getpid()))
-        fh.flush()
-        yield
-    finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
 
 
 def _input_fingerprints(stage: Stage, cfg: Config, run_dir: Path) -> dict[str, str]:

@@ -156,7 +156,7 @@ def evaluate_against(
     and commit the result as the run's `served_metrics`."""
     from pipelines.config import load_config, set_value
     from pipelines.ingest import run_ingest
-    from pipelines.runner import run_lock
+    from pipelines.run_dir import run_lock
     from pipelines.spark_session import get_spark
 
     run_dir = Path(run_dir)
