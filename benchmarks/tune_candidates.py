@@ -13,7 +13,7 @@ Search (coordinate descent on NDCG@10 of the fused candidates):
    stages whose config changed (graph window stays 3, the issue's reference);
 2. fusion weights offline, one pass over the sources: with candidates.top_n = every
    source's full list, the per-source score columns are re-fused in Polars (the same
-   max-normalised weighted sum as pipelines/fusion.py, ties by item id) and scored by
+   max-normalised weighted sum as pipelines/candidates/fusion.py, ties by item id) and scored by
    `fast_ndcg10`, so no Spark run per weight setting.
 `--no-run` scores the run's committed candidates as they are (resume after a pipeline trial).
 """
@@ -57,15 +57,15 @@ BASE = [
 KNOBS: list[tuple[str, list]] = [
     ("graph.reverse_weight", [0.2, 0.5]),
     ("ppr.alpha", [0.3, 0.5]),
-    ("candidates.ppr_history", [10, 5]),  # <= ppr.needed_history: every item has its PPR row
-    ("candidates.transition_last", [2, 1]),
+    ("candidates.ppr.history", [10, 5]),  # <= ppr.needed_history: every item has its PPR row
+    ("candidates.transition.last", [2, 1]),
 ]
 WEIGHT_GRID = [0.0, 0.25, 0.5, 1.0, 2.0]
 PIPELINE = ["ingest", "split", "graph", "ppr", "neighbors", "candidates"]
 
 
 def fuse(cands: pl.DataFrame, weights: dict[str, float], top_n: int) -> pl.DataFrame:
-    """The weighted fusion of pipelines/fusion.py on the score_<source> columns."""
+    """The weighted fusion of pipelines/candidates/fusion.py on the score_<source> columns."""
     parts = []
     for s, w in weights.items():
         col = f"score_{s}"
@@ -246,7 +246,7 @@ def render_conf(dataset: str, chosen: dict, weights: dict, final: dict) -> str:
         "",
         "[ppr]",
         f"alpha = {cfg.ppr.alpha}",
-        'sources = "needed"',
+        'seeds = "needed"',
         "",
         "[neighbors]",
         f'user_embedding = "{cfg.neighbors.user_embedding}"',
@@ -255,8 +255,12 @@ def render_conf(dataset: str, chosen: dict, weights: dict, final: dict) -> str:
         f"sources = {json.dumps(SOURCES)}",
         "per_source = 100",
         "top_n = 200",
-        f"ppr_history = {cfg.candidates.ppr_history}",
-        f"transition_last = {cfg.candidates.transition_last}",
+        "",
+        "[candidates.ppr]",
+        f"history = {cfg.candidates.ppr.history}",
+        "",
+        "[candidates.transition]",
+        f"last = {cfg.candidates.transition.last}",
         "",
         "[candidates.weights]",
         *(f"{s} = {w}" for s, w in weights.items()),

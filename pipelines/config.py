@@ -67,8 +67,6 @@ Probability = Annotated[float, Range(gt=0, lt=1)]  # open interval (restart prob
 Decay = Annotated[float, Range(gt=0, le=1)]  # per-step multiplicative weights
 Fraction = Annotated[float, Range(ge=0, lt=1)]
 
-SourceName = Literal["popular", "transition", "ppr", "item_cf", "user_cf"]
-
 
 @dataclass
 class RunConfig:
@@ -116,11 +114,6 @@ class SplitConfig:
     test_cutoff: str = ""
     valid_fraction: Fraction = 0.1  # time_cutoff quantiles when cutoffs are empty
     test_fraction: Fraction = 0.1
-
-
-@dataclass
-class PopularConfig:
-    window_days: NonNeg = 0.0  # > 0: count only train events of the last N days
 
 
 @dataclass
@@ -183,29 +176,44 @@ def _tuned_weights() -> dict[str, float]:
 
 
 @dataclass
+class PopularSourceConfig:
+    window_days: NonNeg = 0.0  # > 0: count only train events of the last N days
+
+
+@dataclass
+class TransitionSourceConfig:
+    last: Annotated[int, Range(ge=1, le=2)] = 2  # walk from the user's last 1 or 2 items
+    last_decay: NonNeg = 0.5  # weight of the second-to-last item
+    hops: Count = 3  # path lengths 1..hops
+    hop_decay: Decay = 0.5  # weight of paths of length h: decay**(h-1)
+    beam: Count = 300  # frontier items kept per seed item after each hop
+
+
+@dataclass
+class HistorySourceConfig:
+    """A source over the user's last `history` train events, weighted decay**p (p = 0 newest)."""
+
+    history: Count = 10
+    decay: Decay = 0.7
+
+
+@dataclass
 class CandidatesConfig:
     # The multi-source profile tuned on the validation split; `popular` is always added as
-    # the fallback of users with little or no history.
-    sources: list[SourceName] = field(
-        default_factory=lambda: ["transition", "ppr", "item_cf", "user_cf"]
-    )
+    # the fallback of users with little or no history. Names: pipelines/candidates/registry.py.
+    sources: list[str] = field(default_factory=lambda: ["transition", "ppr", "item_cf", "user_cf"])
     per_source: Count = 100
     top_n: Count = 200
     exclude_seen: bool = True
     fusion: Literal["weighted", "rrf"] = "weighted"
     rrf_k: Annotated[float, Range(gt=0)] = 60.0
     weights: dict[str, NonNeg] = field(default_factory=_tuned_weights)  # source -> weight (1)
-    transition_last: Annotated[int, Range(ge=1, le=2)] = 2  # walk from the last 1 or 2 items
-    transition_last_decay: NonNeg = 0.5  # weight of the second-to-last item
-    transition_hops: Count = 3  # path lengths 1..hops
-    transition_hop_decay: Decay = 0.5  # weight of paths of length h: decay**(h-1)
-    transition_beam: Count = 300  # frontier items kept per user after each hop
-    ppr_history: Count = 10  # ppr: the user's last N train events, weights ppr_decay**p
-    ppr_decay: Decay = 0.7
-    item_cf_history: Count = 10  # item_cf: same recency weighting over item_neighbors
-    item_cf_decay: Decay = 0.7
-    user_cf_history: Count = 10  # user_cf: each neighbor's last N items, weights decay**p
-    user_cf_decay: Decay = 0.8
+    # One section per source with settings ([candidates.transition], ...).
+    popular: PopularSourceConfig = field(default_factory=PopularSourceConfig)
+    transition: TransitionSourceConfig = field(default_factory=TransitionSourceConfig)
+    ppr: HistorySourceConfig = field(default_factory=HistorySourceConfig)
+    item_cf: HistorySourceConfig = field(default_factory=HistorySourceConfig)
+    user_cf: HistorySourceConfig = field(default_factory=lambda: HistorySourceConfig(decay=0.8))
 
 
 @dataclass
@@ -275,7 +283,6 @@ class Config:
     ray: RayConfig = field(default_factory=RayConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
-    popular: PopularConfig = field(default_factory=PopularConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     ppr: PprConfig = field(default_factory=PprConfig)
     neighbors: NeighborsConfig = field(default_factory=NeighborsConfig)
@@ -526,20 +533,19 @@ def _timestamp(text: str) -> dt.datetime | None:
 def _cross_field_problems(cfg: Config) -> list[str]:
     """Rules that involve more than one field, or a format a type cannot express."""
     problems = []
+    from pipelines.candidates.registry import SOURCES  # declarations only, no Spark code
+
     c = cfg.candidates
-    sources = set(c.sources) | {"popular"}
+    known = ", ".join(SOURCES)
+    for key, names in (("candidates.sources", c.sources), ("candidates.weights", list(c.weights))):
+        if unknown := [n for n in names if n not in SOURCES]:
+            problems.append(f"{key} has unknown source(s) {unknown}: one of {known}")
     if len(set(c.sources)) != len(c.sources):
         problems.append(f"candidates.sources = {c.sources}: each source at most once")
-    unknown = sorted(set(c.weights) - set(typing.get_args(SourceName)))
-    if unknown:
+    if "ppr" in c.sources and cfg.ppr.seeds == "needed" and cfg.ppr.needed_history < c.ppr.history:
         problems.append(
-            f"candidates.weights has unknown source(s) {unknown}: "
-            f"weights are per source, one of {', '.join(typing.get_args(SourceName))}"
-        )
-    if "ppr" in sources and cfg.ppr.seeds == "needed" and cfg.ppr.needed_history < c.ppr_history:
-        problems.append(
-            f"ppr.needed_history = {cfg.ppr.needed_history} < candidates.ppr_history = "
-            f"{c.ppr_history}: with ppr.seeds = needed, PPR must cover every item the ppr "
+            f"ppr.needed_history = {cfg.ppr.needed_history} < candidates.ppr.history = "
+            f"{c.ppr.history}: with ppr.seeds = needed, PPR must cover every item the ppr "
             "source reads (raise ppr.needed_history, or set ppr.seeds = all)"
         )
     if not cfg.eval.ks:
@@ -677,10 +683,19 @@ def config_to_toml(cfg: Config) -> str:
             return "{ " + ", ".join(f"{json.dumps(k)} = {lit(x)}" for k, x in v.items()) + " }"
         return repr(v)
 
-    for section in _field_names(cfg):
-        lines.append(f"[{section}]")
-        sec = getattr(cfg, section)
-        for name in _field_names(sec):
-            lines.append(f"{name} = {lit(getattr(sec, name))}")
+    def table(obj: Any, name: str) -> None:
+        lines.append(f"[{name}]")
+        nested = []
+        for f in _field_names(obj):
+            v = getattr(obj, f)
+            if dataclasses.is_dataclass(v):
+                nested.append((v, f"{name}.{f}"))
+            else:
+                lines.append(f"{f} = {lit(v)}")
         lines.append("")
+        for v, sub in nested:
+            table(v, sub)
+
+    for section in _field_names(cfg):
+        table(getattr(cfg, section), section)
     return "\n".join(lines)

@@ -73,9 +73,9 @@ def plan_stages(registry: list[Stage], cfg: Config, forced: list[Stage] | None =
 
 def _source_note(registry: list[Stage], cfg: Config, stage: Stage) -> str:
     """' (needed by the transition / ppr sources; ...)' when candidate sources would need it."""
-    from pipelines.sources import SOURCE_TABLES
+    from pipelines.candidates.registry import SOURCES
 
-    readers = [s for s, tables in SOURCE_TABLES.items() if stage in _upstream(registry, tables)]
+    readers = [n for n, s in SOURCES.items() if stage in _upstream(registry, s.reads)]
     if not readers:
         return ""
     noun = "sources" if len(readers) > 1 else "source"

@@ -60,7 +60,7 @@ def evaluate_run(
         if table == "candidates":  # every source alone, ranked by its own score column
             from pipelines.evaluation.per_source import source_names, source_ranking
 
-            for source in source_names(full):
+            for source in source_names(run_dir):
                 frames.append(
                     evaluate_rankings(
                         source_ranking(full, source),

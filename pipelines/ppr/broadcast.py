@@ -30,8 +30,8 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.config import PprConfig
-from pipelines.ppr.csr import csr_from_edges
 from schemas.tables import ITEM_PPR
+from udfs.csr import csr_from_edges
 
 COUNTS_SCHEMA = "partition int, rows long, steps long, walks long"
 

@@ -18,10 +18,14 @@ def run(ctx: StageContext) -> None:
     ctx.write("metrics", metrics, extra={"target": cfg.target})
     extra = []
     if "candidates" in cfg.tables and tableio.is_committed(ctx.run_dir, "candidates"):
-        from pipelines.evaluation.per_source import overlap_markdown, source_overlap
+        from pipelines.evaluation.per_source import overlap_markdown, source_names, source_overlap
 
         k = min(cfg.ks)
-        extra.append(overlap_markdown(source_overlap(ctx.read_polars("candidates"), k), k))
+        extra.append(
+            overlap_markdown(
+                source_overlap(ctx.read_polars("candidates"), source_names(ctx.run_dir), k), k
+            )
+        )
     report = render_report_md(
         metrics,
         title=f"WalkRank run {ctx.run_dir.name} (target: {cfg.target})",

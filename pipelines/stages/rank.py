@@ -81,9 +81,10 @@ def rank_with_llm(cands: pl.DataFrame, llm: pl.DataFrame, w: float) -> pl.DataFr
 
 def run(ctx: StageContext) -> None:
     from pipelines import tableio
+    from pipelines.evaluation.per_source import source_names
 
     cands = ctx.read_polars("candidates")
-    score_cols = [c for c in cands.columns if c.startswith("score_")]
+    score_cols = [f"score_{n}" for n in source_names(ctx.run_dir)]
     llm = ctx.read_polars("llm_scores")
     llm = llm.filter(pl.col("llm_score").is_not_null()).select("user_id", "item_id", "llm_score")
     cols = ["user_id", "item_id", "rank", "score", *score_cols]

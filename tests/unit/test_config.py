@@ -27,7 +27,8 @@ def test_set_overrides_every_kind_of_field():
             "candidates.sources=popular,ppr",
             "spark.shuffle_partitions=4",
             "candidates.exclude_seen=false",
-            "popular.window_days=7",
+            "candidates.popular.window_days=7",
+            "candidates.transition.hops=2",
             "candidates.weights.popular=0.5",
         ],
     )
@@ -36,7 +37,8 @@ def test_set_overrides_every_kind_of_field():
     assert cfg.candidates.sources == ["popular", "ppr"]
     assert cfg.spark.shuffle_partitions == 4
     assert cfg.candidates.exclude_seen is False
-    assert cfg.popular.window_days == 7.0
+    assert cfg.candidates.popular.window_days == 7.0
+    assert cfg.candidates.transition.hops == 2
     assert cfg.candidates.weights["popular"] == 0.5  # merged into the tuned weights
     assert cfg.candidates.weights["transition"] == Config().candidates.weights["transition"]
 
@@ -77,7 +79,7 @@ def test_every_problem_is_listed_in_one_error_with_its_range():
 
 
 def test_cross_field_rules():
-    with pytest.raises(ConfigError, match="ppr.needed_history = 5 < candidates.ppr_history = 10"):
+    with pytest.raises(ConfigError, match="ppr.needed_history = 5 < candidates.ppr.history = 10"):
         load_config(None, ["ppr.needed_history=5"])
     # The rule only binds when the ppr source reads needed-only PPR rows.
     load_config(None, ["ppr.needed_history=5", "ppr.seeds=all"])
@@ -98,21 +100,19 @@ def test_choices_come_from_the_field_types():
     from pipelines.ingest.formats import FORMATS
 
     assert CHOICES["eval.target"] == ("test", "valid", "serve")
-    assert set(CHOICES["candidates.sources"]) == {
-        "popular",
-        "transition",
-        "ppr",
-        "item_cf",
-        "user_cf",
-    }
+    assert CHOICES["candidates.fusion"] == ("weighted", "rrf")
     assert "sequences" in FORMATS and "auto" not in FORMATS
 
 
 def test_sources_choices_match_the_source_registry():
+    from pipelines.candidates.registry import SOURCES
     from pipelines.config import CHOICES
-    from pipelines.sources import SOURCES
 
-    assert set(CHOICES["candidates.sources"]) == set(SOURCES)
+    # The registry is the one list of sources: the config accepts exactly its names.
+    assert "candidates.sources" not in CHOICES
+    load_config(None, [f"candidates.sources={list(SOURCES)!r}".replace("'", '"')])
+    with pytest.raises(ConfigError, match="unknown source"):
+        load_config(None, ['candidates.sources=["nope"]'])
 
 
 def test_profiles_load_and_round_trip(tmp_path):
