@@ -62,6 +62,7 @@ def test_split_and_popular_match_python_model(spark, tmp_path, seed, target, min
             "candidates.top_n=7",
             "candidates.per_source=7",
             "candidates.sources=[]",  # popular only: the model below is popularity
+            "candidates.weights.popular=1.0",  # fused score = popular score / user's max
         ],
     )
     run_stages(tmp_path, cfg, [STAGES["split"], STAGES["candidates"]])

