@@ -17,9 +17,9 @@ from pipelines.config.sections import Config, field_names, get_path
 from pipelines.config.validate import (
     cross_field_problems,
     field_problems,
-    type_hints,
     raise_problems,
     strip_annotation,
+    type_hints,
 )
 from pipelines.errors import ConfigError
 
