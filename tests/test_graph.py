@@ -336,7 +336,7 @@ def test_top_k_ties_keep_smaller_dst(spark):
     """x>y and x>z both weigh 1; with max_out_degree 1 the smaller dst index (z = 0) wins,
     although 'y' < 'z' as item ids."""
     train, items = hand_frames(spark, [("a", "x", 0), ("a", "y", 1), ("b", "x", 0), ("b", "z", 1)])
-    cfg = GraphConfig(window=1, decay=1.0, min_count=1, max_out_degree=1)
+    cfg = GraphConfig(window=1, decay=1.0, reverse_weight=0.0, min_count=1, max_out_degree=1)
     edges, _ = collect(*build_transition_graph(train, items, cfg))
     assert edges == {("x", "z"): (1.0, 1, 1.0)}
 
