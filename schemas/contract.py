@@ -57,12 +57,23 @@ def _ddl_type(t: pa.DataType) -> str:
 
 @dataclass(frozen=True)
 class TableContract:
-    """Minimum columns of one pipeline table; extra columns are allowed and kept."""
+    """The columns of one pipeline table: `schema` must be there; `optional` columns and
+    columns named `<prefix><anything>` for a prefix of `patterns` (one per candidate source,
+    `score_<source>`) may be; anything else is an error naming the column."""
 
     name: str
     schema: pa.Schema
     docs: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    optional: pa.Schema = field(default_factory=lambda: pa.schema([]))
+    patterns: tuple[tuple[str, pa.DataType], ...] = ()
+
+    def allowed_type(self, column: str) -> pa.DataType | None:
+        """The type an extra (optional or patterned) column must have; None: not allowed."""
+        idx = self.optional.get_field_index(column)
+        if idx >= 0:
+            return self.optional.field(idx).type
+        return next((t for prefix, t in self.patterns if column.startswith(prefix)), None)
 
     @property
     def columns(self) -> list[str]:
@@ -82,6 +93,22 @@ class TableContract:
             if not _same_type(actual, fld.type):
                 raise ContractError(
                     f"table '{self.name}': column '{fld.name}' has type {actual}, expected {fld.type}"
+                )
+        for fld in schema:
+            if fld.name in self.schema.names:
+                continue
+            expected = self.allowed_type(fld.name)
+            if expected is None:
+                raise ContractError(
+                    f"table '{self.name}': column '{fld.name}' is not in its contract "
+                    f"(schemas/tables.py); required {self.schema.names}, optional "
+                    f"{self.optional.names}"
+                    + (f", or {[p + '*' for p, _ in self.patterns]}" if self.patterns else "")
+                )
+            if not _same_type(fld.type, expected) and not pa.types.is_null(fld.type):
+                raise ContractError(
+                    f"table '{self.name}': column '{fld.name}' has type {fld.type}, "
+                    f"expected {expected}"
                 )
         if isinstance(table, pa.Table):
             for fld in self.schema:

@@ -9,9 +9,26 @@ from schemas.contract import TableContract
 TS = pa.timestamp("us", tz="UTC")
 
 
-def _contract(name: str, description: str, *cols: tuple[str, pa.DataType, bool, str]):
+def _contract(
+    name: str,
+    description: str,
+    *cols: tuple[str, pa.DataType, bool, str],
+    optional: tuple[tuple[str, pa.DataType, str], ...] = (),
+    patterns: tuple[tuple[str, pa.DataType, str], ...] = (),
+):
+    """Required columns (name, type, nullable, doc); optional ones (name, type, doc) and
+    patterned ones (prefix, type, doc) that a producer may add."""
     schema = pa.schema([pa.field(n, t, nullable=nullable) for n, t, nullable, _ in cols])
-    return TableContract(name, schema, {n: doc for n, _, _, doc in cols}, description)
+    docs = {n: doc for n, _, _, doc in cols}
+    docs |= {n: doc for n, _, doc in optional} | {f"{p}*": doc for p, _, doc in patterns}
+    return TableContract(
+        name,
+        schema,
+        docs,
+        description,
+        optional=pa.schema([pa.field(n, t) for n, t, _ in optional]),
+        patterns=tuple((p, t) for p, t, _ in patterns),
+    )
 
 
 EVENTS = _contract(
@@ -64,6 +81,10 @@ GRAPH_NODES = _contract(
     ("out_degree", pa.int32(), False, "number of out-edges after pruning"),
     ("in_degree", pa.int32(), False, "number of in-edges after pruning"),
     ("out_weight", pa.float64(), False, "sum of out-edge weights after pruning"),
+    optional=(
+        ("popularity", pa.int64(), "train events of the item"),
+        ("self_loops", pa.int64(), "forward self-loop transitions (repeated items)"),
+    ),
 )
 GRAPH_EDGES = _contract(
     "graph_edges",
@@ -106,6 +127,9 @@ CANDIDATES = _contract(
     ("rank", pa.int32(), False, "1 = best"),
     ("score", pa.float64(), False, "fused score"),
     ("sources", pa.list_(pa.string()), False, "sources that proposed the item"),
+    patterns=(
+        ("score_", pa.float64(), "one column per candidate source: its score (null: not proposed)"),
+    ),
 )
 USER_SUMMARIES = _contract(
     "user_summaries",
@@ -116,6 +140,7 @@ USER_SUMMARIES = _contract(
     ("prompt_version", pa.string(), False, "prompt template version"),
     ("history_fingerprint", pa.string(), False, "hash of the history the summary was made from"),
     ("n_history", pa.int32(), False, "history items in the prompt"),
+    optional=(("error", pa.string(), "why no summary was made (null when it was)"),),
 )
 LLM_SCORES = _contract(
     "llm_scores",
@@ -125,6 +150,10 @@ LLM_SCORES = _contract(
     ("llm_score", pa.float64(), True, "logit(yes) - logit(no) or length-normalised log-likelihood"),
     ("model", pa.string(), False, "model path or id"),
     ("prompt_version", pa.string(), False, "prompt template version"),
+    optional=(
+        ("scorer", pa.string(), "yes_no or title_loglik"),
+        ("error", pa.string(), "why the pair has no score (null when it has one)"),
+    ),
 )
 RANKINGS = _contract(
     "rankings",
@@ -133,6 +162,13 @@ RANKINGS = _contract(
     ("item_id", pa.string(), False, "original item id"),
     ("rank", pa.int32(), False, "1 = best"),
     ("score", pa.float64(), False, "final score"),
+    optional=(
+        ("candidate_score", pa.float64(), "the fused candidate score (rank stage)"),
+        ("llm_score", pa.float64(), "the LLM score where one was computed (rank stage)"),
+    ),
+    patterns=(
+        ("score_", pa.float64(), "one column per candidate source: its score (null: not proposed)"),
+    ),
 )
 METRICS = _contract(
     "metrics",
