@@ -110,13 +110,46 @@ def _segmented_cumsum(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return cs
 
 
+def _give_lights_to_heavies(alias, col, h, lights, lr, h_row, d_excl, e_cum, total, nh, h_first):
+    """Each light column (of a row with heavies) gets as alias the first heavy of its row
+    whose cumulative excess passes the light's exclusive cumulative deficit (both scaled by
+    the row's total excess and quantised, so one global searchsorted serves every row).
+    Writes `alias[lights]`; returns c_j, the number of lights given to heavies <= j within
+    each row. O((heavies + lights) log heavies)."""
+    n = nh.shape[0]
+    h_rows_present = np.flatnonzero(nh)
+    frac_bits = int(min(52, 62 - int(n).bit_length()))
+    scale = float(2**frac_bits)
+    stride = np.int64(2**frac_bits + 1)
+    inv_t = np.zeros(n, dtype=np.float64)
+    inv_t[h_rows_present] = 1.0 / total[h_rows_present]
+    top = np.int64(2**frac_bits)  # clamp so rounding (value/T > 1) cannot leave the row
+
+    def quantise(values, rows):
+        q_int = np.floor(values * inv_t[rows] * scale).astype(np.int64)
+        return rows * stride + np.minimum(q_int, top)
+
+    h_key = quantise(e_cum, h_row)
+    l_key = quantise(d_excl, lr)
+    # Global index of the first heavy whose key is > the light's key (same row).
+    g = np.searchsorted(h_key, l_key, side="right")
+    k = np.minimum(g - h_first[lr], nh[lr] - 1)  # local heavy index (clamp: q ~ 1 ties)
+    g = h_first[lr] + k
+    alias[lights] = col[h[g]]
+    cnt = np.bincount(g, minlength=h.size)
+    cs = np.cumsum(cnt)
+    return cs - np.repeat(
+        cs[h_first[h_rows_present]] - cnt[h_first[h_rows_present]], nh[h_rows_present]
+    )
+
+
 def build_alias_tables(indptr, prob) -> AliasTables:
     """Vectorised alias tables for every row of a CSR graph (sweeping Vose, see module doc).
 
     Rows are renormalised by their sum (so ``prob`` may carry tiny rounding drift); a row with a
     zero sum is rejected.  Dangling rows (degree 0) own no entries.
     O(nnz log nnz) worst case in vectorised numpy work (O(nnz) apart from one searchsorted),
-    O(nnz) memory; ~1M edges over 50k nodes takes well under a second.
+    O(nnz) memory.
     """
     indptr, prob, deg = _check_csr(indptr, prob)
     n = deg.shape[0]
@@ -173,31 +206,8 @@ def build_alias_tables(indptr, prob) -> AliasTables:
         accept[lt[~has_h]] = 1.0
         li = np.flatnonzero(has_h)
         if li.size:
-            frac_bits = int(min(52, 62 - int(n).bit_length()))
-            scale = float(2**frac_bits)
-            stride = np.int64(2**frac_bits + 1)
-            inv_t = np.zeros(n, dtype=np.float64)
-            inv_t[h_rows_present] = 1.0 / total[h_rows_present]
-            top = np.int64(2**frac_bits)  # clamp so rounding (value/T > 1) cannot leave the row
-
-            def quantise(values, rows):
-                q_int = np.floor(values * inv_t[rows] * scale).astype(np.int64)
-                return rows * stride + np.minimum(q_int, top)
-
-            h_key = quantise(e_cum, h_row)
-            lr = l_row[li]
-            l_key = quantise(d_excl[li], lr)
-            # Global index of the first heavy whose key is > the light's key (same row).
-            g = np.searchsorted(h_key, l_key, side="right")
-            k = np.minimum(g - h_first[lr], nh[lr] - 1)  # local heavy index (clamp: q ~ 1 ties)
-            g = h_first[lr] + k
-            alias[lt[li]] = col[h[g]]
-
-            # c_j: number of lights given to heavies <= j within the row.
-            cnt = np.bincount(g, minlength=h.size)
-            cs = np.cumsum(cnt)
-            c = cs - np.repeat(
-                cs[h_first[h_rows_present]] - cnt[h_first[h_rows_present]], nh[h_rows_present]
+            c = _give_lights_to_heavies(
+                alias, col, h, lt[li], l_row[li], h_row, d_excl[li], e_cum, total, nh, h_first
             )
         else:
             c = np.zeros(h.size, dtype=np.int64)

@@ -307,18 +307,7 @@ def ppr_walk_batch(
     t = 0
     while m > 0:
         p = pos[:m]
-        ub, xb, tb, cb, eb, sb = u[:m], x[:m], thr[:m], col[:m], edge[:m], sel[:m]
-        rng.random(out=ub)
-        np.take(g.deg, p, out=xb, mode="clip")
-        np.multiply(xb, ub, out=xb)  # x = u * deg in [0, deg)
-        cb[...] = xb  # column = floor(x)
-        np.take(g.start, p, out=eb, mode="clip")
-        np.add(eb, cb, out=eb)  # edge id
-        np.take(g.threshold, eb, out=tb, mode="clip")
-        np.greater_equal(xb, tb, out=sb)  # frac(x) >= accept -> take the alias
-        np.multiply(eb, 2, out=eb)
-        np.add(eb, sb, out=eb)
-        np.take(g.dst2, eb, out=p, mode="clip")
+        _advance(g, p, rng, u[:m], x[:m], thr[:m], col[:m], edge[:m], sel[:m])
         t += 1
         m_next = int(np.searchsorted(neg_len, -(t + 1), side="right"))
         if g.has_dangling:
@@ -340,18 +329,35 @@ def ppr_walk_batch(
         m = m_next
 
     keys, counts = counter.result()
-    if visits and w_per > 1:
+    if visits and w_per > 1:  # the w_per - 1 start visits not counted above
         counts[np.searchsorted(keys, local * n1 + src_sorted)] += w_per - 1
+    src, node, score = _shares(keys, counts, n1, src_sorted)
+    return WalkResult(src, node, score, int(steps), n_walks)
+
+
+def _advance(g: WalkGraph, p, rng, u, x, thr, col, edge, sel) -> None:
+    """One step of every walker at nodes `p`, in place: column floor(u * deg), the alias
+    coin on its fraction, then the next node (or the sink). The other arrays are scratch
+    buffers of the same length. O(len(p)), no allocation."""
+    rng.random(out=u)
+    np.take(g.deg, p, out=x, mode="clip")
+    np.multiply(x, u, out=x)  # x = u * deg in [0, deg)
+    col[...] = x  # column = floor(x)
+    np.take(g.start, p, out=edge, mode="clip")
+    np.add(edge, col, out=edge)  # edge id
+    np.take(g.threshold, edge, out=thr, mode="clip")
+    np.greater_equal(x, thr, out=sel)  # frac(x) >= accept -> take the alias
+    np.multiply(edge, 2, out=edge)
+    np.add(edge, sel, out=edge)
+    np.take(g.dst2, edge, out=p, mode="clip")
+
+
+def _shares(keys, counts, n1: int, src_sorted):
+    """(src, dst, score) from (local source * n1 + node) counts: each source's counts over
+    its total, the sink (node n1 - 1) dropped. O(distinct keys)."""
     node = keys % n1
-    real = node != sink
+    real = node != n1 - 1
     keys, counts, node = keys[real], counts[real], node[real]
     lsrc = keys // n1
-    totals = np.bincount(lsrc, weights=counts, minlength=n_src)
-    score = counts / totals[lsrc]
-    return WalkResult(
-        src_sorted[lsrc].astype(np.int32),
-        node.astype(np.int32),
-        score,
-        int(steps),
-        n_walks,
-    )
+    totals = np.bincount(lsrc, weights=counts, minlength=src_sorted.shape[0])
+    return src_sorted[lsrc].astype(np.int32), node.astype(np.int32), counts / totals[lsrc]
