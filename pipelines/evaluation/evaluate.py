@@ -24,17 +24,12 @@ from pipelines.evaluation.segments import (
     history_segments,
     split_relevant_by_popularity,
 )
+from schemas.tables import METRICS
 
 TABLES: tuple[str, ...] = ("rankings", "candidates")
 
-METRICS_SCHEMA: dict[str, pl.DataType] = {
-    "table": pl.String(),
-    "metric": pl.String(),
-    "k": pl.Int32(),
-    "segment": pl.String(),
-    "value": pl.Float64(),
-    "n_users": pl.Int64(),
-}
+# The metrics contract's columns as Polars types (schemas/ is the truth).
+METRICS_SCHEMA: dict[str, pl.DataType] = dict(pl.from_arrow(METRICS.empty()).schema)
 
 
 def _check_columns(frame: pl.DataFrame, name: str, columns: Sequence[str]) -> pl.DataFrame:

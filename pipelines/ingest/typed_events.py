@@ -76,16 +76,9 @@ def _micros(unit: str) -> Column:
     )
 
 
-def type_events(fields: DataFrame, cfg: IngestConfig) -> DataFrame:
-    """FIELDS -> source, line, raw (kept for rejected rows only), reason, and the typed
-    event columns user_id, item_id, ts, event_type, value.
-
-    Built as a few stacked projections so every intermediate is computed once per row
-    (one flat expression would repeat the parsing in every place it is used, and grow
-    past the size Spark compiles).
-    """
-    lo = parse_bound(cfg.min_ts, "min_ts")
-    hi = parse_bound(cfg.max_ts, "max_ts")
+def _parsed(fields: DataFrame, timestamp_unit: str) -> DataFrame:
+    """Cleaned ids, the value and its validity, the timestamp in micros (or the sequence
+    position) and whether it parsed: the stacked projections before the reason."""
     carry = ["source", "line", "raw", "pre_reason", "ts_pos"]
     cleaned = fields.select(
         *carry,
@@ -115,11 +108,11 @@ def type_events(fields: DataFrame, cfg: IngestConfig) -> DataFrame:
             F.col("value_text").isNotNull()
             & (~F.col("value_is_num") | F.isnan(value) | F.abs(value).eqNullSafe(float("inf")))
         ).alias("value_bad"),
-        _micros(cfg.timestamp_unit).alias("micros_d"),
+        _micros(timestamp_unit).alias("micros_d"),
     )
     micros_d = F.col("micros_d")
     positional = F.col("ts_pos").isNotNull()
-    ts_micros = micros.select(
+    return micros.select(
         *carry,
         *ids,
         "value",
@@ -129,6 +122,20 @@ def type_events(fields: DataFrame, cfg: IngestConfig) -> DataFrame:
         .when(F.abs(micros_d) < MAX_MICROS, F.round(micros_d).cast("long"))
         .alias("ts_us"),
     )
+
+
+def type_events(fields: DataFrame, cfg: IngestConfig) -> DataFrame:
+    """FIELDS -> source, line, raw (kept for rejected rows only), reason, and the typed
+    event columns user_id, item_id, ts, event_type, value.
+
+    Built as a few stacked projections so every intermediate is computed once per row
+    (one flat expression would repeat the parsing in every place it is used, and grow
+    past the size Spark compiles).
+    """
+    lo = parse_bound(cfg.min_ts, "min_ts")
+    hi = parse_bound(cfg.max_ts, "max_ts")
+    ts_micros = _parsed(fields, cfg.timestamp_unit)
+    positional = F.col("ts_pos").isNotNull()
     ts_us = F.col("ts_us")
     reason = F.coalesce(
         F.col("pre_reason"),
