@@ -14,6 +14,8 @@ def recent_item_weights(train, history: int, decay: float):
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    from pipelines.exact_sum import exact_sum
+
     w = Window.partitionBy("user_idx").orderBy(
         F.col("ts").desc(), F.col("item_id").desc(), F.col("value").desc_nulls_last()
     )
@@ -22,9 +24,9 @@ def recent_item_weights(train, history: int, decay: float):
         .filter(F.col("_p") < history)
         .withColumn("_w", F.pow(F.lit(float(decay)), F.col("_p")))
         .groupBy("user_idx", "item_idx")
-        .agg(F.sum("_w").alias("_w"))
+        .agg(exact_sum("_w").alias("_w"))
     )
-    total = F.sum("_w").over(Window.partitionBy("user_idx"))
+    total = exact_sum("_w", over=Window.partitionBy("user_idx"))
     return recent.select("user_idx", "item_idx", (F.col("_w") / total).alias("w"))
 
 
@@ -32,13 +34,14 @@ def user_ppr(item_ppr, train, *, history: int, decay: float, top_n: int, exclude
     """DataFrame[user_idx, item_idx, score]: top_n of Σ_i w_i · item_ppr(i, ·) per user."""
     from pyspark.sql import functions as F
 
+    from pipelines.exact_sum import exact_sum
     from pipelines.sources.base import top_per_user
 
     weights = recent_item_weights(train, history, decay)
     scored = (
         weights.join(item_ppr.select(F.col("src").alias("item_idx"), "dst", "score"), "item_idx")
         .groupBy("user_idx", F.col("dst").alias("item_idx"))
-        .agg(F.sum(F.col("w") * F.col("score")).alias("score"))
+        .agg(exact_sum(F.col("w") * F.col("score")).alias("score"))
     )
     seen = train.select("user_idx", "item_idx").distinct() if exclude_seen else None
     return top_per_user(scored, top_n, seen)

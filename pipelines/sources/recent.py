@@ -10,11 +10,13 @@ def weighted_item_sum(weights, table, src: str, dst: str, score: str):
     """
     from pyspark.sql import functions as F
 
+    from pipelines.exact_sum import exact_sum
+
     rows = table.select(
         F.col(src).alias("item_idx"), F.col(dst).alias("_dst"), F.col(score).alias("_s")
     )
     return (
         weights.join(rows, "item_idx")
         .groupBy("user_idx", F.col("_dst").alias("item_idx"))
-        .agg(F.sum(F.col("w") * F.col("_s")).alias("score"))
+        .agg(exact_sum(F.col("w") * F.col("_s")).alias("score"))
     )

@@ -12,6 +12,7 @@ from pipelines.sources.base import SourceInputs
 def user_cf_source(ctx, inputs: SourceInputs):
     from pyspark.sql import functions as F
 
+    from pipelines.exact_sum import exact_sum
     from pipelines.ppr.user_ppr import recent_item_weights
     from pipelines.sources.base import top_per_user
 
@@ -32,7 +33,7 @@ def user_cf_source(ctx, inputs: SourceInputs):
     scored = (
         nb.join(recent, "v")
         .groupBy("user_idx", "item_idx")
-        .agg(F.sum(F.col("sim") * F.col("w")).alias("score"))
+        .agg(exact_sum(F.col("sim") * F.col("w")).alias("score"))
         .filter(F.col("score") > 0)
     )
     return top_per_user(scored, cfg.per_source, inputs.seen)
