@@ -10,12 +10,30 @@ from pipelines import tableio
 from pipelines.stage import Stage, StageContext
 
 
+def check_split_target(run_dir: str | Path, target: str) -> None:
+    """Refuse to score `target` when the run's split was made for another one: under
+    eval.target=test the valid rows are inside train, so scoring them measures recall of
+    training data. The split stage records its target in the train/holdout manifests."""
+    made_for = tableio.read_manifest(run_dir, "holdout").get("extra", {}).get("target")
+    if made_for is not None and made_for != target:
+        from pipelines.errors import ConfigError
+
+        raise ConfigError(
+            f"run {run_dir} was split for eval.target '{made_for}', not '{target}': "
+            f"its models were fitted on data that includes the '{target}' rows or not the "
+            "same ones, so the metrics would not mean what they say",
+            hint=f"evaluate it with --target {made_for}, or run the pipeline again with "
+            f"--set eval.target={target} (another --run-id)",
+        )
+
+
 def evaluate_run(
     run_dir: str | Path, tables: list[str], ks: list[int], target: str
 ) -> pl.DataFrame:
     """Metrics of the given tables of a run against its holdout rows of split `target`."""
     from pipelines.evaluation import evaluate_rankings
 
+    check_split_target(run_dir, target)
     holdout = tableio.read_polars(run_dir, "holdout").filter(pl.col("split") == target)
     if holdout.height == 0:
         from pipelines.errors import WalkRankError
