@@ -43,3 +43,7 @@ class GraphFramesMissingError(WalkRankError):
 
 class ModelNotFoundError(WalkRankError):
     """An LLM named by llm.model is neither a local folder nor in the offline cache."""
+
+
+class InjectedFaultError(WalkRankError):
+    """A fault injected on purpose (WALKRANK_FAULT=<point>:raise) for fault tests."""
