@@ -60,9 +60,20 @@ def quote_item(title: str | None, text: str | None = None, max_chars: int = 120)
     return out
 
 
-def history_fingerprint(item_ids: list[str], model: str, prompt_version: str) -> str:
-    """Identity of what a summary was made from: the ordered history, the model, the prompt."""
-    blob = json.dumps([list(item_ids), model, prompt_version])
+def history_fingerprint(
+    item_ids: list[str],
+    quoted: list[str],
+    model: str,
+    prompt_version: str,
+    settings: dict | None = None,
+) -> str:
+    """Identity of what a summary was made from: the ordered history (ids and the quoted text
+    that went into the prompt, so a changed title or cap counts), the model, the prompt and
+    every generation setting (`settings`: tokens, caps, batch size, dtype, device, ...)."""
+    blob = json.dumps(
+        [list(item_ids), list(quoted), model, prompt_version, sorted((settings or {}).items())],
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
