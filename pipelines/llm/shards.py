@@ -97,6 +97,9 @@ class ShardStore:
 
     def _commit(self, shard: int, table: pa.Table, users: list[str]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        # A shard computed again (its marker named other users): the old marker goes first,
+        # so a kill mid-commit cannot pair it with the new data.
+        self._marker(shard).unlink(missing_ok=True)
         tmp = self.dir / f".tmp-{uuid.uuid4().hex[:8]}"
         pq.write_table(table, tmp)
         _fsync(tmp)

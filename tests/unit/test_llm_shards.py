@@ -51,3 +51,11 @@ def test_stale_folders_of_other_keys_are_dropped(tmp_path):
     new = ShardStore(tmp_path, "llm_scores", shard_key("k", {"shard_users": 3}))
     assert new.clear_stale() == [old.dir.name]
     assert not old.dir.exists() and new.done() == set()
+
+
+def test_a_shard_computed_again_replaces_data_and_marker(tmp_path):
+    store = ShardStore(tmp_path, "summaries", "key")
+    store.commit(0, _rows(["a", "b"]), users=["a", "b"])
+    store.commit(0, _rows(["a", "c"]), users=["a", "c"])
+    assert store.verified_done({0: ["a", "c"]}) == ({0}, set())
+    assert sorted(store.read([0], _rows([]).schema).column("user_id").to_pylist()) == ["a", "c"]
