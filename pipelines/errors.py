@@ -47,3 +47,7 @@ class ModelNotFoundError(WalkRankError):
 
 class RunDirError(WalkRankError):
     """A run id or run directory that would write outside --out, or over files WalkRank did not write."""
+
+
+class InjectedFaultError(WalkRankError):
+    """A fault injected on purpose (WALKRANK_FAULT=<point>:raise) for fault tests."""

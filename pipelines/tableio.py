@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from pipelines import faults
 from pipelines.errors import DiskFullError, RunDirError, TableNotCommittedError
 from schemas import SCHEMA_VERSION, contract
 
@@ -166,6 +167,7 @@ def write_table(
                 pq.write_table(table, tmp / "part-00000.parquet")
                 files = ["part-00000.parquet"]
             rows, schema = table.num_rows, table.schema
+        faults.table_point(run_dir, name, stage, tmp, files)
         manifest = {
             "table": name,
             "schema_version": SCHEMA_VERSION,
@@ -187,9 +189,13 @@ def write_table(
             "extra": (extra() if callable(extra) else extra) or {},
         }
         manifest["fingerprint"] = fingerprint(manifest)
-        # The manifest is the last file written; the rename below is the commit.
+        # The manifest is the last file written; the rename below is the commit. Data files,
+        # manifest and directories reach the disk first, so a power loss after the rename
+        # cannot leave a manifest over data that was never written.
         _write_json_atomic(tmp / MANIFEST, manifest)
+        fsync_tree(tmp)
         _swap_into_place(tmp, table_dir(run_dir, name))
+        fsync_dir(run_dir)
     except Exception as exc:
         if is_disk_full(exc):
             raise DiskFullError(
@@ -217,11 +223,39 @@ def is_disk_full(exc: BaseException) -> bool:
     return "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc)
 
 
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (creations, renames) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file under `root`, then every directory, deepest first."""
+    dirs = [root]
+    for p in sorted(root.rglob("*")):
+        if p.is_dir():
+            dirs.append(p)
+        else:
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    for d in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
+        fsync_dir(d)
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Replace a small file whole: readers see the old or the new content, never a part."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        tmp.write_text(text)
+        with tmp.open("w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -581,3 +581,27 @@ def test_real_amazon_toys_sequences(spark, amazon_toys_path):
     assert res.counts["rows_quarantined"] == 0 and res.counts["duplicates_collapsed"] == 0
     assert res.events.count() == tokens - users
     assert res.counts["users"] == users
+
+
+def test_events_manifest_counts_conserve_the_rows_of_the_file(spark, tmp_path):
+    """The ingest stage's `events` manifest, read back: each count against the file itself
+    (lines, quarantine rows, exact duplicates by the plain-Python model) and the identity."""
+    from pipelines import tableio
+    from pipelines.config import load_config
+    from pipelines.runner import run_stages
+    from pipelines.stages import STAGES
+
+    path = materialize(tmp_path, "events.csv")
+    cfg = load_config(None, [f"ingest.input={json.dumps(str(path))}", "spark.master='local[2]'"])
+    run_stages(tmp_path / "run", cfg, [STAGES["ingest"]])
+    c = tableio.read_manifest(tmp_path / "run", "events")["extra"]["counts"]
+    lines = path.read_bytes().split(b"\n")
+    data_lines = len(lines) - 1 - (lines[-1] == b"")  # minus the header and a final newline
+    cols = {"user": 0, "item": 1, "ts": 2, "type": 3, "value": 4}
+    _, model_accepted = model_ingest(path, "csv", cols)
+    quarantine = tableio.read_polars(tmp_path / "run", "quarantine")
+    assert c["rows_in"] == data_lines == 23
+    assert c["rows_accepted"] == tableio.read_manifest(tmp_path / "run", "events")["rows"]
+    assert c["rows_quarantined"] == quarantine.filter(quarantine["source"] == str(path)).height
+    assert c["duplicates_collapsed"] == len(model_accepted) - len(set(model_accepted)) == 2
+    assert c["rows_in"] == c["rows_accepted"] + c["rows_quarantined"] + c["duplicates_collapsed"]

@@ -13,17 +13,20 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pytest
 import torch
 
 from pipelines import tableio
 from pipelines.config import load_config
+from pipelines.llm.encode import PromptEncoder
 from pipelines.llm.infer import generate, score_padded
 from pipelines.llm.model import ModelSpec, load_model
 from pipelines.runner import run_stages
 from pipelines.stages import STAGES
 from tests.llm_fixtures import build_tiny_model, write_llm_run
 from udfs.prompts import (
+    PROMPT_VERSION,
     parse_summary,
     quote_item,
     score_messages,
@@ -81,18 +84,16 @@ def test_llm_stages_match_in_process_reference(tmp_path, tiny_path, ray_local):
     )
     assert run_stages(run, cfg, LLM) == dict.fromkeys(("summaries", "llm_scores", "rank"), "ran")
     model, tok = load_model(ModelSpec(str(tiny_path), "tiny", "cpu", "float32"))
+    enc = PromptEncoder(tok)
 
     summaries = tableio.read_polars(run, "user_summaries").sort("user_id")
     users = summaries["user_id"].to_list()
     assert users == [f"u{u:02d}" for u in range(12)]
     for row in summaries.iter_rows(named=True):
         hist = _history(run, row["user_id"], 10)
-        ids = tok.apply_chat_template(
-            summary_messages(hist), add_generation_prompt=True, tokenize=False
-        )
         new = generate(
             model,
-            [tok.encode(ids, add_special_tokens=False)],
+            [enc.chat_ids(summary_messages(hist, enc.mark))],
             pad_id=tok.pad_token_id,
             max_new_tokens=5,
             batch=1,
@@ -121,17 +122,15 @@ def test_llm_stages_match_in_process_reference(tmp_path, tiny_path, ray_local):
     summ = dict(zip(summaries["user_id"], summaries["summary"], strict=True))
     for user in users:
         mine = titled.filter(pl.col("user_id") == user).sort("rank")
-        rendered = tok.apply_chat_template(
-            score_messages(summ[user], _history(run, user, 10), "yes_no"),
-            add_generation_prompt=True,
-            tokenize=False,
+        rendered = enc.render(
+            score_messages(summ[user], _history(run, user, 10), "yes_no", enc.mark)
         )
-        parts = [split_at_slot(rendered, q[i], "yes_no") for i in mine["item_id"]]
+        parts = [split_at_slot(rendered, enc.mark(q[i]), "yes_no") for i in mine["item_id"]]
         with torch.inference_mode():
             ref = score_padded(
                 model,
-                tok.encode(parts[0][0], add_special_tokens=False),
-                [tok.encode(s, add_special_tokens=False) for _, s in parts],
+                enc.encode(parts[0][0]),
+                [enc.encode(s) for _, s in parts],
                 scorer="yes_no",
                 yes_no=yes_no,
                 pad_id=tok.pad_token_id,
@@ -179,8 +178,6 @@ def test_llm_stages_match_in_process_reference(tmp_path, tiny_path, ray_local):
     train = tableio.read_arrow(run, "train")
     extra = train.slice(0, 1).to_pylist()[0]
     extra.update(item_id="i026", item_idx=26, ts=extra["ts"].replace(year=2025))
-    import pyarrow as pa
-
     tableio.write_table(
         run,
         "train",
@@ -210,19 +207,18 @@ def test_failing_user_gets_error_rows_and_the_job_goes_on(tmp_path, ray_local):
     _fixture_summaries(run, users)
     probe = build_tiny_model(tmp_path / "probe")
     _, tok = load_model(ModelSpec(str(probe), "probe", "cpu", "float32"))
+    enc = PromptEncoder(tok)
     q = _quoted(run)
     cands = tableio.read_polars(run, "candidates").filter(pl.col("rank") <= 4)
     need = {}
     for u in users:
-        rendered = tok.apply_chat_template(
-            score_messages("likes films", _history(run, u, 10), "yes_no"),
-            add_generation_prompt=True,
-            tokenize=False,
+        rendered = enc.render(
+            score_messages("likes films", _history(run, u, 10), "yes_no", enc.mark)
         )
         mine = [q[i] for i in cands.filter(pl.col("user_id") == u)["item_id"] if q[i]]
         need[u] = max(
-            len(tok.encode(a + b, add_special_tokens=False))
-            for a, b in (split_at_slot(rendered, c, "yes_no") for c in mine)
+            len(enc.encode(a)) + len(enc.encode(b))
+            for a, b in (split_at_slot(rendered, enc.mark(c), "yes_no") for c in mine)
         )
     limit = sorted(need.values())[len(need) // 2]  # about half the users fit
     failing = {u for u, n in need.items() if n > limit}
@@ -257,7 +253,7 @@ def _fixture_summaries(run: Path, users: list[str]) -> None:
                 "user_id": users,
                 "summary": ["likes films"] * n,
                 "model": ["fixture"] * n,
-                "prompt_version": ["v1"] * n,
+                "prompt_version": [PROMPT_VERSION] * n,
                 "history_fingerprint": ["x"] * n,
                 "n_history": pl.Series([1] * n, dtype=pl.Int32),
             }
@@ -358,3 +354,86 @@ def test_kill_9_during_llm_scores_then_resume(tmp_path):
     assert sorted(zip(scores["user_id"], scores["item_id"], strict=True)) == expected
     assert scores["llm_score"].null_count() == 0
     assert not work.exists()  # shards are removed once the table is committed
+
+
+def test_resume_with_another_shard_size_recomputes_every_user_once(
+    tmp_path, tiny_path, ray_local, monkeypatch
+):
+    """Shards of llm.shard_users=2 are committed, then the run stops (an injected fault at
+    shard 3); the re-run with shard_users=5 must not reuse them under the new numbering
+    (users dropped or doubled): its table equals a clean shard_users=5 run's."""
+    from pipelines.errors import InjectedFaultError
+    from pipelines.faults import FAULT_ENV
+
+    users = [f"u{u:02d}" for u in range(12)]
+    base = [f"llm.model={tiny_path}", "llm.max_users=0", "llm.score_top_m=4", "ray.num_cpus=2"]
+    runs = {}
+    for name in ("resumed", "clean"):
+        runs[name] = tmp_path / name
+        write_llm_run(runs[name], seed=2)
+        _fixture_summaries(runs[name], users)
+    stage = [STAGES["llm_scores"]]
+    monkeypatch.setenv(FAULT_ENV, "llm_scores/shard3:raise")
+    with pytest.raises(InjectedFaultError):
+        run_stages(runs["resumed"], load_config(None, [*base, "llm.shard_users=2"]), stage)
+    monkeypatch.delenv(FAULT_ENV)
+    done = list((runs["resumed"] / "_work").glob("llm_scores-*/shard-*.done"))
+    assert done and not tableio.is_committed(runs["resumed"], "llm_scores")
+    five = load_config(None, [*base, "llm.shard_users=5"])
+    run_stages(runs["resumed"], five, stage)
+    run_stages(runs["clean"], five, stage)
+    m = tableio.read_manifest(runs["resumed"], "llm_scores")["extra"]
+    assert (m["shards"], m["shards_reused"], m["users_computed"]) == (3, 0, 12)
+    got, want = (
+        tableio.read_polars(runs[n], "llm_scores").sort("user_id", "item_id")
+        for n in ("resumed", "clean")
+    )
+    assert got.select("user_id", "item_id").is_duplicated().sum() == 0
+    assert got.equals(want)
+
+
+def test_a_changed_item_title_recomputes_the_summaries_that_quote_it(
+    tmp_path, tiny_path, ray_local
+):
+    run = tmp_path / "run"
+    write_llm_run(run, seed=4)
+    cfg = load_config(
+        None,
+        [f"llm.model={tiny_path}", "llm.max_users=0", "summaries.max_new_tokens=3",
+         "ray.num_cpus=2"],
+    )  # fmt: skip
+    run_stages(run, cfg, [STAGES["summaries"]])
+    before = tableio.read_polars(run, "user_summaries")
+    items = tableio.read_arrow(run, "items")
+    changed = "i005"
+    titles = [
+        "A new title for five" if i == changed else t
+        for i, t in zip(items["item_id"].to_pylist(), items["title"].to_pylist(), strict=True)
+    ]
+    tableio.write_table(
+        run,
+        "items",
+        items.set_column(items.schema.get_field_index("title"), "title", pa.array(titles)),
+        stage="fixture",
+        stage_key="fixture-retitled",
+    )
+    quoting = {
+        u for u in before["user_id"] if changed in _history_ids(run, u, cfg.summaries.history)
+    }
+    assert 0 < len(quoting) < before.height
+    run_stages(run, cfg, [STAGES["summaries"]])
+    m = tableio.read_manifest(run, "user_summaries")["extra"]
+    assert (m["users_computed"], m["kept_unchanged"]) == (
+        len(quoting),
+        before.height - len(quoting),
+    )
+    after = tableio.read_polars(run, "user_summaries")
+    old = dict(zip(before["user_id"], before["history_fingerprint"], strict=True))
+    assert {u for u, fp in zip(after["user_id"], after["history_fingerprint"], strict=True)
+            if old[u] != fp} == quoting  # fmt: skip
+
+
+def _history_ids(run: Path, user: str, n: int) -> list[str]:
+    q = _quoted(run)
+    train = tableio.read_polars(run, "train").filter(pl.col("user_id") == user)
+    return [i for i in train.sort("ts", "item_id")["item_id"].to_list() if q[i] is not None][-n:]

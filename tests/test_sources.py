@@ -221,3 +221,36 @@ def test_fused_score_is_the_weighted_max_normalised_sum(run_dir):
     ordered = got.sort(["user_id", "rank"])
     for (_u,), g in ordered.group_by(["user_id"]):
         assert g["score"].to_list() == sorted(g["score"].to_list(), reverse=True)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_fusion_rejects_a_non_finite_score_naming_the_source(spark, bad):
+    from pipelines.candidates.fusion import fuse_sources
+
+    schema = "user_idx int, item_idx int, score double"
+    good = spark.createDataFrame([(0, 1, 0.5), (0, 2, 0.25)], schema)
+    # Spark orders NaN above every number: unchecked, item 3 would rank first.
+    broken = spark.createDataFrame([(0, 3, bad), (0, 1, 0.1)], schema)
+    fused = fuse_sources({"ppr": good, "user_cf": broken}, {}, "weighted", 60.0, 10, 2)
+    with pytest.raises(Exception, match=r"candidate source 'user_cf' produced a non-finite"):
+        fused.collect()
+
+
+def test_fusion_of_signed_scores_is_as_documented(spark):
+    """weighted: score / the user's best score of that source when it is > 0 (a negative score
+    lowers the item), 0 from a source whose best score is <= 0."""
+    from pipelines.candidates.fusion import fuse_sources
+
+    schema = "user_idx int, item_idx int, score double"
+    a = spark.createDataFrame([(0, 1, 2.0), (0, 2, -1.0), (1, 1, -0.5), (1, 2, -2.0)], schema)
+    b = spark.createDataFrame([(0, 3, 1.0), (1, 3, 4.0)], schema)
+    rows = fuse_sources({"user_cf": a, "popular": b}, {}, "weighted", 60.0, 10, 2).collect()
+    got = {(r["user_idx"], r["item_idx"]): r["score"] for r in rows}
+    assert got == {
+        (0, 1): 2.0 / 2.0,
+        (0, 2): -1.0 / 2.0,
+        (0, 3): 1.0 / 1.0,
+        (1, 1): 0.0,  # user 1's best user_cf score is -0.5: nothing to normalise by
+        (1, 2): 0.0,
+        (1, 3): 4.0 / 4.0,
+    }

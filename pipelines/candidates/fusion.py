@@ -18,6 +18,14 @@ def fuse_sources(
     rrf:      Σ_s w_s / (rrf_k + rank_s)          (reciprocal-rank fusion)
     A source absent for an item contributes nothing; its score column is null.
     The result is hash-partitioned by user_idx (into `partitions`, default Spark's setting).
+
+    Scores are signed: a source may score an item below zero (a negative similarity). Under
+    `weighted`, a user whose best score from a source is > 0 gets score / best from it, so a
+    negative score lowers the item (down to -1 per unit weight, or further when the worst
+    score is larger in magnitude than the best); a user whose best score is <= 0 gets 0 from
+    that source (no positive evidence to normalise by). `rrf` uses ranks only.
+    A NaN or infinite score is an error naming the source (`non_finite_check`): Spark orders
+    NaN above every number, so it would otherwise rank first.
     """
     from functools import reduce
 
@@ -27,6 +35,7 @@ def fuse_sources(
     names = list(per_source)
     parts = []
     for name, df in per_source.items():
+        df = df.withColumn("score", non_finite_check(F.col("score"), name))
         w_rank = Window.partitionBy("user_idx").orderBy(
             F.col("score").desc(), F.col("item_idx").asc()
         )
@@ -68,3 +77,16 @@ def fuse_sources(
         .filter(F.col("rank") <= top_n)
         .select("user_idx", "item_idx", "rank", "score", "sources", *[f"score_{n}" for n in names])
     )
+
+
+def non_finite_check(score, source: str):  # -> Column
+    """`score`, or a task error naming `source` where it is NaN or +-inf (checked as the rows
+    stream through: no extra Spark job)."""
+    from pyspark.sql import functions as F
+
+    bad = F.isnan(score) | (F.abs(score) == F.lit(float("inf")))
+    msg = (
+        f"candidate source '{source}' produced a non-finite score (NaN or inf): "
+        "fix the source or the table it reads"
+    )
+    return F.when(bad, F.raise_error(F.lit(msg))).otherwise(score)

@@ -3,6 +3,8 @@
 Shared by the history-based sources (transition, ppr, item_cf, user_cf): a user's last
 `history` train events get weight decay**p (p = 0 the newest; ties in ts broken by item_id,
 then value), an item that occurs several times gets the sum, normalised to 1 per user.
+Sums over shuffled rows are exact (pipelines/exact_sum.py), so they do not depend on the
+order the rows arrive in.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ def recent_item_weights(train, history: int, decay: float):
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    from pipelines.exact_sum import exact_sum
+
     w = Window.partitionBy("user_idx").orderBy(
         F.col("ts").desc(), F.col("item_id").desc(), F.col("value").desc_nulls_last()
     )
@@ -21,9 +25,9 @@ def recent_item_weights(train, history: int, decay: float):
         .filter(F.col("_p") < history)
         .withColumn("_w", F.pow(F.lit(float(decay)), F.col("_p")))
         .groupBy("user_idx", "item_idx")
-        .agg(F.sum("_w").alias("_w"))
+        .agg(exact_sum("_w").alias("_w"))
     )
-    total = F.sum("_w").over(Window.partitionBy("user_idx"))
+    total = exact_sum("_w", over=Window.partitionBy("user_idx"))
     return recent.select("user_idx", "item_idx", (F.col("_w") / total).alias("w"))
 
 
@@ -34,11 +38,13 @@ def weighted_item_sum(weights, table, src: str, dst: str, score: str):
     """
     from pyspark.sql import functions as F
 
+    from pipelines.exact_sum import exact_sum
+
     rows = table.select(
         F.col(src).alias("item_idx"), F.col(dst).alias("_dst"), F.col(score).alias("_s")
     )
     return (
         weights.join(rows, "item_idx")
         .groupBy("user_idx", F.col("_dst").alias("item_idx"))
-        .agg(F.sum(F.col("w") * F.col("_s")).alias("score"))
+        .agg(exact_sum(F.col("w") * F.col("_s")).alias("score"))
     )

@@ -104,6 +104,7 @@ def _mean_self_information(slots: pl.DataFrame, info: pl.DataFrame, unseen: floa
         .join(info, on="item_id", how="left")
         .get_column("self_info")
         .fill_null(unseen)
+        .sort()  # a fixed summation order, whatever order the join left the rows in
         .mean()
     )
     return float(value)

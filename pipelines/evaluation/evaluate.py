@@ -71,8 +71,10 @@ def _check_recs(top: pl.DataFrame) -> None:
 
 def _segment_means(per_user: pl.DataFrame) -> pl.DataFrame:
     """Mean of every accuracy metric per (segment, k); columns segment, k, metric, value, n_users."""
+    # Each mean adds its users in user_id order, not in the order joins left the rows: the
+    # same tables read in another file order give bit-identical metrics.
     means = per_user.group_by("segment", "k").agg(
-        *(pl.col(m).mean() for m in ACCURACY_METRICS),
+        *(pl.col(m).sort_by("user_id").mean() for m in ACCURACY_METRICS),
         pl.len().cast(pl.Int64).alias("n_users"),
     )
     return means.unpivot(

@@ -148,9 +148,11 @@ def user_hit_statistics(
         .group_by("user_id", "k")
         .agg(
             pl.len().cast(pl.Int64).alias("hits"),
-            (1.0 / (pl.col("rank") + 1).cast(pl.Float64).log(2)).sum().alias("dcg"),
+            # Summed by ascending rank whatever order the join gave the rows: the same
+            # table read in another file order gives bit-identical metrics.
+            (1.0 / (pl.col("rank") + 1).cast(pl.Float64).log(2)).sort_by("rank").sum().alias("dcg"),
             pl.col("rank").min().alias("first_hit_rank"),
-            (pl.col("cum_hits") / pl.col("rank")).sum().alias("ap_sum"),
+            (pl.col("cum_hits") / pl.col("rank")).sort_by("rank").sum().alias("ap_sum"),
         )
     )
     users = relevant.lazy().group_by("user_id").agg(pl.len().cast(pl.Int64).alias("n_relevant"))

@@ -28,11 +28,27 @@ def run_target(run_dir: str | Path) -> str:
     return tableio.read_manifest(run_dir, "train")["extra"].get("target", "test")
 
 
+def check_split_target(run_dir: str | Path, target: str) -> None:
+    """Refuse to score `target` when the run's split was made for another one: under
+    eval.target=test the valid rows are inside train, so scoring them measures recall of
+    training data. The split stage records its target in the train/holdout manifests."""
+    made_for = run_target(run_dir)
+    if made_for != target:
+        raise ConfigError(
+            f"run {run_dir} was split for eval.target '{made_for}', not '{target}': "
+            f"its models were fitted on data that includes the '{target}' rows or not the "
+            "same ones, so the metrics would not mean what they say",
+            hint=f"evaluate it with --target {made_for}, or run the pipeline again with "
+            f"--set eval.target={target} (another --run-id)",
+        )
+
+
 def evaluate_run(
     run_dir: str | Path, tables: list[str], ks: list[int], target: str
 ) -> pl.DataFrame:
     """Metrics of the given tables of a run: against its holdout rows of split `target`, or
     label-free ones (`serve_metrics`) when the run is a serve run."""
+    check_split_target(run_dir, target)
     train = tableio.read_polars(run_dir, "train").select("user_id", "item_id")
     n_items = tableio.read_manifest(run_dir, "items")["rows"]
     committed = [t for t in tables if tableio.is_committed(run_dir, t)]

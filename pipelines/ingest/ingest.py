@@ -10,8 +10,11 @@ and materialized, so the caller's writes and counts do not read the input again.
 intermediate caches are released before returning; `IngestResult.unpersist()` releases the
 three results once the caller has written them.
 
-Counts: rows_in = rows_accepted + rows_quarantined + duplicates_collapsed (event rows only;
-catalog rows are counted apart as catalog_rows_in / catalog_rows_quarantined).
+Counts: rows_in, rows_quarantined (one aggregation by reason), duplicates_collapsed (accepted
+rows beyond the first of each exact duplicate group) and rows_accepted (rows of events) are
+each counted; rows_in = rows_accepted + rows_quarantined + duplicates_collapsed is then checked,
+not assumed (event rows only; catalog rows are counted apart as catalog_rows_in /
+catalog_rows_quarantined).
 """
 
 from __future__ import annotations
@@ -122,6 +125,15 @@ def run_ingest(spark: SparkSession, cfg: IngestConfig) -> IngestResult:
     # Cached (small) while events are built, so that items does not rank the ids again.
     item_index = dense_index(item_ids, "item_id", "item_idx").persist()
 
+    # Counted, not derived: rows beyond the first of each exact duplicate group.
+    duplicates = (
+        accepted.groupBy(*DEDUP_KEY)
+        .count()
+        .where(F.col("count") > 1)
+        .agg(F.sum(F.col("count") - 1).alias("n"))
+        .first()["n"]
+        or 0
+    )
     deduped = accepted.dropDuplicates(DEDUP_KEY)
     events = _conform(
         deduped.join(user_index, "user_id").join(item_index, "item_id"), EVENTS
@@ -149,7 +161,7 @@ def run_ingest(spark: SparkSession, cfg: IngestConfig) -> IngestResult:
         "rows_in": rows_in,
         "rows_accepted": rows_accepted,
         "rows_quarantined": rows_quarantined,
-        "duplicates_collapsed": rows_in - rows_quarantined - rows_accepted,
+        "duplicates_collapsed": int(duplicates),
         **reason_counts,
         "users": n_users,
         "items": n_items,
@@ -157,6 +169,11 @@ def run_ingest(spark: SparkSession, cfg: IngestConfig) -> IngestResult:
         "catalog_rows_quarantined": cat_quarantined,
         **cat_counts,
     }
+    if rows_in != rows_accepted + rows_quarantined + duplicates:
+        raise RuntimeError(
+            f"row conservation broken: rows_in {rows_in:,} != accepted {rows_accepted:,} + "
+            f"quarantined {rows_quarantined:,} + duplicates {duplicates:,}"
+        )
     for df in (typed, catalog_rows, item_index):
         if df is not None:
             df.unpersist()

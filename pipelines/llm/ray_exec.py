@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from pipelines.config import Config
 from pipelines.llm.model import ModelSpec
-from pipelines.llm.shards import ShardStore
+from pipelines.llm.shards import ShardStore, shard_key
 from pipelines.progress import ProgressLine, bar
 from pipelines.stage import StageContext
 
@@ -51,14 +51,22 @@ def run_sharded(
     log,
 ) -> tuple[pa.Table, dict[str, Any]]:
     """rows (user_id, shard, ...) -> (all output rows of every shard, stats for the manifest)."""
-    all_shards = sorted(set(rows.column("shard").to_pylist()))
-    done = store.done() & set(all_shards)
+    expected_ids: dict[int, list[str]] = defaultdict(list)
+    for u, s in zip(
+        rows.column("user_id").to_pylist(), rows.column("shard").to_pylist(), strict=True
+    ):
+        expected_ids[s].append(u)
+    all_shards = sorted(expected_ids)
+    done, wrong = store.verified_done(expected_ids)
+    if wrong:
+        log(f"{len(wrong)} committed shard(s) hold other users than now: computed again")
     pending = rows.filter(
         pc.invert(pc.is_in(rows.column("shard"), pa.array(sorted(done), pa.int32())))
     )
     stats: dict[str, Any] = {
         "shards": len(all_shards),
         "shards_reused": len(done),
+        "shards_rejected": len(wrong),
         "shards_computed": 0,
         "users_computed": pending.num_rows,
     }
@@ -134,7 +142,7 @@ def run_sharded(
                 parts[s].append(part)
                 seen[s].update(part.column("user_id").to_pylist())
                 if len(seen[s]) == expected[s]:
-                    store.commit(s, pa.concat_tables(parts.pop(s)), users=expected[s])
+                    store.commit(s, pa.concat_tables(parts.pop(s)), users=sorted(seen[s]))
                     stats["shards_computed"] += 1
                     n_done = len(done) + stats["shards_computed"]
                     progress.close()
@@ -144,13 +152,28 @@ def run_sharded(
                     )
         progress.close()
         stats["ray_seconds"] = round(time.perf_counter() - t0, 3)
-    missing = set(all_shards) - store.done()
+    missing = set(all_shards) - store.verified_done(expected_ids)[0]
     if missing:
         raise RuntimeError(f"shards {sorted(missing)[:5]} produced no complete output")
     table = store.read(all_shards, out_schema)
     errors = table.column("error").null_count
     stats["errors"] = table.num_rows - errors
     return table, stats
+
+
+def shard_settings(cfg: Config, params: dict[str, Any]) -> dict[str, Any]:
+    """Everything besides the stage key that decides which user lands in which shard
+    (shard_users; the user selection is in the stage key) or what a row contains: the
+    worker's params (batch sizes, batching, scorer, threads), the Ray batch size (a
+    generation batch is cut from it), device and dtype as configured."""
+    llm = cfg.llm
+    return {
+        **params,
+        "shard_users": llm.shard_users,
+        "user_batch": llm.user_batch,
+        "device": llm.device,
+        "dtype": llm.dtype,
+    }
 
 
 def run_llm_stage(
@@ -167,10 +190,13 @@ def run_llm_stage(
     from pipelines.llm.model import model_spec
 
     cfg = ctx.config.llm
-    store = ShardStore(ctx.run_dir, ctx.stage.name, ctx.stage_key)
-    store.clear_stale()
-    sharded = with_shards(rows, cfg.shard_users)
     params = {**params, "actor_cpus": cfg.actor_cpus, "torch_threads": cfg.torch_threads}
+    settings = shard_settings(ctx.config, params)
+    store = ShardStore(ctx.run_dir, ctx.stage.name, shard_key(ctx.stage_key, settings))
+    stale = store.clear_stale()
+    if stale:
+        ctx.log(f"dropped shards of other inputs or settings: {', '.join(stale)}")
+    sharded = with_shards(rows, cfg.shard_users)
 
     def spec() -> ModelSpec:  # resolved (and the default converted) only when there is work
         return model_spec(cfg.model, cfg.cache_dir, cfg.device, cfg.dtype)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipelines.llm.encode import PromptEncoder
 from udfs.prompts import parse_summary, score_messages, split_at_slot, summary_messages
 
 SUMMARY_OUT = pa.schema(
@@ -50,14 +51,8 @@ class _ModelWorker:
         torch.set_num_threads(int(threads))
         self.params = params
         self.model, self.tok = load_model(ModelSpec(**spec))
+        self.enc = PromptEncoder(self.tok)
         self.state: dict[str, int] = {}
-
-    def _chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        text = self._chat_text(messages)
-        return self.tok.encode(text, add_special_tokens=False)
-
-    def _chat_text(self, messages: list[dict[str, str]]) -> str:
-        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 class SummaryWorker(_ModelWorker):
@@ -65,7 +60,7 @@ class SummaryWorker(_ModelWorker):
         from pipelines.llm.infer import generate
 
         rows = batch.to_pylist()
-        prompts = [self._chat_ids(summary_messages(r["history"])) for r in rows]
+        prompts = [self.enc.chat_ids(summary_messages(r["history"], self.enc.mark)) for r in rows]
         kw = {
             "pad_id": self.tok.pad_token_id,
             "max_new_tokens": self.params["max_new_tokens"],
@@ -111,14 +106,14 @@ class ScoreWorker(_ModelWorker):
         from pipelines.llm.infer import score_padded, score_shared_prefix
 
         scorer = self.params["scorer"]
-        rendered = self._chat_text(score_messages(summary, history, scorer))
+        rendered = self.enc.render(score_messages(summary, history, scorer, self.enc.mark))
         prefix = None
         suffixes = []
         for c in candidates:
-            pre, suf = split_at_slot(rendered, c, scorer)
+            pre, suf = split_at_slot(rendered, self.enc.mark(c), scorer)
             prefix = pre
-            suffixes.append(self.tok.encode(suf, add_special_tokens=False))
-        prefix_ids = self.tok.encode(prefix, add_special_tokens=False)
+            suffixes.append(self.enc.encode(suf))
+        prefix_ids = self.enc.encode(prefix)
         fn = score_shared_prefix if self.params["batching"] == "shared_prefix" else score_padded
         return fn(
             self.model,

@@ -61,14 +61,16 @@ def recent_mean_vectors(train, item_vectors, history: int, decay: float):
     recent = (
         train.withColumn("_p", F.row_number().over(order) - 1)
         .filter(F.col("_p") < history)
-        .select("user_idx", "item_idx", F.pow(F.lit(float(decay)), F.col("_p")).alias("w"))
+        .select("user_idx", "item_idx", "_p", F.pow(F.lit(float(decay)), F.col("_p")).alias("w"))
     )
     dim = len(item_vectors.select("vec").first()[0])
     zero = F.array_repeat(F.lit(0.0), dim)
     summed = (
         recent.join(item_vectors, "item_idx")
         .groupBy("user_idx")
-        .agg(F.collect_list(F.struct("w", "vec")).alias("_xs"))
+        # Added most recent first (sorted by _p), not in the order the shuffle delivers them:
+        # the float sums are then the same in every run.
+        .agg(F.array_sort(F.collect_list(F.struct("_p", "w", "vec"))).alias("_xs"))
         .select(
             "user_idx",
             F.aggregate(

@@ -37,15 +37,17 @@ def item_neighbors(train, *, max_history: int, min_support: int, item_k: int):
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    from pipelines.exact_sum import exact_sum
+
     hist = capped_histories(train, max_history).persist()
-    norms = hist.groupBy("item_idx").agg(F.sum("w").alias("c"))
+    norms = hist.groupBy("item_idx").agg(exact_sum("w").alias("c"))
     a = hist.select("user_idx", F.col("item_idx").alias("i"), "w")
     b = hist.select("user_idx", F.col("item_idx").alias("j"))
     pairs = (
         a.join(b, "user_idx")
         .filter(F.col("i") != F.col("j"))
         .groupBy("i", "j")
-        .agg(F.sum("w").alias("cij"), F.count(F.lit(1)).alias("n"))
+        .agg(exact_sum("w").alias("cij"), F.count(F.lit(1)).alias("n"))
         .filter(F.col("n") >= min_support)
     )
     ni = norms.select(F.col("item_idx").alias("i"), F.col("c").alias("ci"))

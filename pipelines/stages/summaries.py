@@ -2,8 +2,9 @@
 
 For each selected user with at least summaries.min_history train events and at least one
 titled item: a chat prompt from the last summaries.history titled items, batched greedy
-generation on Ray actors. Incremental: a user whose history_fingerprint (history, model,
-prompt version) matches the committed table keeps the old summary. Resumable shards.
+generation on Ray actors. Incremental: a user whose history_fingerprint (history ids and
+quoted text, model, prompt version, generation settings) matches the committed table keeps the
+old summary. Resumable shards.
 """
 
 from __future__ import annotations
@@ -32,6 +33,22 @@ def _previous(ctx: StageContext, model: str) -> pl.DataFrame | None:
     )
 
 
+def generation_settings(cfg) -> dict:
+    """Every setting that can change a summary's text besides its prompt: generation length
+    and batch (padding changes the numerics), the output cap, the model's dtype and device,
+    the Ray batch a generation batch is cut from. Part of history_fingerprint."""
+    s = cfg.summaries
+    return {
+        "max_new_tokens": s.max_new_tokens,
+        "batch_size": s.batch_size,
+        "max_chars": s.max_chars,
+        "dtype": cfg.llm.dtype,
+        "device": cfg.llm.device,
+        "user_batch": cfg.llm.user_batch,
+        "decoding": "greedy",
+    }
+
+
 def run(ctx: StageContext) -> None:
     from pipelines.llm.inputs import histories, item_texts, select_users
     from pipelines.llm.model import model_name
@@ -50,15 +67,19 @@ def run(ctx: StageContext) -> None:
     untitled = hist.filter(
         (pl.col("n_events") >= scfg.min_history) & (pl.col("quoted").list.len() == 0)
     ).height
-    todo = hist.filter(
-        (pl.col("n_events") >= scfg.min_history) & (pl.col("quoted").list.len() > 0)
-    ).with_columns(
-        pl.col("item_id")
-        .map_elements(
-            lambda ids: history_fingerprint(list(ids), name, PROMPT_VERSION),
-            return_dtype=pl.String,
+    todo = hist.filter((pl.col("n_events") >= scfg.min_history) & (pl.col("quoted").list.len() > 0))
+    settings = generation_settings(ctx.config)
+    todo = todo.with_columns(
+        pl.Series(
+            "history_fingerprint",
+            [
+                history_fingerprint(list(ids), list(quoted), name, PROMPT_VERSION, settings)
+                for ids, quoted in zip(
+                    todo["item_id"].to_list(), todo["quoted"].to_list(), strict=True
+                )
+            ],
+            dtype=pl.String,
         )
-        .alias("history_fingerprint")
     )
     prev = _previous(ctx, name)
     kept = pl.DataFrame(schema=schema)

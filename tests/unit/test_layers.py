@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 BASE = {"config", "errors", "tableio", "progress", "spark_session", "ray_runtime", "run_dir",
-        "synthetic_logs", "profiles", "code_hash"}  # fmt: skip
+        "synthetic_logs", "profiles", "code_hash", "exact_sum", "faults"}  # fmt: skip
 DOMAIN = {"ingest", "graph", "ppr", "neighbors", "candidates", "llm", "evaluation", "rank"}
 FRAMEWORK = {"stage", "plan", "runner", "stages"}
 # The config validates candidates.sources against the registry, which declares sources and

@@ -61,12 +61,20 @@ def test_parse_summary():
     assert parse_summary("<|im_end|>likes drama") == "likes drama"
 
 
-def test_history_fingerprint_changes_with_history_model_and_prompt():
-    base = history_fingerprint(["a", "b"], "m", "v1")
-    assert base == history_fingerprint(["a", "b"], "m", "v1")
-    assert len({base, history_fingerprint(["b", "a"], "m", "v1"),
-                history_fingerprint(["a", "b"], "m2", "v1"),
-                history_fingerprint(["a", "b"], "m", "v2")}) == 4  # fmt: skip
+def test_history_fingerprint_changes_with_history_text_model_prompt_and_settings():
+    q = ['"A"', '"B"']
+    gen = {"max_new_tokens": 48, "dtype": "auto"}
+    base = history_fingerprint(["a", "b"], q, "m", "v1", gen)
+    assert base == history_fingerprint(["a", "b"], q, "m", "v1", dict(reversed(gen.items())))
+    others = {
+        history_fingerprint(["b", "a"], q, "m", "v1", gen),
+        history_fingerprint(["a", "b"], ['"A (new title)"', '"B"'], "m", "v1", gen),
+        history_fingerprint(["a", "b"], q, "m2", "v1", gen),
+        history_fingerprint(["a", "b"], q, "m", "v2", gen),
+        history_fingerprint(["a", "b"], q, "m", "v1", {**gen, "max_new_tokens": 16}),
+        history_fingerprint(["a", "b"], q, "m", "v1", {**gen, "dtype": "bfloat16"}),
+    }
+    assert base not in others and len(others) == 6
 
 
 def test_rerank_zero_weight_keeps_sorted_candidate_order():

@@ -14,6 +14,7 @@ def user_cf_source(inputs: SourceInputs, tables: dict, settings):
 
     from pipelines.candidates.inputs import top_per_user
     from pipelines.candidates.recent import recent_item_weights
+    from pipelines.exact_sum import exact_sum
 
     ids = inputs.user_ids
     nb = (
@@ -31,7 +32,7 @@ def user_cf_source(inputs: SourceInputs, tables: dict, settings):
     scored = (
         nb.join(recent, "v")
         .groupBy("user_idx", "item_idx")
-        .agg(F.sum(F.col("sim") * F.col("w")).alias("score"))
+        .agg(exact_sum(F.col("sim") * F.col("w")).alias("score"))
         .filter(F.col("score") > 0)
     )
     return top_per_user(scored, inputs.per_source, inputs.seen)
