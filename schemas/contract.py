@@ -137,6 +137,11 @@ class TableContract:
 
         return from_arrow_schema(self.schema)
 
+    @property
+    def full_schema(self) -> pa.Schema:
+        """The required columns, then the optional ones (patterned columns excluded)."""
+        return pa.schema([*self.schema, *self.optional])
+
     def spark_ddl(self) -> str:
         """The columns as a Spark DDL string ("src int, dst int, ..."), for `mapInArrow` and
         `createDataFrame` schemas; derived from the pyarrow schema without importing pyspark."""

@@ -1,4 +1,4 @@
-"""The per-user inputs of the LLM stages, read from run tables with Polars on the driver."""
+"""The per-user inputs of the LLM stages, from run tables (Polars DataFrames) on the driver."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import hashlib
 import polars as pl
 
 from pipelines.config import Config
-from pipelines.stage import StageContext
 from udfs.prompts import quote_item
 
 
@@ -15,13 +14,13 @@ def llm_seed(cfg: Config) -> int:
     return cfg.llm.seed or cfg.run.seed
 
 
-def select_users(ctx: StageContext) -> list[str]:
+def select_users(candidates: pl.DataFrame, cfg: Config) -> list[str]:
     """Users of `candidates`, sorted; under llm.max_users a seeded hash sample of them (the
     same users in both LLM stages, stable when other users come and go)."""
-    users = ctx.read_polars("candidates").get_column("user_id").unique().sort().to_list()
-    cap = ctx.config.llm.max_users
+    users = candidates.get_column("user_id").unique().sort().to_list()
+    cap = cfg.llm.max_users
     if cap and len(users) > cap:
-        seed = llm_seed(ctx.config)
+        seed = llm_seed(cfg)
 
         def key(u: str) -> str:
             return hashlib.sha256(f"{seed}:{u}".encode()).hexdigest()
@@ -30,9 +29,9 @@ def select_users(ctx: StageContext) -> list[str]:
     return users
 
 
-def item_texts(ctx: StageContext, max_chars: int) -> pl.DataFrame:
+def item_texts(items: pl.DataFrame, max_chars: int) -> pl.DataFrame:
     """item_id -> quoted (title and text, quoted and capped; null without a title)."""
-    items = ctx.read_polars("items").select("item_id", "title", "text")
+    items = items.select("item_id", "title", "text")
     quoted = [
         quote_item(t, x, max_chars)
         for t, x in zip(items["title"].to_list(), items["text"].to_list(), strict=True)
@@ -40,14 +39,10 @@ def item_texts(ctx: StageContext, max_chars: int) -> pl.DataFrame:
     return items.select("item_id").with_columns(pl.Series("quoted", quoted, dtype=pl.String))
 
 
-def histories(ctx: StageContext, users: list[str], n: int, texts: pl.DataFrame) -> pl.DataFrame:
+def histories(train: pl.DataFrame, users: list[str], n: int, texts: pl.DataFrame) -> pl.DataFrame:
     """Per user: n_events (train events), item_ids and quoted of the last n titled train
     items, oldest first (ties in time broken by item_id)."""
-    train = (
-        ctx.read_polars("train")
-        .select("user_id", "item_id", "ts")
-        .filter(pl.col("user_id").is_in(users))
-    )
+    train = train.select("user_id", "item_id", "ts").filter(pl.col("user_id").is_in(users))
     counts = train.group_by("user_id").agg(pl.len().alias("n_events"))
     recent = (
         train.join(texts, on="item_id", how="left")

@@ -125,23 +125,28 @@ def resolve_model(model: str, cache_dir: str = "") -> tuple[Path, str]:
     return Path(local), model
 
 
-def pick_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str, str, str]:
-    """-> (device, dtype, reason): bf16 on a GPU, fp32 on CPU unless overridden."""
-    import torch
-
-    has_cuda = torch.cuda.is_available()
+def device_dtype(device: str, dtype: str, has_gpu: bool) -> tuple[str, str, str]:
+    """The one device/dtype rule -> (device, dtype, reason): "auto" is cuda where a GPU is
+    (the actor's, not the driver's), bf16 on a GPU and fp32 on CPU; explicit values win."""
     if device == "auto":
-        device = "cuda" if has_cuda else "cpu"
-        reason = "cuda available" if has_cuda else "no cuda device"
+        device = "cuda" if has_gpu else "cpu"
+        reason = "cuda available" if has_gpu else "no cuda device"
     else:
         reason = "llm.device"
-        if device == "cuda" and not has_cuda:
+        if device == "cuda" and not has_gpu:
             raise ModelNotFoundError(
-                "llm.device = cuda but torch sees no GPU", hint="set llm.device=auto or cpu"
+                "llm.device = cuda but there is no GPU", hint="set llm.device=auto or cpu"
             )
     if dtype == "auto":
         dtype = "bfloat16" if device == "cuda" else "float32"
     return device, dtype, reason
+
+
+def pick_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str, str, str]:
+    """`device_dtype` for this process's hardware (what torch sees)."""
+    import torch
+
+    return device_dtype(device, dtype, torch.cuda.is_available())
 
 
 def model_name(model: str) -> str:

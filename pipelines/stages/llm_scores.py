@@ -14,17 +14,11 @@ import polars as pl
 
 from pipelines.config import llm_scores_used
 from pipelines.stage import Stage, StageContext
+from schemas.tables import LLM_SCORES
 from udfs.prompts import PROMPT_VERSION
 
-SCHEMA = {
-    "user_id": pl.String,
-    "item_id": pl.String,
-    "llm_score": pl.Float64,
-    "model": pl.String,
-    "prompt_version": pl.String,
-    "scorer": pl.String,
-    "error": pl.String,
-}
+# The table's columns, optional ones included, as Polars types (schemas/ is the truth).
+SCHEMA = dict(pl.from_arrow(LLM_SCORES.full_schema.empty_table()).schema)
 
 
 def score_inputs(ctx: StageContext) -> tuple[pl.DataFrame, int]:
@@ -33,8 +27,8 @@ def score_inputs(ctx: StageContext) -> tuple[pl.DataFrame, int]:
     from pipelines.llm.inputs import histories, item_texts, select_users
 
     cfg = ctx.config.llm
-    users = select_users(ctx)
-    texts = item_texts(ctx, cfg.max_item_chars)
+    users = select_users(ctx.read_polars("candidates"), ctx.config)
+    texts = item_texts(ctx.read_polars("items"), cfg.max_item_chars)
     top = (
         ctx.read_polars("candidates")
         .select("user_id", "item_id", "rank")
@@ -54,7 +48,7 @@ def score_inputs(ctx: StageContext) -> tuple[pl.DataFrame, int]:
         if "error" in summaries.columns
         else summaries.select("user_id", "summary")
     )
-    hist = histories(ctx, users, cfg.history, texts).select(
+    hist = histories(ctx.read_polars("train"), users, cfg.history, texts).select(
         "user_id", pl.col("quoted").alias("history")
     )
     rows = cands.join(hist, on="user_id", how="left").join(summaries, on="user_id", how="left")
@@ -75,7 +69,10 @@ def run(ctx: StageContext) -> None:
     ctx.log(f"{rows['item_ids'].list.len().sum() or 0} pairs of {rows.height} users to score")
     params = {"scorer": cfg.scorer, "batching": cfg.batching, "pair_batch": cfg.pair_batch}
     rows = rows.select("user_id", "summary", "history", "item_ids", "candidates")
-    out, stats, store = run_llm_stage(ctx, rows, ScoreWorker, params, SCORE_OUT)
+    out, stats, store = run_llm_stage(
+        ctx.config, ctx.run_dir, ctx.stage.name, ctx.stage_key, rows, ScoreWorker, params,
+        SCORE_OUT, ctx.log,
+    )  # fmt: skip
     table = (
         pl.from_arrow(out)
         .with_columns(

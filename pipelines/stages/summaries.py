@@ -13,9 +13,11 @@ import polars as pl
 
 from pipelines.config import llm_scores_used
 from pipelines.stage import Stage, StageContext
+from schemas.tables import USER_SUMMARIES
 from udfs.prompts import PROMPT_VERSION, history_fingerprint
 
-OUT_COLUMNS = ["user_id", "summary", "model", "prompt_version", "history_fingerprint", "n_history"]
+# The table's columns, optional ones included, as Polars types (schemas/ is the truth).
+SCHEMA = dict(pl.from_arrow(USER_SUMMARIES.full_schema.empty_table()).schema)
 
 
 def _previous(ctx: StageContext, model: str) -> pl.DataFrame | None:
@@ -56,13 +58,14 @@ def run(ctx: StageContext) -> None:
     from pipelines.llm.workers import SUMMARY_OUT, SummaryWorker
 
     cfg, scfg = ctx.config.llm, ctx.config.summaries
-    schema = {c: (pl.Int32 if c == "n_history" else pl.String) for c in [*OUT_COLUMNS, "error"]}
+    schema = SCHEMA
     if not cfg.enabled:
         ctx.write("user_summaries", pl.DataFrame(schema=schema), extra={"disabled": True})
         return
     name = model_name(cfg.model)
-    users = select_users(ctx)
-    hist = histories(ctx, users, scfg.history, item_texts(ctx, cfg.max_item_chars))
+    users = select_users(ctx.read_polars("candidates"), ctx.config)
+    texts = item_texts(ctx.read_polars("items"), cfg.max_item_chars)
+    hist = histories(ctx.read_polars("train"), users, scfg.history, texts)
     few = hist.filter(pl.col("n_events") < scfg.min_history).height
     untitled = hist.filter(
         (pl.col("n_events") >= scfg.min_history) & (pl.col("quoted").list.len() == 0)
@@ -100,7 +103,10 @@ def run(ctx: StageContext) -> None:
         "max_chars": scfg.max_chars,
     }
     rows = todo.select("user_id", pl.col("quoted").alias("history"))
-    out, stats, store = run_llm_stage(ctx, rows, SummaryWorker, params, SUMMARY_OUT)
+    out, stats, store = run_llm_stage(
+        ctx.config, ctx.run_dir, ctx.stage.name, ctx.stage_key, rows, SummaryWorker, params,
+        SUMMARY_OUT, ctx.log,
+    )  # fmt: skip
     new = (
         pl.from_arrow(out)
         .join(todo.select("user_id", "history_fingerprint"), on="user_id")
