@@ -57,6 +57,7 @@ from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Asset, BaseOperator, Param
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 HOME = Path(os.environ.get("WALKRANK_HOME", Path(__file__).resolve().parents[1]))
 PYTHON = os.environ.get("WALKRANK_PYTHON", str(HOME / ".venv" / "bin" / "python"))
@@ -184,7 +185,9 @@ class RayJobOperator(BaseOperator):
 with DAG(
     dag_id="walkrank_daily",
     description="WalkRank serve run: ingest -> graph/PPR/neighbors -> candidates -> LLM -> rank",
-    schedule="@daily",
+    # Runs span a day: [D, D + 1), run after it ends (Airflow 3's plain "@daily" is a point in
+    # time, with no interval to take the day's input from).
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
