@@ -69,7 +69,7 @@ test-slow: setup browser airflow-setup dist
 #   spark-submit --archives dist/walkrank-env.tar.gz#env --conf spark.pyspark.python=./env/bin/python ...
 DIST_ENV := build/walkrank-env
 DIST_STAMP := dist/.walkrank-dist
-CODE := $(shell find pipelines udfs schemas jobs -name '*.py' -not -path '*/__pycache__/*')
+CODE := $(shell find pipelines udfs schemas jobs \( -name '*.py' -o -name '*.toml' \) -not -path '*/__pycache__/*')
 dist: $(DIST_STAMP)
 
 $(DIST_STAMP): $(STAMP) $(CODE) pyproject.toml constraints.txt

@@ -67,6 +67,8 @@ RAY_PYTHON = os.environ.get("WALKRANK_RAY_PYTHON", "python")
 ARGS_ENV = "WALKRANK_JOB_ARGS"  # jobs/stage_job.py reads a Ray job's arguments from it
 CODE = ("pipelines", "udfs", "schemas", "jobs")  # shipped to a Ray job as py_modules
 
+# Names the daily rankings for the DAGs that consume them (schedule=[RANKINGS]); the table of a
+# run is <out>/<day>/rankings.
 RANKINGS = Asset(name="walkrank_rankings", uri="file:///walkrank/rankings")
 
 # stage -> (engine, upstream stages): the order of WalkRank's stage registry

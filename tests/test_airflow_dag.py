@@ -18,6 +18,7 @@ from polars.testing import assert_frame_equal
 from pipelines import tableio
 from pipelines.config import load_config
 from pipelines.stages import DEFAULT_STAGES, STAGES
+from tests.ray_head import ray_head
 
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW_PY = ROOT / ".venv-airflow" / "bin" / "python"
@@ -217,45 +218,96 @@ def test_hostile_params_reach_no_shell(tmp_path):
                 assert _decoded(args) == _decoded(expected[name]), name
 
 
+def _write_csv(path: Path, rows: list[tuple[str, str, int]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("user_id,item_id,ts\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows))
+
+
 @pytest.mark.slow
 def test_airflow_dags_test_runs_the_whole_dag(tmp_path):
+    """`airflow dags test` of day 2026-11-21: Spark stages through SparkSubmitOperator
+    (spark_default = local[2]), the Ray stages as jobs on a local head, then the day before's
+    run (made here by the CLI from the same history) scored against the day's new events."""
     rng = random.Random(2)
-    data = tmp_path / "seq.txt"
-    data.write_text(
-        "".join(
-            " ".join([f"u{u}", *(str(rng.randrange(40)) for _ in range(rng.randint(3, 10)))]) + "\n"
-            for u in range(50)
-        )
-    )
-    home = tmp_path / "airflow"
-    env = _airflow_env(home)
-    airflow = str(AIRFLOW_PY.parent / "airflow")
-    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True)
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
-    conf = {"input": str(data), "out": str(tmp_path / "runs"), "sets": SETS}
-    res = subprocess.run(
-        [airflow, "dags", "test", "walkrank_daily", "2026-11-20", "--conf", json.dumps(conf)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
-    run_dir = tmp_path / "runs" / "2026-11-20"
-    for table in ("rankings", "metrics", "candidates"):
-        assert tableio.is_committed(run_dir, table), (res.stdout + res.stderr)[-5000:]
+    t0 = 1_763_000_000
+    history = [
+        (f"u{u}", f"i{rng.randrange(40)}", t0 + 3600 * k)
+        for u in range(50)
+        for k in range(rng.randint(3, 10))
+    ]
+    new = [(f"u{u}", f"i{rng.randrange(40)}", t0 + 86_400 * 30 + u) for u in range(0, 50, 2)]
+    # <history>/<day>: everything up to that day; the two days hold the same log, so the DAG's
+    # run of the 21st must equal the CLI's run of the 20th.
+    for day in ("2026-11-20", "2026-11-21"):
+        _write_csv(tmp_path / "history" / day / "events.csv", history)
+    _write_csv(tmp_path / "new_events" / "2026-11-21" / "events.csv", new)
+    runs = tmp_path / "runs"
 
     cli = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run", "--input", str(data), "--out",
-         str(tmp_path / "cli"), "--run-id", "r", *[a for s in SETS for a in ("--set", s)]],
+        [sys.executable, "-m", "pipelines.cli", "run", "--input",
+         str(tmp_path / "history" / "2026-11-20"), "--format", "csv", "--out", str(runs),
+         "--run-id", "2026-11-20", "--set", "eval.target=serve",
+         *[a for s in SETS for a in ("--set", s)]],
         cwd=ROOT, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"},
         capture_output=True, text=True,
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr[-3000:]
+
+    home = tmp_path / "airflow"
+    airflow = str(AIRFLOW_PY.parent / "airflow")
+    spark_bin = Path(sys.executable).parent  # spark-submit on PATH, as the provider wants
+    with ray_head() as head:
+        env = _airflow_env(
+            home,
+            PATH=f"{spark_bin}:{os.environ['PATH']}",
+            WALKRANK_RAY_ADDRESS=head.job_server,
+            WALKRANK_RAY_PYTHON=sys.executable,
+            **head.auth,
+        )
+        migrate = subprocess.run(
+            [airflow, "db", "migrate"], env=env, capture_output=True, text=True
+        )
+        assert migrate.returncode == 0, migrate.stderr[-3000:]
+        conf = {
+            "history": str(tmp_path / "history"),
+            "new_events": str(tmp_path / "new_events"),
+            "out": str(runs),
+            "format": "csv",
+            "sets": SETS,
+        }
+        res = subprocess.run(
+            [airflow, "dags", "test", "walkrank_daily", "2026-11-21", "--conf", json.dumps(conf)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        out = (res.stdout + res.stderr)[-6000:]
+        assert res.returncode == 0, out
+        # The Ray stages ran as jobs on the head.
+        drivers = "".join(
+            p.read_text(errors="replace")
+            for p in head.temp_dir.glob("session_latest/logs/job-driver-*.log")
+        )
+        assert "[summaries] done" in drivers and "[llm_scores] done" in drivers, drivers[-3000:]
+
+    states = subprocess.run(
+        [airflow, "tasks", "states-for-dag-run", "walkrank_daily",
+         "manual__2026-11-21T00:00:00+00:00", "-o", "json"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    if states.returncode == 0:  # the run id's form is Airflow's; the tables below are ours
+        assert {t["state"] for t in json.loads(states.stdout)} == {"success"}, states.stdout
+
+    run_dir = runs / "2026-11-21"
+    for table in ("rankings", "metrics", "candidates"):
+        assert tableio.is_committed(run_dir, table), out
+    # evaluate_previous: the 20th's run scored against the 21st's new events.
+    assert tableio.is_committed(runs / "2026-11-20", "served_metrics"), out
     for table, keys in (
         ("rankings", ["user_id", "rank"]),
         ("metrics", ["table", "metric", "k", "segment"]),
     ):
         a = tableio.read_polars(run_dir, table).sort(keys)
-        b = tableio.read_polars(tmp_path / "cli" / "r", table).sort(keys)
+        b = tableio.read_polars(runs / "2026-11-20", table).sort(keys)
         assert_frame_equal(a, b, check_exact=False, rel_tol=1e-9)
