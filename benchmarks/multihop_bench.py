@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import udfs.multihop as mh  # noqa: E402
 from pipelines import tableio  # noqa: E402
 from pipelines.config import CandidatesConfig  # noqa: E402
-from pipelines.ppr.csr import csr_from_edges  # noqa: E402
+from udfs.csr import csr_from_edges  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="best of, per mode")
     a = p.parse_args(argv)
     c = CandidatesConfig()
-    kw = dict(hops=c.transition_hops, hop_decay=c.transition_hop_decay, beam=c.transition_beam)
+    t = c.transition
+    kw = dict(hops=t.hops, hop_decay=t.hop_decay, beam=t.beam)
     print(f"# {os.cpu_count()} cores; hops {kw['hops']}, beam {kw['beam']}, top {c.per_source}")
     print("| items | edges | ms/source (auto) | ms/source (dense only) | speed-up | identical |")
     print("|---:|---:|---:|---:|---:|---|")

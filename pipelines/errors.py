@@ -43,3 +43,7 @@ class GraphFramesMissingError(WalkRankError):
 
 class ModelNotFoundError(WalkRankError):
     """An LLM named by llm.model is neither a local folder nor in the offline cache."""
+
+
+class RunDirError(WalkRankError):
+    """A run id or run directory that would write outside --out, or over files WalkRank did not write."""

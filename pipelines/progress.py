@@ -35,7 +35,9 @@ class ProgressLine:
         self.interval = min(interval, 0.5) if self.tty else interval
         self.enabled = interval > 0
         self._last_text = ""
-        self._last_at = 0.0
+        # None, not 0.0: time.monotonic() starts near 0 on a freshly booted machine, and the
+        # first line must print whatever the uptime.
+        self._last_at: float | None = None
         self._drawn = False
         self._lock = threading.Lock()
 
@@ -43,7 +45,7 @@ class ProgressLine:
         if not self.enabled or text == self._last_text:
             return
         now = time.monotonic()
-        if not force and now - self._last_at < self.interval:
+        if not force and self._last_at is not None and now - self._last_at < self.interval:
             return
         with self._lock:
             self._last_text, self._last_at = text, now

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
+import json
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from pipelines import tableio
 from pipelines.config import Config, config_to_toml
-from pipelines.errors import RunLockedError, StageOrderError
+from pipelines.errors import StageOrderError
+from pipelines.plan import Plan
 from pipelines.progress import watch_spark
+from pipelines.run_dir import run_lock
 from pipelines.stage import Stage, StageContext, stage_key
 
 
@@ -35,28 +35,6 @@ def order_stages(stages: list[Stage], cfg: Config | None = None) -> list[Stage]:
     return done
 
 
-@contextmanager
-def run_lock(run_dir: Path):
-    """One writer per run directory; a second one gets a clear error instead of mixed tables."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fh = open(run_dir / ".lock", "w")  # noqa: SIM115 - held for the whole run, closed below
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise RunLockedError(
-            f"run {run_dir} is being written by another process",
-            hint="wait for it to finish, or use another --run-id",
-        ) from None
-    try:
-        fh.write(str(os.getpid()))
-        fh.flush()
-        yield
-    finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
-
-
 def _input_fingerprints(stage: Stage, cfg: Config, run_dir: Path) -> dict[str, str]:
     fps: dict[str, str] = {}
     for name in stage.inputs_for(cfg):
@@ -67,16 +45,19 @@ def _input_fingerprints(stage: Stage, cfg: Config, run_dir: Path) -> dict[str, s
     return fps
 
 
-def _output_current(run_dir: Path, stage: Stage, key: str, name: str) -> bool:
+def _output_current(
+    run_dir: Path, stage: Stage, key: str, name: str, superseders: set[str] | None
+) -> bool:
     """Committed by this stage for this key, or superseded: rewritten since by a later stage
     that read the current version of another output of this stage (`rankings`: written by
-    candidates, then refined by rank from those same candidates)."""
+    candidates, then refined by rank from those same candidates). With `superseders`, only
+    those stages count (a plan without rank must not keep rank's rankings)."""
     if not tableio.is_committed(run_dir, name):
         return False
     m = tableio.read_manifest(run_dir, name)
     if m["stage_key"] == key:
         return True
-    if m["stage"] == stage.name:
+    if m["stage"] == stage.name or (superseders is not None and m["stage"] not in superseders):
         return False
     for other in stage.outputs:
         if other != name and tableio.is_committed(run_dir, other):
@@ -89,13 +70,26 @@ def _output_current(run_dir: Path, stage: Stage, key: str, name: str) -> bool:
 def run_stages(
     run_dir: str | Path, cfg: Config, selected: list[Stage], *, force: bool = False
 ) -> dict[str, str]:
-    """Run the selected stages in order; returns {stage: 'ran' | 'skipped'}."""
+    """Run exactly the selected stages, in order; returns {stage: 'ran' | 'skipped'}."""
+    return run_plan(run_dir, cfg, Plan(order_stages(selected, cfg), forced=True), force=force)
+
+
+def run_plan(
+    run_dir: str | Path, cfg: Config, plan: Plan, *, force: bool = False
+) -> dict[str, str]:
+    """Run a plan's stages in order (see pipelines/plan.py); returns {stage: 'ran' | 'skipped'}.
+
+    The plan is printed first and written to <run>/plan.json."""
     run_dir = Path(run_dir)
     outcome: dict[str, str] = {}
+    superseders = None if plan.forced else set(plan.names)
     with run_lock(run_dir):
         tableio.clean_uncommitted(run_dir)
         tableio.write_text_atomic(run_dir / "config.toml", config_to_toml(cfg))
-        for stage in order_stages(selected, cfg):
+        tableio.write_text_atomic(run_dir / "plan.json", json.dumps(plan.to_json(), indent=2))
+        for line in plan.lines():
+            print(line, file=sys.stderr, flush=True)
+        for stage in plan.stages:
             missing = [i for i in stage.inputs_for(cfg) if not tableio.is_committed(run_dir, i)]
             if missing:
                 raise StageOrderError(
@@ -104,7 +98,9 @@ def run_stages(
                 )
             fps = _input_fingerprints(stage, cfg, run_dir)
             key = stage_key(stage, cfg, fps)
-            if not force and all(_output_current(run_dir, stage, key, o) for o in stage.outputs):
+            if not force and all(
+                _output_current(run_dir, stage, key, o, superseders) for o in stage.outputs
+            ):
                 print(
                     f"[{stage.name}] skipped: outputs committed for these inputs and config",
                     file=sys.stderr,

@@ -28,6 +28,9 @@ class Stage:
     # Tables read only under some configs (e.g. the tables of the enabled candidate sources):
     # they count as inputs (order, missing-table check, fingerprints) only when named here.
     config_inputs: Callable[[Config], tuple[str, ...]] | None = None
+    # Why the config switches the stage off (None: it runs when a planned stage reads its
+    # outputs); see pipelines/plan.py.
+    skip_reason: Callable[[Config], str | None] | None = None
     engine: str = "spark"  # spark | ray | local: which engine the stage needs
     description: str = ""
 
@@ -102,7 +105,7 @@ class StageContext:
             stage_key=self.stage_key,
             code_version=self.stage.code_version(),
             inputs=self.input_fingerprints,
-            seconds=time.perf_counter() - self.started,
+            stage_started=self.started,  # seconds measured once the write is done
             extra=merged,
             **kw,
         )

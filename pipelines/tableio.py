@@ -23,7 +23,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from pipelines import __version__
-from pipelines.errors import DiskFullError, TableNotCommittedError
+from pipelines.errors import DiskFullError, RunDirError, TableNotCommittedError
 from schemas import SCHEMA_VERSION, contract
 
 MANIFEST = "_manifest.json"
@@ -114,14 +114,22 @@ def write_table(
     stage_key: str,
     inputs: dict[str, str] | None = None,
     seconds: float | None = None,
+    stage_started: float | None = None,
     extra: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
     partition_by: list[str] | None = None,
     code_version: str | None = None,
 ) -> dict[str, Any]:
-    """Validate against the table's contract, write atomically, return the manifest."""
+    """Validate against the table's contract, write atomically, return the manifest.
+
+    The manifest's `seconds`: `seconds` when given, else the time from `stage_started` (a
+    time.perf_counter() value, the stage's start) to the end of this write, else this write's
+    own time. Measured after the write, it includes a lazy Spark job or a FilesWriter's work,
+    which run inside the write.
+    """
     started = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _check_replaceable(table_dir(run_dir, name))  # before the work, not only at the swap
     tc = contract(name)
     tmp = run_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
     try:
@@ -170,7 +178,12 @@ def write_table(
             "inputs": dict(sorted((inputs or {}).items())),
             # walkrank-<version>+<hash of the code the stage ran> (Stage.code_version)
             "code_version": f"walkrank-{code_version}" if code_version else CODE_VERSION,
-            "seconds": round(seconds if seconds is not None else time.perf_counter() - started, 3),
+            "seconds": round(
+                seconds
+                if seconds is not None
+                else time.perf_counter() - (started if stage_started is None else stage_started),
+                3,
+            ),
             "files": files,
             "partition_by": partition_by or [],
             # A callable extra is evaluated after the data is written (figures of that write).
@@ -221,7 +234,28 @@ def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def _check_replaceable(target: Path) -> None:
+    """Only a committed WalkRank table of this name is ever replaced (never a user's folder
+    that happens to be named like a table)."""
+    if not target.exists() and not target.is_symlink():
+        return
+    manifest = target / MANIFEST
+    ok = target.is_dir() and not target.is_symlink() and manifest.is_file()
+    if ok:
+        try:
+            ok = json.loads(manifest.read_text()).get("table") == target.name
+        except (OSError, ValueError):
+            ok = False
+    if not ok:
+        raise RunDirError(
+            f"{target} exists and is not a committed WalkRank table '{target.name}': "
+            "refusing to replace it",
+            hint="move it away, or write the run to another --out / --run-id",
+        )
+
+
 def _swap_into_place(tmp: Path, target: Path) -> None:
+    _check_replaceable(target)
     old = None
     if target.exists():
         old = target.with_name(f".old-{target.name}-{uuid.uuid4().hex[:8]}")

@@ -31,6 +31,30 @@ def _same_type(actual: pa.DataType, expected: pa.DataType) -> bool:
     return actual.equals(expected)
 
 
+_DDL = {
+    pa.int8(): "tinyint",
+    pa.int16(): "smallint",
+    pa.int32(): "int",
+    pa.int64(): "bigint",
+    pa.float32(): "float",
+    pa.float64(): "double",
+    pa.bool_(): "boolean",
+    pa.string(): "string",
+    pa.large_string(): "string",
+    pa.binary(): "binary",
+}
+
+
+def _ddl_type(t: pa.DataType) -> str:
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"array<{_ddl_type(t.value_type)}>"
+    if t in _DDL:
+        return _DDL[t]
+    raise ContractError(f"no Spark DDL name for arrow type {t}")
+
+
 @dataclass(frozen=True)
 class TableContract:
     """Minimum columns of one pipeline table; extra columns are allowed and kept."""
@@ -85,6 +109,11 @@ class TableContract:
         from pyspark.sql.pandas.types import from_arrow_schema
 
         return from_arrow_schema(self.schema)
+
+    def spark_ddl(self) -> str:
+        """The columns as a Spark DDL string ("src int, dst int, ..."), for `mapInArrow` and
+        `createDataFrame` schemas; derived from the pyarrow schema without importing pyspark."""
+        return ", ".join(f"{f.name} {_ddl_type(f.type)}" for f in self.schema)
 
     def empty(self) -> pa.Table:
         return self.schema.empty_table()

@@ -50,7 +50,7 @@ QUARANTINE = _contract(
 )
 HOLDOUT = _contract(
     "holdout",
-    "Held-out events: 'valid' for tuning, 'test' for reporting.",
+    "Held-out events: 'valid' for tuning, 'test' for reporting (empty in a serve run).",
     ("user_id", pa.string(), False, "original user id"),
     ("item_id", pa.string(), False, "original item id"),
     ("ts", TS, False, "event time"),
@@ -142,12 +142,20 @@ METRICS = _contract(
         "metric",
         pa.string(),
         False,
-        "hr, recall, precision, ndcg, mrr, map, coverage, gini, novelty",
+        "hr, recall, precision, ndcg, mrr, map, coverage, gini, novelty; serve runs also "
+        "users, catalog_items, recommended_items (counts, k = the largest cut-off)",
     ),
     ("k", pa.int32(), False, "cut-off"),
     ("segment", pa.string(), False, "'all' or a segment name"),
     ("value", pa.float64(), False, "metric value"),
     ("n_users", pa.int64(), False, "evaluated users in the segment"),
+)
+SERVED_METRICS = TableContract(
+    "served_metrics",
+    METRICS.schema,
+    METRICS.docs,
+    "A serve run's rankings scored against events that arrived after it "
+    "(`walkrank evaluate RUN --against EVENTS`): each user's first new event is the target.",
 )
 
 CONTRACTS: dict[str, TableContract] = {
@@ -168,6 +176,7 @@ CONTRACTS: dict[str, TableContract] = {
         LLM_SCORES,
         RANKINGS,
         METRICS,
+        SERVED_METRICS,
     )
 }
 

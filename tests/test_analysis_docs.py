@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.report_fixtures import chromium_or_skip, headless
+
 pytestmark = pytest.mark.spark
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,31 +67,22 @@ def test_every_snippet_runs(two_runs, capsys):
     assert "top candidates of" in out and "mean top-10 overlap" in out
 
 
-def _chromium() -> str | None:
-    import shutil
-
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def test_report_html_renders_its_charts_in_headless_chromium(two_runs, tmp_path):
-    browser = _chromium()
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: `make test` installs it (make browser)")
-        pytest.skip("chromium is not installed (make browser)")
+    browser = chromium_or_skip()
     report = two_runs[0] / "report.html"
     page = report.read_text()
     charts = page.count('class="chart"')
-    assert charts >= 8  # metrics, timings, sources, overlap, scores, two degree charts
-    for heading in ("Metrics at k", "Stage timings", "Candidate sources", "Item-transition graph",
+    # curves (2), segments (NDCG and HR per segment; all, a history and a popularity one at
+    # least: 2 x 3), coverage/Gini/novelty (3), stage seconds (1), sources (3), graph (2)
+    assert charts >= 17
+    for heading in ("Headline: rankings vs each source vs popular", "NDCG@k and HR@k over k",
+                    "Segments", "Coverage, Gini, novelty", "Plan, stage times and row counts",
+                    "Candidate sources", "Item-transition graph",
                     "Personalized PageRank walks"):  # fmt: skip
         assert heading in page
-    dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
-         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", report.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    dom = headless(browser, tmp_path / "profile", "--dump-dom", report.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
+    assert '<table id="headline"' in dom.stdout
     # The page's own script counts the SVG charts whose laid-out box is non-empty.
     match = re.search(r'data-charts-rendered="(\d+)"', dom.stdout)
     assert match and int(match.group(1)) == charts

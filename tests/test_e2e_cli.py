@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from pipelines import tableio
-from pipelines.stages import DEFAULT_STAGES
+
+# llm.enabled = false: the plan leaves out summaries, llm_scores and rank.
+PLANNED = ["ingest", "split", "graph", "ppr", "neighbors", "candidates", "evaluate"]
 
 pytestmark = pytest.mark.spark
 
@@ -59,8 +61,8 @@ def test_run_evaluate_show_and_rerun(tmp_path, sequences_file):
         "eval.ks=[5,10]",
         "--set",
         "ppr.walks_per_node=200",
-        # The LLM stages run (writing empty tables) but load no model: tests/test_llm_*.py
-        # cover them with a tiny model, and the real one in an integration test.
+        # The LLM stages are not planned: tests/test_llm_*.py cover them with a tiny model,
+        # and the real one in an integration test.
         "--set",
         "llm.enabled=false",
         "--set",
@@ -70,7 +72,11 @@ def test_run_evaluate_show_and_rerun(tmp_path, sequences_file):
     assert first.returncode == 0, first.stderr[-3000:]
     # Spark progress from the status tracker, and a one-line summary per stage.
     assert re.search(r"^\[\w+\] spark: job \d+ \[[#.]{20}\] +\d+% ", first.stderr, re.M)
-    assert all(f"[{name}] done in " in first.stderr for name in DEFAULT_STAGES)
+    assert "plan: " + " > ".join(PLANNED) in first.stderr
+    assert "plan: skip llm_scores: llm.enabled = false" in first.stderr
+    assert [
+        ln.split("]")[0][1:] for ln in first.stderr.splitlines() if "] done in " in ln
+    ] == PLANNED
     run = tmp_path / "t"
     for table in (
         "events",
@@ -81,19 +87,20 @@ def test_run_evaluate_show_and_rerun(tmp_path, sequences_file):
         "graph_nodes",
         "graph_edges",
         "item_ppr",
+        "item_neighbors",
+        "user_neighbors",
         "candidates",
-        "user_summaries",
-        "llm_scores",
         "rankings",
         "metrics",
     ):
         assert tableio.is_committed(run, table), table
+    assert not tableio.is_committed(run, "llm_scores")
     assert (run / "report.md").read_text().startswith("#")
     files = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file() and p.name != ".lock"}
 
     second = _walkrank(*args, cwd=root)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert second.stderr.count("] skipped:") == len(DEFAULT_STAGES)
+    assert second.stderr.count("] skipped:") == len(PLANNED)
     after = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file() and p.name != ".lock"}
     assert after == files
 
@@ -126,3 +133,97 @@ def test_errors_are_one_line_with_a_hint(tmp_path, sequences_file):
     assert missing.returncode == 2 and "input not found" in missing.stderr
     no_table = _walkrank("show", str(tmp_path / "x" / "rankings"), cwd=root)
     assert no_table.returncode == 2 and "never committed" in no_table.stderr
+
+
+def test_bad_values_fail_at_load_without_spark(tmp_path, sequences_file):
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    t0 = time.monotonic()
+    bad = _walkrank(
+        "run", "--input", str(sequences_file), "--out", str(tmp_path),
+        "--set", "ppr.alpha=1.5", "--set", "candidates.top_n=0", cwd=root,
+    )  # fmt: skip
+    assert time.monotonic() - t0 < 5
+    assert bad.returncode == 2, bad.stderr
+    assert "ppr.alpha = 1.5: must be > 0 and < 1" in bad.stderr
+    assert "candidates.top_n = 0: must be >= 1" in bad.stderr
+    assert "spark" not in bad.stderr.lower().replace("spark.", "")  # no engine started
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_id_cannot_escape_out(tmp_path, sequences_file):
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "a" / "out"
+    out.mkdir(parents=True)
+    for run_id in ("../escape", "..", "x/../../y", "a b"):
+        r = _walkrank(
+            "run", "--input", str(sequences_file), "--out", str(out), "--run-id", run_id,
+            "--stages", "ingest", cwd=root,
+        )  # fmt: skip
+        assert r.returncode == 2, (run_id, r.stderr)
+        assert "not a plain name" in r.stderr
+    job = subprocess.run(
+        [sys.executable, "jobs/ingest.py", "--run-dir", str(out / ".."), "--input",
+         str(sequences_file)],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert job.returncode == 2 and "not a plain name" in job.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "out"]
+
+
+def test_serve_run_and_evaluate_against_new_events(tmp_path, sequences_file):
+    """A serve run fits on every event and recommends each user's next one; `evaluate
+    --against` scores it on the first new event of each user, checked by hand here."""
+    import math
+
+    import polars as pl
+
+    root = Path(__file__).resolve().parents[1]
+    run = _walkrank(
+        "run", "--input", str(sequences_file), "--format", "sequences", "--out", str(tmp_path),
+        "--run-id", "s", "--set", "spark.master=local[2]", "--set", "eval.target=serve",
+        "--set", 'candidates.sources=["item_cf"]', "--set", "eval.ks=[5,10]",
+        "--set", "llm.enabled=false", cwd=root,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "plan: ingest > split > neighbors > candidates > evaluate" in run.stderr
+    d = tmp_path / "s"
+    events = tableio.read_polars(d, "events")
+    assert tableio.read_manifest(d, "train")["rows"] == events.height  # nothing held out
+    assert tableio.read_manifest(d, "holdout")["rows"] == 0
+    rankings = tableio.read_polars(d, "rankings")
+    # Every user gets recommendations, and none of them is an item the user has seen.
+    assert set(rankings["user_id"]) == set(events["user_id"])
+    seen = events.select("user_id", "item_id").unique()
+    assert rankings.join(seen, on=["user_id", "item_id"], how="semi").height == 0
+    metrics = tableio.read_polars(d, "metrics").filter(pl.col("table") == "rankings")
+    label_free = dict(
+        zip(metrics["metric"] + "@" + metrics["k"].cast(str), metrics["value"], strict=True)
+    )
+    assert label_free["users@10"] == events["user_id"].n_unique()
+    assert "ndcg@10" not in label_free and 0 < label_free["coverage@10"] <= 1
+
+    # New events: two for u0 (the earlier one is the target), one each for u1..u3, one for a
+    # user the run never saw; the other 56 users have no new event.
+    top = {u: g.sort("rank")["item_id"].to_list() for (u,), g in rankings.group_by("user_id")}
+    picks = {"u0": top["u0"][2], "u1": top["u1"][0], "u2": top["u2"][7], "u3": "nope"}
+    lines = [f"u0 {picks['u0']} {top['u0'][0]}"]  # sequence positions are the timestamps
+    lines += [f"{u} {picks[u]}" for u in ("u1", "u2", "u3")] + ["newcomer 1"]
+    new = tmp_path / "new.txt"
+    new.write_text("\n".join(lines) + "\n")
+    ev = _walkrank(
+        "evaluate", str(d), "--against", str(new), "--format", "sequences", "--k", "5,10",
+        cwd=root,
+    )  # fmt: skip
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    assert "4 users scored" in ev.stdout and "1 new users without rankings" in ev.stdout
+    served = tableio.read_polars(d, "served_metrics").filter(pl.col("segment") == "all")
+    got = {(m, k): v for m, k, v in served.select("metric", "k", "value").iter_rows()}
+    # Target ranks: u0 3, u1 1, u2 8, u3 not recommended.
+    ndcg = lambda r, k: 1 / math.log2(r + 1) if r <= k else 0.0  # noqa: E731
+    for k in (5, 10):
+        assert got[("ndcg", k)] == pytest.approx(sum(ndcg(r, k) for r in (3, 1, 8)) / 4)
+        assert got[("hr", k)] == pytest.approx(sum(r <= k for r in (3, 1, 8)) / 4)
+    counts = tableio.read_manifest(d, "served_metrics")["extra"]["counts"]
+    assert counts["users_scored"] == 4 and counts["users_without_new_events"] == 56

@@ -225,7 +225,7 @@ FLAKY_JOB = textwrap.dedent(
     d = np.array([p[1] for p in pairs], np.int32)
     prob = np.ones(len(pairs)) / np.bincount(s, minlength=60)[s]
     edges = pa.table({"src": s, "dst": d, "prob": prob})
-    cfg = PprConfig(walks_per_node=200, top_k=10, batch_sources=8)
+    cfg = PprConfig(walks_per_node=200, top_k=10, batch_seeds=8)
 
     def flaky(fn, kind):
         def run(batches):

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import tableio
-from pipelines.config import GraphConfig, load_config
+from pipelines.config import GraphConfig, check_section, load_config
 from pipelines.errors import ConfigError
-from pipelines.graph import build_transition_graph, check_graph_config
+from pipelines.graph import build_transition_graph
 from pipelines.runner import run_stages
 from pipelines.stages import STAGES
 from pipelines.stages import graph as graph_stage
@@ -353,8 +353,8 @@ def test_bad_config_is_rejected():
     ]:
         cfg = GraphConfig(**{key: value})
         with pytest.raises(ConfigError, match=f"graph.{key}"):
-            check_graph_config(cfg)
-    check_graph_config(GraphConfig())
+            check_section(cfg, "graph")
+    check_section(GraphConfig(), "graph")
 
 
 # --------------------------------------------------------------------------- invariants

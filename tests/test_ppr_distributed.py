@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pipelines.config import PprConfig
+from pipelines.errors import ConfigError
 from pipelines.ppr.distributed import index_bits, ppr_distributed
 from tests.graph_fixtures import csr_from_edges, random_weighted_graph, to_networkx
 
@@ -297,9 +298,9 @@ def test_salting_a_hub_changes_nothing_but_the_plan(spark, star):
 
 def test_invalid_arguments_are_rejected(spark, graph):
     e, s = graph["edges"], graph["sources_df"]
-    with pytest.raises(ValueError, match="alpha"):
+    with pytest.raises(ConfigError, match="ppr.alpha"):
         ppr_distributed(spark, e, s, PprConfig(alpha=0.0), SEED)
-    with pytest.raises(ValueError, match="estimator"):
+    with pytest.raises(ConfigError, match="ppr.estimator"):
         ppr_distributed(spark, e, s, PprConfig(estimator="mean"), SEED)
     with pytest.raises(ValueError, match="method"):
         ppr_distributed(spark, e, s, PprConfig(), SEED, method="magic")

@@ -43,7 +43,7 @@ def _compare(run_dir, alpha: float, walks: int) -> tuple[float, float, float, in
     got = tableio.read_polars(run_dir, "item_ppr")
     edges = tableio.read_polars(run_dir, "graph_edges").to_dict(as_series=False)
     sources = sorted(set(got["src"].to_list()))
-    assert sources == sorted(set(edges["src"]))  # ppr.sources=all: every node with out-edges
+    assert sources == sorted(set(edges["src"]))  # ppr.seeds=all: every node with out-edges
     overlaps, l1s, bounds = [], [], []
     for s in sources:
         exact = exact_ppr(edges, alpha, s)
@@ -114,6 +114,6 @@ def test_numba_kernel_in_the_stage(spark, graph_run):
     l1, bound, overlap, n_overlap = _compare(graph_run, 0.3, DEFAULT_WALKS)
     assert n_overlap >= 20 and overlap >= 0.9 and l1 < bound, (l1, bound, overlap)
     before = tableio.read_polars(graph_run, "item_ppr").sort("src", "rank")
-    rebatched = load_config(None, [*base, "ppr.batch_sources=7"])
+    rebatched = load_config(None, [*base, "ppr.batch_seeds=7"])
     run_stages(graph_run, rebatched, [STAGES["ppr"]], force=True)
     assert tableio.read_polars(graph_run, "item_ppr").sort("src", "rank").equals(before)

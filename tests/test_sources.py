@@ -44,9 +44,10 @@ def _top(scores: dict[str, float], seen: set[str], k: int) -> dict[str, float]:
 
 def model_transition(train, edges, n_items, cfg):
     """Per seed item the multi-hop definition (udfs.multihop reference), then Σ_i s_i T(i, ·)."""
-    from pipelines.ppr.csr import csr_from_edges
+    from udfs.csr import csr_from_edges
 
-    seeds = _recent(train, cfg.transition_last, cfg.transition_last_decay)
+    t = cfg.transition
+    seeds = _recent(train, t.last, t.last_decay)
     csr = csr_from_edges(*(edges[c].to_numpy() for c in ("src", "dst", "prob")), n_items)
     table = {}
     for i in {i for s in seeds.values() for i in s}:
@@ -54,9 +55,9 @@ def model_transition(train, edges, n_items, cfg):
             multi_hop_reference(
                 *csr,
                 int(i),
-                hops=cfg.transition_hops,
-                hop_decay=cfg.transition_hop_decay,
-                beam=cfg.transition_beam,
+                hops=t.hops,
+                hop_decay=t.hop_decay,
+                beam=t.beam,
                 k=cfg.per_source,
             )
         )
@@ -119,7 +120,7 @@ def run_dir(spark, tmp_path_factory):
             f"candidates.sources={ALL}",
             "candidates.per_source=8",
             "candidates.top_n=200",
-            "candidates.transition_beam=6",
+            "candidates.transition.beam=6",
         ],
     )
     stages = [STAGES[s] for s in ("split", "graph", "ppr", "neighbors", "candidates")]
@@ -142,16 +143,16 @@ def test_each_source_column_matches_its_model(run_dir):
             idx_train, tableio.read_polars(tmp, "graph_edges"), items.height, c
         ),
         "ppr": model_weighted(
-            _recent(idx_train, c.ppr_history, c.ppr_decay),
+            _recent(idx_train, c.ppr.history, c.ppr.decay),
             _by_src(tableio.read_polars(tmp, "item_ppr"), "src", "dst", "score"),
         ),
         "item_cf": model_weighted(
-            _recent(idx_train, c.item_cf_history, c.item_cf_decay),
+            _recent(idx_train, c.item_cf.history, c.item_cf.decay),
             _by_src(tableio.read_polars(tmp, "item_neighbors"), "item_idx", "neighbor_idx", "sim"),
         ),
     }
     nb = _by_src(tableio.read_polars(tmp, "user_neighbors"), "user_id", "neighbor_id", "sim")
-    recent_users = _recent(idx_train, c.user_cf_history, c.user_cf_decay)
+    recent_users = _recent(idx_train, c.user_cf.history, c.user_cf.decay)
     models["user_cf"] = model_weighted(nb, recent_users)
     cands = tableio.read_polars(tmp, "candidates")
     for source, model in models.items():

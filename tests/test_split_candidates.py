@@ -61,6 +61,7 @@ def test_split_and_popular_match_python_model(spark, tmp_path, seed, target, min
             f"split.min_events={min_events}",
             "candidates.top_n=7",
             "candidates.per_source=7",
+            "candidates.sources=[]",  # popular only: the model below is popularity
         ],
     )
     run_stages(tmp_path, cfg, [STAGES["split"], STAGES["candidates"]])
@@ -118,7 +119,9 @@ def test_time_cutoff_split(spark, tmp_path):
 
 def test_rerun_skips_and_keeps_bytes(spark, tmp_path):
     write_events(tmp_path, random_events(5))
-    cfg = load_config(None, ["candidates.top_n=5", "candidates.per_source=5"])
+    cfg = load_config(
+        None, ["candidates.top_n=5", "candidates.per_source=5", "candidates.sources=[]"]
+    )
     stages = [STAGES["split"], STAGES["candidates"]]
     assert run_stages(tmp_path, cfg, stages) == {"split": "ran", "candidates": "ran"}
     before = {
@@ -134,5 +137,7 @@ def test_rerun_skips_and_keeps_bytes(spark, tmp_path):
     }
     assert before == after
     # A config change of a stage re-runs that stage (and only what depends on it).
-    cfg2 = load_config(None, ["candidates.top_n=4", "candidates.per_source=5"])
+    cfg2 = load_config(
+        None, ["candidates.top_n=4", "candidates.per_source=5", "candidates.sources=[]"]
+    )
     assert run_stages(tmp_path, cfg2, stages) == {"split": "skipped", "candidates": "ran"}

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from pipelines.ppr.user_ppr import user_ppr
+from pipelines.candidates.sources.ppr import user_ppr
 
 pytestmark = pytest.mark.spark
 
@@ -35,7 +35,9 @@ def test_user_ppr_is_the_weighted_sum_of_item_rows(spark):
     )
     history, decay, top_n = 4, 0.5, 5
     got = {}
-    for r in user_ppr(item_ppr, train, history=history, decay=decay, top_n=top_n).collect():
+    seen = train.select("user_idx", "item_idx").distinct()
+    scored = user_ppr(item_ppr, train, history=history, decay=decay, top_n=top_n, seen=seen)
+    for r in scored.collect():
         got.setdefault(r.user_idx, []).append((r.item_idx, r.score))
     for u in range(n_users):
         evs = sorted((e for e in events if e[0] == u), key=lambda e: (e[3], e[2]), reverse=True)

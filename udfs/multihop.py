@@ -8,10 +8,9 @@ duplicates; before the next hop each source keeps only its `beam` heaviest front
 Cost per chunk of B sources over n items, E = B · beam · d̄ expanded entries per hop (d̄ the
 mean out-degree of frontier items, bounded by the graph's max_out_degree): a hop is summed
 densely (one bincount over the B · n cells, O(B · n)) when E ≥ B · n / SPARSE_FACTOR, else
-sparsely (sort of the touched cells, O(E log E)). Dense hops make the cost per source grow
-with the catalog (2.0 / 2.9 / 5.1 ms per source at 20k / 100k / 400k items, forced dense,
-against 1.8 / 2.3 / 4.1 ms with the switch, in the same run of benchmarks/multihop_bench.py;
-benchmarks/RESULTS.md).
+sparsely (sort of the touched cells, O(E log E)). Dense-only hops would make the cost per
+source grow with the catalog; the switch keeps it near O(E log E) (benchmarks/multihop_bench.py,
+figures in benchmarks/RESULTS.md).
 Memory: O(B · n) floats, B = max_cells // min(n, beam · max degree).
 `multi_hop_reference` is the plain-Python definition the kernel must equal.
 """

@@ -86,7 +86,6 @@ __all__ = [
     "WalkResult",
     "prepare_walk_graph",
     "ppr_walk_batch",
-    "ppr_walk_batch_reference",
 ]
 
 #: Use the dense bincount counter when ``len(sources) * (n + 1)`` is at most this many bins
@@ -179,7 +178,7 @@ def _prepared_for(indptr, indices, tables: AliasTables) -> WalkGraph:
     return g
 
 
-def _check_args(sources, walks_per_source, alpha, seed, estimator, max_steps):
+def check_walk_args(sources, walks_per_source, alpha, seed, estimator, max_steps):
     if estimator not in _ESTIMATORS:
         raise ValueError(f"estimator must be one of {_ESTIMATORS}, got {estimator!r}")
     if not 0.0 < float(alpha) <= 1.0:
@@ -258,12 +257,12 @@ def ppr_walk_batch(
     sources: distinct int node ids (any order; the result is sorted by (src, dst)).
     alpha: restart (termination) probability per step, in (0, 1].
     prepared: optional :func:`prepare_walk_graph` of the same (indptr, indices, tables).  Without
-    it the walk arrays are derived in O(n + nnz) (~10 ms per 1M edges) and cached for the next
+    it the walk arrays are derived in O(n + nnz) and cached for the next
     call with the *same* array objects, so the graph arrays must not be mutated in place
     between calls (pass ``prepared=`` explicitly or new arrays if they are).
     Time O(B * W / alpha) vectorised, memory O(B * W) plus the counter (module doc).
     """
-    src_sorted = _check_args(sources, walks_per_source, alpha, seed, estimator, max_steps)
+    src_sorted = check_walk_args(sources, walks_per_source, alpha, seed, estimator, max_steps)
     g = prepared if prepared is not None else _prepared_for(indptr, indices, tables)
     n = g.n
     if src_sorted.size and (src_sorted[0] < 0 or src_sorted[-1] >= n):
@@ -355,70 +354,4 @@ def ppr_walk_batch(
         score,
         int(steps),
         n_walks,
-    )
-
-
-def ppr_walk_batch_reference(
-    sources,
-    walks_per_source: int,
-    alpha: float,
-    indptr,
-    indices,
-    tables: AliasTables,
-    seed: int,
-    estimator: str = "visits",
-    max_steps: int = 200,
-) -> WalkResult:
-    """Plain-Python per-walker loop with the same semantics (own RNG: compare statistically).
-
-    Per step: coin ``< alpha`` ends the walk (end-point counted); else a dangling node ends it
-    (discarded for the end-point estimator); else move by the alias tables.  O(B * W / alpha)
-    Python iterations: tests only.
-    """
-    import random
-
-    src_sorted = _check_args(sources, walks_per_source, alpha, seed, estimator, max_steps)
-    indptr_l = [int(v) for v in indptr]
-    indices_l = [int(v) for v in indices]
-    accept = [float(v) for v in tables.accept]
-    alias_l = [int(v) for v in tables.alias]
-    rnd = random.Random(int(seed))
-    out_src: list[int] = []
-    out_dst: list[int] = []
-    out_score: list[float] = []
-    steps = 0
-    for s in (int(v) for v in src_sorted):
-        counts: dict[int, int] = {}
-        for _ in range(int(walks_per_source)):
-            v = s
-            if estimator == "visits":
-                counts[v] = counts.get(v, 0) + 1
-            moves = 0
-            while True:
-                if rnd.random() < alpha or moves >= max_steps:
-                    if estimator == "endpoint":
-                        counts[v] = counts.get(v, 0) + 1
-                    break
-                lo, hi = indptr_l[v], indptr_l[v + 1]
-                if hi == lo:  # dangling: the walk ends, no end-point
-                    break
-                c = int(rnd.random() * (hi - lo))
-                if rnd.random() >= accept[lo + c]:
-                    c = alias_l[lo + c]
-                v = indices_l[lo + c]
-                moves += 1
-                steps += 1
-                if estimator == "visits":
-                    counts[v] = counts.get(v, 0) + 1
-        total = sum(counts.values())
-        for d in sorted(counts):
-            out_src.append(s)
-            out_dst.append(d)
-            out_score.append(counts[d] / total)
-    return WalkResult(
-        np.array(out_src, dtype=np.int32),
-        np.array(out_dst, dtype=np.int32),
-        np.array(out_score, dtype=np.float64),
-        steps,
-        len(src_sorted) * int(walks_per_source),
     )

@@ -1,7 +1,7 @@
 """Per-source views of a candidates table: each source's own ranking and source overlap.
 
 The candidates table has one `score_<source>` column per source (null where the source did
-not propose the item). A source's ranking is its non-null rows ordered by that column
+not propose the item); the sources, in column order, are in its manifest (`extra.sources`). A source's ranking is its non-null rows ordered by that column
 (ties: item_id), so every source can be scored alone with the same metrics as the fusion.
 It is the source's list as far as it survived the fused top_n cut: a source item outside the
 fused top_n is missing from it (exact per-source figures: run with that source alone).
@@ -9,13 +9,18 @@ fused top_n is missing from it (exact per-source figures: run with that source a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
+
+from pipelines import tableio
 
 SCORE_PREFIX = "score_"
 
 
-def source_names(cands: pl.DataFrame) -> list[str]:
-    return [c[len(SCORE_PREFIX) :] for c in cands.columns if c.startswith(SCORE_PREFIX)]
+def source_names(run_dir: str | Path) -> list[str]:
+    """The candidate sources of a run, as the candidates stage recorded them."""
+    return list(tableio.read_manifest(run_dir, "candidates")["extra"]["sources"])
 
 
 def source_ranking(cands: pl.DataFrame, source: str) -> pl.DataFrame:
@@ -29,13 +34,12 @@ def source_ranking(cands: pl.DataFrame, source: str) -> pl.DataFrame:
     )
 
 
-def source_overlap(cands: pl.DataFrame, k: int) -> pl.DataFrame:
+def source_overlap(cands: pl.DataFrame, names: list[str], k: int) -> pl.DataFrame:
     """Pairwise overlap of the sources' top-k lists: columns source, other, overlap.
 
     overlap(a, b) = Σ_u |top_k(a, u) ∩ top_k(b, u)| / Σ_u |top_k(a, u)|, the share of a's
     top-k slots that b also has in its top-k (asymmetric; 1 on the diagonal).
     """
-    names = source_names(cands)
     tops = {
         s: source_ranking(cands, s).filter(pl.col("rank") <= k).select("user_id", "item_id")
         for s in names

@@ -1,24 +1,46 @@
-"""report.html: one self-contained page per run (inline SVG charts, no external files).
+"""report.html: one self-contained page per run, read at a glance (inline SVG, no network).
 
-Sections, each drawn only from what the run has committed: metrics per table and segment,
-stage timings (from the manifests), candidate-source overlap and score distribution, graph
-degree distribution, PPR walk statistics. A tiny inline script counts the charts that
-rendered with a non-empty box (`data-charts-rendered` on <body>), which a headless browser
-test reads back.
+Top to bottom, for an evaluation run: the headline table (the final `rankings` vs the fused
+`candidates` vs each source alone, `candidates:<source>`, vs `candidates:popular`, the
+baseline; NDCG, HR, recall, MRR at every k of the run, segment `all`, the best value of
+each column highlighted), NDCG@k and HR@k curves over k, the segments as small multiples,
+coverage / Gini / novelty, then the run's plan with stage times and row counts, candidate
+sources, graph and PPR walks (report_run). A serve run (eval.target = "serve") has no labels:
+its metrics table holds only label-free rows, and the page shows those instead of accuracy.
+
+A tiny inline script counts the charts that rendered with a non-empty box
+(`data-charts-rendered` on <body>), which the headless browser test reads back.
 """
 
 from __future__ import annotations
 
-import html
-import json
-import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
 
 from pipelines import tableio
+from pipelines.evaluation.beyond_accuracy import BEYOND_ACCURACY_METRICS
+from pipelines.evaluation.ranking_metrics import ACCURACY_METRICS
+from pipelines.evaluation.report_run import committed_manifests, run_sections, section
+from pipelines.evaluation.report_svg import Series, esc, finite, svg_bars, svg_lines
+from pipelines.evaluation.segments import SEGMENT_ALL, SEGMENT_ORDER
 
-_W, _BAR_H, _LABEL_W = 640, 18, 190
+HEADLINE_METRICS: tuple[str, ...] = ("ndcg", "hr", "recall", "mrr")
+CURVE_METRICS: tuple[str, ...] = ("ndcg", "hr")
+COUNT_METRICS: tuple[str, ...] = ("users", "catalog_items", "recommended_items")
+POPULAR = "candidates:popular"
+_NAMES = {"ndcg": "NDCG", "hr": "HR", "recall": "recall", "mrr": "MRR", "precision": "precision",
+          "map": "MAP", "coverage": "coverage", "gini": "Gini", "novelty": "novelty",
+          "users": "users", "catalog_items": "catalog items",
+          "recommended_items": "recommended items"}  # fmt: skip
+_SEGMENT_NAMES = {"all": "all users", "hist_le5": "history ≤ 5 events",
+                  "hist_6_20": "history 6–20 events", "hist_gt20": "history > 20 events",
+                  "pop_head": "held-out item popular (head)",
+                  "pop_tail": "held-out item in the long tail"}  # fmt: skip
+_PALETTE = ("#e15759", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f",
+            "#17becf", "#8c564b", "#bcbd22")  # fmt: skip
+_FIXED_COLORS = {"rankings": "#1f4e9c", "candidates": "#f28e2b", POPULAR: "#8a8a8a"}
 _CHECK = """<script>
 window.addEventListener('load', function () {
   var n = 0;
@@ -28,162 +50,344 @@ window.addEventListener('load', function () {
   document.body.setAttribute('data-charts-rendered', String(n));
 });
 </script>"""
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1200px;margin:1.5em auto;
+ padding:0 1em;color:#222}
+h1{margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+.facts,.note,.plan{color:#555}.lead{font-size:1.1em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #d4d4d4;padding:3px 7px}
+.wide{overflow-x:auto}.grid-table{font-size:14px}.grid-table td{padding:2px 5px}
+th{text-align:left;background:#f6f6f6;white-space:nowrap}td.num,.grid-table td{text-align:right;
+ font-variant-numeric:tabular-nums}
+thead th{text-align:center}td.best{background:#c9ecc9;font-weight:bold}
+tr.baseline th,tr.baseline td{color:#666;font-style:italic}tr.skipped{color:#888}
+.swatch{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:-1px}
+.row{display:flex;flex-wrap:wrap;gap:12px}.multiples{display:grid;
+ grid-template-columns:repeat(3,1fr);gap:6px 12px}
+.banner{background:#fff4d6;border:1px solid #e8c96a;padding:.6em 1em;border-radius:4px}
+"""
 
 
-def svg_bars(title: str, labels: list[str], values: list[float], fmt: str = "{:.4g}") -> str:
-    """A horizontal bar chart as inline SVG; bars scaled to the largest |value|."""
-    top = max((abs(v) for v in values if v is not None and math.isfinite(v)), default=0) or 1
-    h = 28 + _BAR_H * len(labels)
-    parts = [
-        f'<svg class="chart" width="{_W}" height="{h}" role="img" aria-label="{html.escape(title)}">',
-        f'<text x="0" y="16" font-weight="bold">{html.escape(title)}</text>',
-    ]
-    for i, (label, v) in enumerate(zip(labels, values, strict=True)):
-        y = 24 + i * _BAR_H
-        width = 0 if v is None or not math.isfinite(v) else abs(v) / top * (_W - _LABEL_W - 70)
-        parts.append(
-            f'<text x="0" y="{y + 13}" font-size="12">{html.escape(str(label))}</text>'
-            f'<rect x="{_LABEL_W}" y="{y + 2}" width="{width:.1f}" height="{_BAR_H - 5}" '
-            f'fill="#4c78a8"/><text x="{_LABEL_W + width + 4:.1f}" y="{y + 13}" font-size="12">'
-            f"{'-' if v is None else fmt.format(v)}</text>"
+def table_label(table: str) -> str:
+    if table == "rankings":
+        return "rankings (final)"
+    if table == "candidates":
+        return "candidates (fused)"
+    if table == POPULAR:
+        return "popular (baseline)"
+    return table.removeprefix("candidates:")
+
+
+def ordered_tables(metrics: pl.DataFrame, metric: str, k: int) -> list[str]:
+    """rankings, candidates, the sources best first by metric@k (else by name), popular last."""
+    tables = metrics.get_column("table").unique().to_list()
+    score = {
+        r["table"]: r["value"]
+        for r in metrics.filter(
+            (pl.col("metric") == metric) & (pl.col("k") == k) & (pl.col("segment") == SEGMENT_ALL)
+        ).iter_rows(named=True)
+    }
+    sources = sorted(
+        (t for t in tables if t not in ("rankings", "candidates", POPULAR)),
+        key=lambda t: (-score[t] if finite(score.get(t)) else float("inf"), t),
+    )
+    head = [t for t in ("rankings", "candidates") if t in tables]
+    return head + sources + ([POPULAR] if POPULAR in tables else [])
+
+
+def table_colors(tables: Sequence[str]) -> dict[str, str]:
+    others = iter(_PALETTE * (1 + len(tables) // len(_PALETTE)))
+    return {t: _FIXED_COLORS.get(t) or next(others) for t in tables}
+
+
+def _fmt(metric: str, v: float | None) -> str:
+    if not finite(v):
+        return "-"
+    if metric in COUNT_METRICS:
+        return f"{v:,.0f}"
+    return f"{v:.2f}" if metric == "novelty" else f"{v:.4f}"
+
+
+def grid_table(
+    metrics: pl.DataFrame,
+    names: Sequence[str],
+    tables: Sequence[str],
+    *,
+    table_id: str,
+    best: Sequence[str] = (),
+) -> str:
+    """Rows tables, a column per (metric, k) of segment `all`; a metric whose values are the
+    same at every k gets one column. Columns of the metrics in `best`: the highest value
+    (every tie) gets class "best", unless every table has the same value."""
+    rows = metrics.filter(pl.col("segment") == SEGMENT_ALL)
+    cell = {(r["table"], r["metric"], r["k"]): r["value"] for r in rows.iter_rows(named=True)}
+    columns: list[tuple[str, int]] = []
+    any_k = set()  # metrics shown once because they are the same at every k
+    for m in names:
+        ks = sorted(rows.filter(pl.col("metric") == m).get_column("k").unique().to_list())
+        if len(ks) > 1 and all(len({cell.get((t, m, k)) for k in ks}) == 1 for t in tables):
+            any_k.add(m)
+            ks = ks[-1:]
+        columns.extend((m, k) for k in ks)
+    top = {}
+    for m, k in columns:
+        values = [v for t in tables if finite(v := cell.get((t, m, k)))]
+        # A column where every table ties has no best (e.g. a popular-only run).
+        top[(m, k)] = max(values) if m in best and len(set(values)) > 1 else None
+    metric_heads, k_heads = ["<th rowspan='2'>table</th>"], []
+    for m in dict.fromkeys(m for m, _ in columns):
+        mine = [k for mm, k in columns if mm == m]
+        multi = len(mine) > 1
+        metric_heads.append(
+            f"<th colspan='{len(mine)}'>{esc(_NAMES.get(m, m))}</th>"
+            if multi
+            else f"<th rowspan='2'>{esc(_NAMES.get(m, m))}"
+            + ("" if m in any_k or m in COUNT_METRICS else f"@{mine[0]}")
+            + "</th>"
         )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _log_histogram(values: pl.Series, title: str) -> str:
-    """Counts in power-of-two bins [0], [1], [2,3], [4,7], ...: degree-like data."""
-    bins = (
-        pl.DataFrame({"v": values})
-        .with_columns(b=pl.when(pl.col("v") <= 0).then(-1).otherwise(pl.col("v").log(2).floor()))
-        .group_by("b")
-        .len()
-        .sort("b")
+        k_heads.extend(f"<th>@{k}</th>" for k in mine if multi)
+    body = []
+    for t in tables:
+        tds = []
+        for m, k in columns:
+            v = cell.get((t, m, k))
+            hit = top[(m, k)] is not None and finite(v) and v == top[(m, k)]
+            tds.append(('<td class="best">' if hit else "<td>") + f"{_fmt(m, v)}</td>")
+        cls = ' class="baseline"' if t == POPULAR else ""
+        body.append(
+            f'<tr{cls} data-table="{esc(t)}"><th title="{esc(t)}">{esc(table_label(t))}</th>'
+            + "".join(tds)
+            + "</tr>"
+        )
+    return (
+        f'<table id="{esc(table_id)}" class="grid-table"><thead><tr>{"".join(metric_heads)}</tr>'
+        f"<tr>{''.join(k_heads)}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
-    labels = ["0" if b < 0 else f"{2 ** int(b)}-{2 ** (int(b) + 1) - 1}" for b in bins["b"]]
-    return svg_bars(title, labels, [float(x) for x in bins["len"]], "{:.0f}")
 
 
-def _linear_histogram(values: pl.Series, title: str, n_bins: int = 10) -> str:
-    lo, hi = float(values.min()), float(values.max())
-    width = (hi - lo) / n_bins or 1.0
-    idx = ((values - lo) / width).floor().clip(0, n_bins - 1).cast(pl.Int64)
-    counts = idx.value_counts().sort(idx.name)
-    full = dict(zip(counts[idx.name].to_list(), counts["count"].to_list(), strict=True))
-    labels = [f"{lo + i * width:.3g}" for i in range(n_bins)]
-    return svg_bars(title, labels, [float(full.get(i, 0)) for i in range(n_bins)], "{:.0f}")
+def _value(metrics: pl.DataFrame, table: str, metric: str, k: int) -> float | None:
+    hit = metrics.filter(
+        (pl.col("table") == table)
+        & (pl.col("metric") == metric)
+        & (pl.col("k") == k)
+        & (pl.col("segment") == SEGMENT_ALL)
+    )
+    return hit.item(0, "value") if hit.height else None
 
 
-def _section(title: str, body: list[str]) -> str:
-    return f"<section><h2>{html.escape(title)}</h2>{''.join(body)}</section>"
+def _lead(metrics: pl.DataFrame, tables: list[str], k: int) -> str:
+    """One sentence: the final table's NDCG@k, its lift over popular, the best single source."""
+    main = next((t for t in ("rankings", "candidates") if t in tables), None)
+    if main is None:
+        return ""
+    v = _value(metrics, main, "ndcg", k)
+    if not finite(v):
+        return ""
+    parts = [f"<b>{esc(table_label(main))}</b>: NDCG@{k} <b>{v:.4f}</b>"]
+    pop = _value(metrics, POPULAR, "ndcg", k)
+    if finite(pop) and pop > 0:
+        parts.append(f"{v / pop:.1f}× popular ({pop:.4f})")
+    sources = [t for t in tables if t.startswith("candidates:") and t != POPULAR]
+    if sources:  # ordered_tables put the best source first
+        parts.append(
+            f"best single source: {esc(table_label(sources[0]))} "
+            f"({_fmt('ndcg', _value(metrics, sources[0], 'ndcg', k))})"
+        )
+    return f'<p class="lead">{" · ".join(parts)}</p>'
 
 
-def _committed(run_dir: Path) -> dict[str, dict]:
-    out = {}
-    for d in sorted(p for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if tableio.is_committed(run_dir, d.name):
-            out[d.name] = tableio.read_manifest(run_dir, d.name)
-    return out
+def _legend(tables: Sequence[str], colors: dict[str, str]) -> str:
+    return (
+        '<p class="legend">'
+        + "".join(
+            f'<span class="swatch" style="background:{colors[t]}"></span>{esc(table_label(t))}'
+            for t in tables
+        )
+        + "</p>"
+    )
 
 
-def _metrics_section(run_dir: Path, k: int) -> str:
-    m = tableio.read_polars(run_dir, "metrics").filter(pl.col("k") == k)
+def _same_values(metrics: pl.DataFrame, a: str, b: str) -> bool:
+    """Metric a equals metric b in every (table, k, segment) where either is reported."""
+    pa, pb = (
+        metrics.filter(pl.col("metric") == m).select("table", "k", "segment", "value")
+        for m in (a, b)
+    )
+    if pa.height == 0 or pa.height != pb.height:
+        return False
+    joined = pa.join(pb, on=["table", "k", "segment"], how="inner")
+    return joined.height == pa.height and bool((joined["value"] == joined["value_right"]).all())
+
+
+def headline_section(metrics: pl.DataFrame, tables: list[str], k: int) -> str:
+    names = [m for m in HEADLINE_METRICS if m in set(metrics.get_column("metric").to_list())]
+    note = ""
+    if "recall" in names and "hr" in names and _same_values(metrics, "recall", "hr"):
+        names.remove("recall")  # one held-out item per user: recall@k is HR@k
+        note = (
+            " Recall equals HR in every cell here (one held-out item per user), so it is left out."
+        )
+    return section(
+        "Headline: rankings vs each source vs popular",
+        [
+            _lead(metrics, tables, k),
+            '<div class="wide">',
+            grid_table(metrics, names, tables, table_id="headline", best=names),
+            "</div>",
+            '<p class="note">All evaluated users (segment <i>all</i>); best value per column '
+            "highlighted. A source's row is its own ranking, as far as it survived the fused "
+            f"top-n cut.{note}</p>",
+        ],
+        sid="headline-section",
+    )
+
+
+def curves_section(
+    metrics: pl.DataFrame, tables: list[str], colors: dict[str, str], ks: list[int]
+) -> str:
     charts = []
-    for metric in ("ndcg", "hr", "recall", "mrr", "coverage"):
-        rows = m.filter(pl.col("metric") == metric).sort("table", "segment")
-        if rows.height:
-            labels = [f"{t} / {s}" for t, s in zip(rows["table"], rows["segment"], strict=True)]
+    for m in CURVE_METRICS:
+        series = [
+            Series(table_label(t), [_value(metrics, t, m, k) for k in ks], colors[t],
+                   dashed=t == POPULAR, bold=t == "rankings")
+            for t in tables
+        ]  # fmt: skip
+        charts.append(svg_lines(f"{_NAMES[m]}@k over k", ks, series))
+    return section(
+        "NDCG@k and HR@k over k",
+        [_legend(tables, colors), f'<div class="row">{"".join(charts)}</div>'],
+        sid="curves",
+    )
+
+
+def segments_section(
+    metrics: pl.DataFrame, tables: list[str], colors: dict[str, str], k: int
+) -> str:
+    """One small bar chart per segment, for NDCG@k then HR@k; one scale across the panels."""
+    body = [
+        '<p class="note">History length = the user\'s training events; head/tail = the '
+        "popularity of the held-out item. Bars on one scale across the panels of a metric.</p>"
+    ]
+    for m in CURVE_METRICS:
+        rows = metrics.filter((pl.col("metric") == m) & (pl.col("k") == k))
+        present = set(rows.get_column("segment").to_list())
+        segs = [s for s in SEGMENT_ORDER if s in present] + sorted(present - set(SEGMENT_ORDER))
+        if not segs:
+            continue
+        cell = {(r["table"], r["segment"]): r for r in rows.iter_rows(named=True)}
+        top = max((r["value"] for r in cell.values() if finite(r["value"])), default=0.0)
+        panels = []
+        for s in segs:
+            users = max((cell[(t, s)]["n_users"] or 0 for t in tables if (t, s) in cell), default=0)
+            values = [cell[(t, s)]["value"] if (t, s) in cell else None for t in tables]
+            panels.append(
+                svg_bars(f"{_SEGMENT_NAMES.get(s, s)} · {users:,} users",
+                         [table_label(t) for t in tables], values, "{:.4f}",
+                         colors=[colors[t] for t in tables], width=350, label_width=118, top=top)
+            )  # fmt: skip
+        body.append(f"<h3>{_NAMES[m]}@{k} by segment</h3>")
+        body.append(f'<div class="multiples">{"".join(panels)}</div>')
+    return section("Segments", body, sid="segments")
+
+
+def label_free_section(
+    metrics: pl.DataFrame, tables: list[str], colors: dict[str, str], k: int, *, title: str,
+    table_id: str,
+) -> str:  # fmt: skip
+    """Counts (serve runs), then coverage / Gini / novelty: a table and one chart per metric."""
+    present = set(metrics.get_column("metric").to_list())
+    names = [m for m in (*COUNT_METRICS, *BEYOND_ACCURACY_METRICS) if m in present]
+    body = [f'<div class="wide">{grid_table(metrics, names, tables, table_id=table_id)}</div>']
+    body.append(
+        '<p class="note">coverage: share of the catalog recommended at least once (higher = '
+        "more of the catalog used); Gini: inequality of item exposure (0 = even, 1 = one item "
+        "takes all); novelty: mean self-information −log₂ p(item) in bits (higher = less "
+        "popular items).</p>"
+    )
+    charts = []
+    for m in BEYOND_ACCURACY_METRICS:
+        if m in present:
+            values = [_value(metrics, t, m, k) for t in tables]
             charts.append(
-                svg_bars(f"{metric}@{k} by table and segment", labels, rows["value"].to_list())
-            )
-    return _section(f"Metrics at k = {k}", charts)
+                svg_bars(f"{_NAMES[m]}@{k}", [table_label(t) for t in tables], values,
+                         "{:.2f}" if m == "novelty" else "{:.4f}",
+                         colors=[colors[t] for t in tables], width=350, label_width=118)
+            )  # fmt: skip
+    body.append(f'<div class="multiples">{"".join(charts)}</div>')
+    return section(title, body, sid="label-free")
 
 
-def _timings_section(manifests: dict[str, dict]) -> str:
-    per_stage: dict[str, float] = {}
-    for m in manifests.values():
-        per_stage[m["stage"]] = max(per_stage.get(m["stage"], 0.0), float(m.get("seconds") or 0))
-    stages = list(per_stage)
-    return _section(
-        "Stage timings (seconds, from the manifests)",
-        [svg_bars("seconds per stage", stages, [per_stage[s] for s in stages], "{:.1f}")],
+def is_label_free(metrics: pl.DataFrame) -> bool:
+    """No accuracy rows: a serve run, whose rankings have no labels to be scored against."""
+    return not set(metrics.get_column("metric").to_list()) & set(ACCURACY_METRICS)
+
+
+def metrics_sections(metrics: pl.DataFrame, k: int, target: str | None = None) -> list[str]:
+    """The metrics part of the page, from a `metrics` table (see the module docstring)."""
+    if metrics.height == 0:
+        return [section("Metrics", ["<p>The metrics table is empty.</p>"])]
+    ks = sorted(metrics.get_column("k").unique().to_list())
+    k = k if k in ks else ks[0]
+    if is_label_free(metrics):
+        tables = ordered_tables(metrics, "coverage", k)
+        colors = table_colors(tables)
+        banner = (
+            '<p class="banner" id="serve-banner"><b>Serve run</b>'
+            + (f" (eval.target = {esc(target)})" if target else "")
+            + ": the rankings are each user's recommendations for their next event, fitted on "
+            "every event, so there are no labels: no NDCG, HR or recall. These are the "
+            "label-free metrics. <code>walkrank evaluate RUN --against NEW_EVENTS</code> scores "
+            "the run once the next events have arrived.</p>"
+        )
+        return [
+            banner,
+            label_free_section(metrics, tables, colors, k, title="Headline: label-free metrics",
+                               table_id="headline"),
+        ]  # fmt: skip
+    tables = ordered_tables(metrics, "ndcg", k)
+    colors = table_colors(tables)
+    return [
+        headline_section(metrics, tables, k),
+        curves_section(metrics, tables, colors, ks),
+        segments_section(metrics, tables, colors, k),
+        label_free_section(metrics, tables, colors, k, title="Coverage, Gini, novelty",
+                           table_id="beyond-accuracy"),
+    ]  # fmt: skip
+
+
+def render_page(title: str, facts: str, sections: list[str]) -> str:
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
+        f"<style>{_STYLE}</style>{_CHECK}</head><body><h1>{esc(title)}</h1>"
+        f'<p class="facts">{facts}</p>{"".join(sections)}</body></html>'
     )
 
 
-def _candidates_section(run_dir: Path) -> str:
-    c = tableio.read_polars(run_dir, "candidates")
-    combos = (
-        c.select(pl.col("sources").list.sort().list.join("+").alias("combo"))
-        .group_by("combo")
-        .len()
-        .sort("len", descending=True)
-        .head(12)
-    )
-    per_source = c.select(pl.col("sources").explode()).group_by("sources").len().sort("sources")
-    return _section(
-        "Candidate sources",
-        [
-            svg_bars("candidates per source", per_source["sources"].to_list(),
-                     [float(x) for x in per_source["len"]], "{:.0f}"),
-            svg_bars("source overlap (sources that proposed the same item)",
-                     combos["combo"].to_list(), [float(x) for x in combos["len"]], "{:.0f}"),
-            _linear_histogram(c["score"], "fused score distribution"),
-        ],
-    )  # fmt: skip
-
-
-def _graph_section(run_dir: Path) -> str:
-    nodes = tableio.read_polars(run_dir, "graph_nodes")
-    return _section(
-        "Item-transition graph",
-        [
-            _log_histogram(nodes["out_degree"], "out-degree distribution (nodes per bin)"),
-            _log_histogram(nodes["in_degree"], "in-degree distribution (nodes per bin)"),
-        ],
-    )
-
-
-def _ppr_section(manifest: dict) -> str:
-    extra = manifest.get("extra", {})
-    keys = ("strategy", "sources", "walks", "steps", "walk_seconds", "steps_per_second", "rows")
-    rows = "".join(
-        f"<tr><th>{k}</th><td>{html.escape(json.dumps(extra[k]))}</td></tr>"
-        for k in keys
-        if k in extra
-    )
-    return _section("Personalized PageRank walks", [f"<table>{rows}</table>"])
+def _facts(manifests: dict[str, dict], metrics: pl.DataFrame | None, target: str | None) -> str:
+    parts = [f"target: <b>{esc(target)}</b>"] if target else []
+    if metrics is not None and metrics.height:
+        ks = sorted(metrics.get_column("k").unique().to_list())
+        parts.append("k: " + ", ".join(str(k) for k in ks))
+        users = metrics.filter(pl.col("segment") == SEGMENT_ALL).get_column("n_users").max()
+        if users and not is_label_free(metrics):
+            parts.append(f"{users:,} users evaluated")
+    for name in ("events", "items", "train"):
+        if name in manifests:
+            parts.append(f"{manifests[name]['rows']:,} {name}")
+    return " · ".join(parts)
 
 
 def render_report_html(run_dir: str | Path, k: int = 10) -> str:
     """The report page of a run; sections for tables the run has not committed are left out."""
     run_dir = Path(run_dir)
-    manifests = _committed(run_dir)
+    manifests = committed_manifests(run_dir)
+    metrics, target = None, None
     sections = []
     if "metrics" in manifests:
-        sections.append(_metrics_section(run_dir, k))
-    sections.append(_timings_section(manifests))
-    if "candidates" in manifests:
-        sections.append(_candidates_section(run_dir))
-    if "graph_nodes" in manifests:
-        sections.append(_graph_section(run_dir))
-    if "item_ppr" in manifests:
-        sections.append(_ppr_section(manifests["item_ppr"]))
-    rows = "".join(
-        f"<tr><td>{html.escape(n)}</td><td>{m['rows']:,}</td><td>{html.escape(m['stage'])}</td></tr>"
-        for n, m in manifests.items()
-    )
-    sections.append(
-        _section(
-            "Tables", [f"<table><tr><th>table</th><th>rows</th><th>stage</th></tr>{rows}</table>"]
-        )
-    )
-    title = f"WalkRank run {html.escape(run_dir.name)}"
-    style = (
-        "body{font-family:sans-serif;max-width:900px;margin:2em auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
-        f"<style>{style}</style>{_CHECK}</head><body><h1>{title}</h1>{''.join(sections)}"
-        "</body></html>"
-    )
+        metrics = tableio.read_polars(run_dir, "metrics")
+        target = manifests["metrics"].get("extra", {}).get("target")
+        sections.extend(metrics_sections(metrics, k, target))
+    else:
+        sections.append('<p class="note">No committed metrics table in this run.</p>')
+    sections.extend(run_sections(run_dir, manifests))
+    return render_page(f"WalkRank run {run_dir.name}", _facts(manifests, metrics, target), sections)

@@ -6,7 +6,6 @@ from pipelines.graph.transitions import (
     TransitionGraph,
     build_graph,
     build_transition_graph,
-    check_graph_config,
 )
 
-__all__ = ["TransitionGraph", "build_graph", "build_transition_graph", "check_graph_config"]
+__all__ = ["TransitionGraph", "build_graph", "build_transition_graph"]

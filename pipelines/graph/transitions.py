@@ -37,32 +37,10 @@ user's history or a single src's out-edges sit on one task; nothing else does.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.config import GraphConfig
-from pipelines.errors import ConfigError
-
-
-def check_graph_config(cfg: GraphConfig) -> None:
-    """Raise ConfigError naming the bad `graph.*` value and the fix."""
-
-    def bad(key: str, value: Any, hint: str) -> ConfigError:
-        return ConfigError(f"config key 'graph.{key}' = {value!r} is invalid", hint=hint)
-
-    if not isinstance(cfg.window, int) or cfg.window < 1:
-        raise bad("window", cfg.window, "set graph.window to an integer >= 1")
-    if not (math.isfinite(cfg.decay) and 0.0 < cfg.decay <= 1.0):
-        raise bad("decay", cfg.decay, "set graph.decay in (0, 1]; use window=1 for next-item only")
-    if not (math.isfinite(cfg.session_gap) and cfg.session_gap >= 0.0):
-        raise bad("session_gap", cfg.session_gap, "set graph.session_gap >= 0 (0: no sessions)")
-    if not (math.isfinite(cfg.reverse_weight) and cfg.reverse_weight >= 0.0):
-        raise bad("reverse_weight", cfg.reverse_weight, "set graph.reverse_weight >= 0 (0: off)")
-    if cfg.min_count < 1:
-        raise bad("min_count", cfg.min_count, "set graph.min_count >= 1 (1: no pruning)")
-    if cfg.max_out_degree < 0:
-        raise bad("max_out_degree", cfg.max_out_degree, "set graph.max_out_degree >= 0 (0: all)")
+from pipelines.config import GraphConfig, check_section
 
 
 @dataclass
@@ -129,19 +107,15 @@ def _node_part(df, id_col: str, **values):
     return df.select(*cols)
 
 
-def build_graph(train_df, items_df, cfg: GraphConfig) -> TransitionGraph:
-    """train (user_idx, item_idx, item_id, ts, value) + items (item_idx, item_id) -> graph."""
+def _ordered_next_items(train_df, cfg: GraphConfig):
+    """Rules 1-2: every event with the next `window` items of its session (_i, _n1.._nW)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    check_graph_config(cfg)
-    win = cfg.window
-    rw = float(cfg.reverse_weight)
     by_user = Window.partitionBy("user_idx").orderBy(
         F.col("ts").asc(), F.col("item_id").asc(), F.col("value").asc_nulls_first()
     )
     events = train_df.select("user_idx", "item_idx", "item_id", "ts", "value")
-
     if cfg.session_gap > 0:
         micros = F.unix_micros("ts")
         gap = micros - F.lag(micros).over(by_user)
@@ -157,11 +131,18 @@ def build_graph(train_df, items_df, cfg: GraphConfig) -> TransitionGraph:
         def nxt(d: int):
             return F.lead("item_idx", d).over(by_user)
 
-    seq = events.select(
-        F.col("item_idx").alias("_i"), *[nxt(d).alias(f"_n{d}") for d in range(1, win + 1)]
+    return events.select(
+        F.col("item_idx").alias("_i"), *[nxt(d).alias(f"_n{d}") for d in range(1, cfg.window + 1)]
     )
+
+
+def _transitions(seq, cfg: GraphConfig):
+    """Rules 3-4: one row (src, dst, d, rev) per forward (and reverse) transition."""
+    from pyspark.sql import functions as F
+
+    rw = float(cfg.reverse_weight)
     structs = []
-    for d in range(1, win + 1):
+    for d in range(1, cfg.window + 1):
         i, j = F.col("_i"), F.col(f"_n{d}")
         structs.append(
             F.struct(i.alias("src"), j.alias("dst"), F.lit(d).alias("d"), F.lit(False).alias("rev"))
@@ -177,6 +158,14 @@ def build_graph(train_df, items_df, cfg: GraphConfig) -> TransitionGraph:
     )
     if rw > 0:  # the reverse of a self-loop is the same self-loop: counted once, forward
         trans = trans.where(~F.col("rev") | (F.col("src") != F.col("dst")))
+    return trans
+
+
+def _aggregate_pairs(trans, cfg: GraphConfig):
+    """Rule 5: per (src, dst) exact counts per distance, then the weight in one fixed order."""
+    from pyspark.sql import functions as F
+
+    win, rw = cfg.window, float(cfg.reverse_weight)
 
     def per_distance(rev: bool, d: int, name: str):
         hit = (F.col("rev") == F.lit(rev)) & (F.col("d") == F.lit(d))
@@ -192,7 +181,7 @@ def build_graph(train_df, items_df, cfg: GraphConfig) -> TransitionGraph:
     weight = _decayed_sum(fcols, cfg.decay)
     if rw > 0:
         weight = weight + F.lit(rw) * _decayed_sum(rcols, cfg.decay)
-    pairs = pairs.select(
+    return pairs.select(
         "src",
         "dst",
         *fcols,
@@ -202,6 +191,12 @@ def build_graph(train_df, items_df, cfg: GraphConfig) -> TransitionGraph:
         weight.alias("weight"),
     )
 
+
+def _prune_and_rank(pairs, cfg: GraphConfig):
+    """Rules 6-7: kept edges with their src's out_weight (`_out_weight`), heaviest first."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     kept = pairs.where((F.col("src") != F.col("dst")) & (F.col("count") >= cfg.min_count))
     by_src = Window.partitionBy("src").orderBy(F.col("weight").desc(), F.col("dst").asc())
     if cfg.max_out_degree > 0:
@@ -209,18 +204,20 @@ def build_graph(train_df, items_df, cfg: GraphConfig) -> TransitionGraph:
             F.col("_rank") <= cfg.max_out_degree
         )
     whole = by_src.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-    ranked = kept.select(
+    return kept.select(
         F.col("src").cast("int").alias("src"),
         F.col("dst").cast("int").alias("dst"),
         "weight",
         "count",
         F.sum("weight").over(whole).alias("_out_weight"),
     )
-    edges = ranked.select(
-        "src", "dst", "weight", "count", (F.col("weight") / F.col("_out_weight")).alias("prob")
-    )
 
-    # Per-node stats: one aggregation over the union of their four sources, then one join.
+
+def _nodes(items_df, train_df, pairs, ranked):
+    """Rule 8: every catalog item with its degree, weight, popularity and self-loop stats
+    (one aggregation over the union of their four sources, then one join)."""
+    from pyspark.sql import functions as F
+
     one = F.lit(1)
     per_node = (
         _node_part(ranked, "src", _out=one, _ow=F.col("_out_weight"))
@@ -238,7 +235,7 @@ def build_graph(train_df, items_df, cfg: GraphConfig) -> TransitionGraph:
             F.sum("_self").alias("_self"),
         )
     )
-    nodes = (
+    return (
         items_df.select(F.col("item_idx").cast("int").alias("id"), "item_id")
         .join(per_node, "id", "left")
         .select(
@@ -251,6 +248,21 @@ def build_graph(train_df, items_df, cfg: GraphConfig) -> TransitionGraph:
             F.coalesce("_self", F.lit(0)).cast("long").alias("self_loops"),
         )
     )
+
+
+def build_graph(train_df, items_df, cfg: GraphConfig) -> TransitionGraph:
+    """train (user_idx, item_idx, item_id, ts, value) + items (item_idx, item_id) -> graph,
+    by the numbered rules of the module doc, one helper each."""
+    from pyspark.sql import functions as F
+
+    check_section(cfg, "graph")
+    seq = _ordered_next_items(train_df, cfg)
+    pairs = _aggregate_pairs(_transitions(seq, cfg), cfg)
+    ranked = _prune_and_rank(pairs, cfg)
+    edges = ranked.select(
+        "src", "dst", "weight", "count", (F.col("weight") / F.col("_out_weight")).alias("prob")
+    )
+    nodes = _nodes(items_df, train_df, pairs, ranked)
     return TransitionGraph(pairs=pairs, ranked=ranked, edges=edges, nodes=nodes, config=cfg)
 
 

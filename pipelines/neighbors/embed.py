@@ -6,8 +6,8 @@
   current interests rather than their whole history, and can be recomputed for a user whose
   history changed without refitting.
 Users without train events get no vector (and so no neighbors). `recent_mean` is the default
-by measurement: user_cf alone on the Toys validation split, NDCG@10 0.0379 vs 0.0338 for
-`als` (benchmarks/RESULTS.md, "Candidates (issue 4)").
+because user_cf alone scored better with it on the Toys validation split (benchmarks/RESULTS.md,
+"Candidates (issue 4)").
 """
 
 from __future__ import annotations

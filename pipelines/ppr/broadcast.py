@@ -1,14 +1,14 @@
-"""Broadcast PPR: the graph as CSR + alias arrays broadcast once; sources in batches.
+"""Broadcast PPR: the graph as CSR + alias arrays broadcast once; seeds (start nodes) in batches.
 
-Each row of the work DataFrame is one batch of `ppr.batch_sources` consecutive sorted
-sources; rows are sliced into partitions in order, so the output of every partition is
+Each row of the work DataFrame is one batch of `ppr.batch_seeds` consecutive sorted
+seeds; rows are sliced into partitions in order, so the output of every partition is
 already sorted by (src, rank) and the stage writes it without a shuffle. Executors run the
 kernel in `mapInArrow`; executor memory per task is bounded by one batch.
 
 Two ways out: `ppr_broadcast` returns the rows as a DataFrame; `write_ppr_broadcast` (what
 the stage uses) has each task write its rows as one Parquet file with pyarrow and return
-only its counts. The rows then never cross into the JVM (Arrow -> rows -> Parquet there);
-that conversion was about half of the stage's JVM CPU. A task writes to a hidden temp name
+only its counts. The rows then never cross into the JVM (Arrow -> rows -> Parquet there,
+a large share of the stage's JVM CPU: benchmarks/RESULTS.md). A task writes to a hidden temp name
 and renames it to `part-<partition>.parquet`, so a retried or speculative attempt replaces
 the file whole with the same bytes (the walks are seeded per batch). The run directory has
 to be a file system every executor sees, as for every WalkRank table.
@@ -30,17 +30,9 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.config import PprConfig
-from pipelines.ppr.csr import csr_from_edges
+from schemas.tables import ITEM_PPR
+from udfs.csr import csr_from_edges
 
-OUTPUT_SCHEMA = "src int, dst int, score double, rank int"
-ARROW_SCHEMA = pa.schema(
-    [
-        pa.field("src", pa.int32(), nullable=False),
-        pa.field("dst", pa.int32(), nullable=False),
-        pa.field("score", pa.float64(), nullable=False),
-        pa.field("rank", pa.int32(), nullable=False),
-    ]
-)
 COUNTS_SCHEMA = "partition int, rows long, steps long, walks long"
 
 
@@ -67,7 +59,7 @@ def _kernel(bc, cfg: PprConfig, seed: int):
                         pa.array(sc, pa.float64()),
                         pa.array(r, pa.int32()),
                     ],
-                    schema=ARROW_SCHEMA,
+                    schema=ITEM_PPR.schema,
                 )
                 yield rows, steps, walks
 
@@ -133,7 +125,7 @@ def _file_writer(walk, out_dir: str):
         tmp = os.path.join(out_dir, f".part-{part:05d}-{uuid.uuid4().hex[:8]}.tmp")
         n_rows = n_steps = n_walks = 0
         try:
-            with pq.ParquetWriter(tmp, ARROW_SCHEMA) as writer:
+            with pq.ParquetWriter(tmp, ITEM_PPR.schema) as writer:
                 for rows, steps, walks in walk(batches):
                     writer.write_batch(rows)
                     n_rows, n_steps, n_walks = (
@@ -172,7 +164,7 @@ def _prepare(spark, edges: pa.Table, n_nodes: int, sources: np.ndarray, cfg: Ppr
     sc = spark.sparkContext
     bc = sc.broadcast((indptr, indices, tables.accept, tables.alias))
     sources = np.sort(np.asarray(sources, dtype=np.int32))
-    b = max(1, cfg.batch_sources)
+    b = max(1, cfg.batch_seeds)
     batches = [(i, sources[o : o + b].tolist()) for i, o in enumerate(range(0, len(sources), b))]
     # A few tasks per core evens out the load; more only adds per-task start-up.
     n_parts = max(1, min(len(batches), sc.defaultParallelism * 4))
@@ -200,7 +192,7 @@ def ppr_broadcast(
     work, bc, stats = _prepare(spark, edges, n_nodes, sources, cfg)
     sc = spark.sparkContext
     steps_acc, walks_acc = sc.accumulator(0), sc.accumulator(0)
-    out = work.mapInArrow(_rows(_kernel(bc, cfg, seed), steps_acc, walks_acc), OUTPUT_SCHEMA)
+    out = work.mapInArrow(_rows(_kernel(bc, cfg, seed), steps_acc, walks_acc), ITEM_PPR.spark_ddl())
     return out, {**stats, "_steps": steps_acc, "_walks": walks_acc, "_broadcast": bc}
 
 

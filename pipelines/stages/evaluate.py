@@ -1,59 +1,13 @@
-"""evaluate: rankings/candidates + holdout -> metrics table and report.md (Polars)."""
+"""evaluate: rankings/candidates + holdout -> metrics table, report.md, report.html (Polars).
+
+A serve run (eval.target = serve) has no holdout: its metrics are the label-free ones.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import polars as pl
-
 from pipelines import tableio
+from pipelines.evaluation.run import evaluate_run
 from pipelines.stage import Stage, StageContext
-
-
-def evaluate_run(
-    run_dir: str | Path, tables: list[str], ks: list[int], target: str
-) -> pl.DataFrame:
-    """Metrics of the given tables of a run against its holdout rows of split `target`."""
-    from pipelines.evaluation import evaluate_rankings
-
-    holdout = tableio.read_polars(run_dir, "holdout").filter(pl.col("split") == target)
-    if holdout.height == 0:
-        from pipelines.errors import WalkRankError
-
-        raise WalkRankError(
-            f"no holdout rows with split '{target}' in {run_dir}",
-            hint="users need at least split.min_events events to be held out; check the split stage",
-        )
-    train = tableio.read_polars(run_dir, "train").select("user_id", "item_id")
-    n_items = tableio.read_manifest(run_dir, "items")["rows"]
-    frames = []
-    for table in tables:
-        if not tableio.is_committed(run_dir, table):
-            continue
-        full = tableio.read_polars(run_dir, table)
-        recs = full.select("user_id", "item_id", "rank")
-        frames.append(
-            evaluate_rankings(recs, holdout.select("user_id", "item_id"), train, ks, table, n_items)
-        )
-        if table == "candidates":  # every source alone, ranked by its own score column
-            from pipelines.evaluation.per_source import source_names, source_ranking
-
-            for source in source_names(full):
-                frames.append(
-                    evaluate_rankings(
-                        source_ranking(full, source),
-                        holdout.select("user_id", "item_id"),
-                        train,
-                        ks,
-                        f"candidates:{source}",
-                        n_items,
-                    )
-                )
-    if not frames:
-        from pipelines.errors import TableNotCommittedError
-
-        raise TableNotCommittedError(f"none of {tables} is committed in {run_dir}")
-    return pl.concat(frames)
 
 
 def run(ctx: StageContext) -> None:
@@ -64,10 +18,14 @@ def run(ctx: StageContext) -> None:
     ctx.write("metrics", metrics, extra={"target": cfg.target})
     extra = []
     if "candidates" in cfg.tables and tableio.is_committed(ctx.run_dir, "candidates"):
-        from pipelines.evaluation.per_source import overlap_markdown, source_overlap
+        from pipelines.evaluation.per_source import overlap_markdown, source_names, source_overlap
 
         k = min(cfg.ks)
-        extra.append(overlap_markdown(source_overlap(ctx.read_polars("candidates"), k), k))
+        extra.append(
+            overlap_markdown(
+                source_overlap(ctx.read_polars("candidates"), source_names(ctx.run_dir), k), k
+            )
+        )
     report = render_report_md(
         metrics,
         title=f"WalkRank run {ctx.run_dir.name} (target: {cfg.target})",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipelines.config import llm_scores_used
 from pipelines.stage import Stage, StageContext
 from udfs.prompts import PROMPT_VERSION
 
@@ -116,6 +117,7 @@ STAGE = Stage(
         "llm.seed",
         "run.seed",
     ),
+    skip_reason=llm_scores_used,
     engine="ray",
     description="pointwise LLM scores of top candidates on Ray actors (resumable)",
 )

@@ -7,22 +7,7 @@ executors (pipelines/neighbors/users.py), keyed by original user ids.
 
 from __future__ import annotations
 
-from pipelines.errors import ConfigError
 from pipelines.stage import Stage, StageContext
-
-
-def check_neighbors_config(cfg) -> None:
-    for key in ("item_k", "user_k", "max_history", "min_support", "als_rank", "recent_history"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(
-                f"config key 'neighbors.{key}' = {getattr(cfg, key)!r} is invalid",
-                hint=f"set neighbors.{key} to an integer >= 1",
-            )
-    if not 0.0 < cfg.recent_decay <= 1.0:
-        raise ConfigError(
-            f"config key 'neighbors.recent_decay' = {cfg.recent_decay!r} is invalid",
-            hint="set neighbors.recent_decay in (0, 1]",
-        )
 
 
 def run(ctx: StageContext) -> None:
@@ -33,7 +18,6 @@ def run(ctx: StageContext) -> None:
     from pipelines.neighbors.users import knn_spark
 
     cfg = ctx.config.neighbors
-    check_neighbors_config(cfg)
     seed = cfg.seed or ctx.config.run.seed
     train = ctx.read_spark("train")
     parts = ctx.config.spark.shuffle_partitions

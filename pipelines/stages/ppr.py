@@ -22,8 +22,9 @@ def choose_strategy(requested: str, n_edges: int, broadcast_max_edges: int) -> t
     return "distributed", f"{n_edges:,} edges > ppr.broadcast_max_edges {broadcast_max_edges:,}"
 
 
-def select_sources(ctx: StageContext):
-    """Spark DataFrame[src]: nodes with out-edges, or only those in users' recent histories."""
+def select_seeds(ctx: StageContext):
+    """Spark DataFrame[src]: the walks' start nodes (`ppr.seeds`): nodes with out-edges, or
+    only those in users' recent histories."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -33,7 +34,7 @@ def select_sources(ctx: StageContext):
         .filter(F.col("out_degree") > 0)
         .select(F.col("id").alias("src"))
     )
-    if cfg.sources == "all":
+    if cfg.seeds == "all":
         return nodes
     w = Window.partitionBy("user_idx").orderBy(F.col("ts").desc(), F.col("item_id").desc())
     recent = (
@@ -46,15 +47,15 @@ def select_sources(ctx: StageContext):
     return nodes.join(recent, "src")
 
 
-def _broadcast_sources(ctx: StageContext) -> tuple[np.ndarray, int]:
-    """(sorted source ids, n_nodes); `sources=all` reads graph_nodes with Arrow, no Spark job."""
+def _broadcast_seeds(ctx: StageContext) -> tuple[np.ndarray, int]:
+    """(sorted seed ids, n_nodes); `seeds=all` reads graph_nodes with Arrow, no Spark job."""
     nodes = ctx.read_arrow("graph_nodes", columns=["id", "out_degree"])
     ids = nodes.column("id").to_numpy()
     n_nodes = int(ids.max()) + 1 if ids.size else 0
-    if ctx.config.ppr.sources == "all":
+    if ctx.config.ppr.seeds == "all":
         src = ids[nodes.column("out_degree").to_numpy() > 0]
     else:
-        src = np.asarray([r[0] for r in select_sources(ctx).collect()], dtype=np.int32)
+        src = np.asarray([r[0] for r in select_seeds(ctx).collect()], dtype=np.int32)
     return np.sort(src.astype(np.int32)), n_nodes
 
 
@@ -70,9 +71,6 @@ def run(ctx: StageContext) -> None:
     def figures() -> dict:
         """Called by the write once the table's files exist: the counts are final."""
         seconds = time.perf_counter() - t0
-        if "_steps" in stats:  # distributed: accumulators filled by the write job
-            stats["steps"] = int(stats.pop("_steps").value)
-            stats["walks"] = int(stats.pop("_walks").value)
         steps, walks = int(stats["steps"]), int(stats["walks"])
         stats.update(
             strategy=strategy,
@@ -92,8 +90,8 @@ def run(ctx: StageContext) -> None:
         from pipelines.ppr.broadcast import write_ppr_broadcast
         from pipelines.tableio import FilesWriter
 
-        src, n_nodes = _broadcast_sources(ctx)
-        ctx.log(f"{len(src):,} sources ({cfg.sources}) in {time.perf_counter() - t0:.1f}s")
+        src, n_nodes = _broadcast_seeds(ctx)
+        ctx.log(f"{len(src):,} seeds ({cfg.seeds}) in {time.perf_counter() - t0:.1f}s")
         edges = ctx.read_arrow("graph_edges", columns=["src", "dst", "prob"])
 
         def write(out_dir) -> None:
@@ -104,7 +102,7 @@ def run(ctx: StageContext) -> None:
     else:
         from pipelines.ppr.distributed import ppr_distributed
 
-        sources = select_sources(ctx)
+        sources = select_seeds(ctx)
         edges = ctx.read_spark("graph_edges")
         out, dstats = ppr_distributed(
             ctx.spark, edges, sources, cfg, seed, method=cfg.distributed_method

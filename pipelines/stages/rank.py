@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from pipelines.config import llm_scores_used
 from pipelines.stage import Stage, StageContext
 from udfs.rank_fusion import fit_llm_weight, rerank
 
@@ -80,9 +81,10 @@ def rank_with_llm(cands: pl.DataFrame, llm: pl.DataFrame, w: float) -> pl.DataFr
 
 def run(ctx: StageContext) -> None:
     from pipelines import tableio
+    from pipelines.evaluation.per_source import source_names
 
     cands = ctx.read_polars("candidates")
-    score_cols = [c for c in cands.columns if c.startswith("score_")]
+    score_cols = [f"score_{n}" for n in source_names(ctx.run_dir)]
     llm = ctx.read_polars("llm_scores")
     llm = llm.filter(pl.col("llm_score").is_not_null()).select("user_id", "item_id", "llm_score")
     cols = ["user_id", "item_id", "rank", "score", *score_cols]
@@ -137,6 +139,7 @@ STAGE = Stage(
     inputs=("candidates", "llm_scores", "holdout"),
     outputs=("rankings",),
     config_keys=("rank", "eval.target"),
+    skip_reason=llm_scores_used,
     engine="local",
     description="final rankings: candidate score fused with the LLM score",
 )

@@ -2,12 +2,14 @@
 
 `holdout` keeps both held-out splits; `train` is what the models are fitted on for
 `eval.target`: everything but `test` when predicting test, everything before `valid`
-(i.e. neither held-out split) when predicting valid.
+(i.e. neither held-out split) when predicting valid, and every event for `serve` (nothing
+is held out: the rankings are the recommendations for each user's next event).
 """
 
 from __future__ import annotations
 
 from pipelines.stage import Stage, StageContext
+from schemas import contract
 
 
 def split_events(events, cfg_split, target: str):
@@ -72,7 +74,12 @@ def _cutoffs(events, cfg_split):
 
 def run(ctx: StageContext) -> None:
     events = ctx.read_spark("events")
-    train, holdout = split_events(events, ctx.config.split, ctx.config.eval.target)
+    target = ctx.config.eval.target
+    if target == "serve":
+        train = events
+        holdout = ctx.spark.createDataFrame([], contract("holdout").spark_type())
+    else:
+        train, holdout = split_events(events, ctx.config.split, target)
     ctx.write("holdout", holdout, extra={"target": ctx.config.eval.target})
     ctx.write("train", train, extra={"target": ctx.config.eval.target})
 

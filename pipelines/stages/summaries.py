@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipelines.config import llm_scores_used
 from pipelines.stage import Stage, StageContext
 from udfs.prompts import PROMPT_VERSION, history_fingerprint
 
@@ -115,6 +116,7 @@ STAGE = Stage(
         "llm.seed",
         "run.seed",
     ),
+    skip_reason=llm_scores_used,
     engine="ray",
     description="LLM user preference summaries on Ray actors (incremental, resumable)",
 )

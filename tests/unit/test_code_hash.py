@@ -62,8 +62,8 @@ def test_a_kernel_change_changes_exactly_the_stages_that_run_it(tmp_path):
     after = _versions(tree)
     assert {n for n in before if before[n] != after[n]} == {"ppr"}
 
-    # One candidate source: only `candidates`.
-    _edit(tree / "pipelines" / "sources" / "item_cf.py", "\nLIMIT = 3\n")
+    # One candidate source (loaded by name from the registry): only `candidates`.
+    _edit(tree / "pipelines" / "candidates" / "sources" / "item_cf.py", "\nLIMIT = 3\n")
     again = _versions(tree)
     assert {n for n in after if after[n] != again[n]} == {"candidates"}
 
@@ -79,6 +79,11 @@ def test_the_modules_of_a_stage_include_its_kernels_not_other_stages():
     assert not any(m.startswith(("pipelines.neighbors", "pipelines.llm")) for m in ppr)
     # The runner's machinery decides whether a stage runs, not what it writes.
     assert "pipelines.runner" not in ppr and "pipelines.config" not in ppr
+    # The candidate sources are imported by name (importlib): all of them count.
+    candidates = code_modules(STAGES["candidates"].fn.__module__)
+    assert {f"pipelines.candidates.sources.{s}" for s in ("ppr", "item_cf", "popular")} <= set(
+        candidates
+    )
 
 
 STAGE_MODULE = """

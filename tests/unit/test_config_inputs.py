@@ -45,7 +45,8 @@ def _reader(calls: list[str]):
 def test_optional_input_orders_gates_and_keys_the_stage(tmp_path):
     calls: list[str] = []
     reader = _reader(calls)
-    plain, with_opt = Config(), load_config(None, ['candidates.sources=["item_cf"]'])
+    plain = load_config(None, ["candidates.sources=[]"])  # popular only
+    with_opt = load_config(None, ['candidates.sources=["item_cf"]'])
     # Not enabled: the stage needs nothing and runs alone.
     assert run_stages(tmp_path, plain, [reader]) == {"r": "ran"}
     # Enabled: the producer is ordered first even when listed last ...
@@ -73,4 +74,5 @@ def test_candidates_declares_the_tables_of_enabled_sources():
         "item_neighbors",
         "graph_edges",
     }
-    assert STAGES["candidates"].inputs_for(Config()) == ("events", "train", "items")
+    popular_only = load_config(None, ["candidates.sources=[]"])
+    assert STAGES["candidates"].inputs_for(popular_only) == ("events", "train", "items")

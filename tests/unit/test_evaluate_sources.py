@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from pipelines import tableio
-from pipelines.stages.evaluate import evaluate_run
+from pipelines.evaluation.run import evaluate_run
 from schemas.tables import EVENTS, HOLDOUT, ITEMS
 
 TS = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -58,7 +58,9 @@ def test_each_source_is_ranked_by_its_column(tmp_path):
             "score_y": [None, None, None, 0.3],
         }
     )
-    tableio.write_table(tmp_path, "candidates", cands, stage="t", stage_key="t")
+    tableio.write_table(
+        tmp_path, "candidates", cands, stage="t", stage_key="t", extra={"sources": ["x", "y"]}
+    )
     m = evaluate_run(tmp_path, ["candidates"], [1, 2], "test").filter(pl.col("segment") == "all")
     hr = {
         (r["table"], r["k"]): r["value"]

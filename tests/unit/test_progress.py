@@ -30,6 +30,21 @@ def test_log_lines_are_throttled_and_deduplicated():
     assert out.getvalue() == "a\nb\n"
 
 
+def test_first_line_prints_on_a_freshly_booted_machine(monkeypatch):
+    """time.monotonic() is near 0 right after boot: the first line must still print, and the
+    throttle must still hold after it (the clock is pinned, not read from this machine)."""
+    from pipelines import progress
+
+    clock = iter([0.0, 0.5, 0.5 + 3600])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    out = io.StringIO()
+    line = ProgressLine(interval=10, stream=out)
+    line.update("first")  # at uptime 0 s
+    line.update("second")  # 0.5 s later: throttled
+    line.update("third")  # an hour later: printed
+    assert out.getvalue() == "first\nthird\n"
+
+
 def test_terminal_redraws_one_line_and_close_ends_it():
     out = _Terminal()
     line = ProgressLine(interval=0.0001, stream=out)

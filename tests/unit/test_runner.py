@@ -4,7 +4,8 @@ import pytest
 from pipelines import tableio
 from pipelines.config import Config
 from pipelines.errors import RunLockedError, StageOrderError
-from pipelines.runner import order_stages, run_lock, run_stages
+from pipelines.run_dir import run_lock
+from pipelines.runner import order_stages, run_stages
 from pipelines.stage import Stage
 from pipelines.stages import STAGES, select_stages
 

@@ -80,3 +80,36 @@ def test_clean_uncommitted_removes_only_temp_siblings(tmp_path):
     (tmp_path / ".tmp-metrics-123").mkdir()
     assert tableio.clean_uncommitted(tmp_path) == [".tmp-metrics-123"]
     assert tableio.is_committed(tmp_path, "rankings")
+
+
+def test_only_a_committed_table_of_that_name_is_ever_replaced(tmp_path):
+    from pipelines.errors import RunDirError
+
+    mine = tmp_path / "rankings"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("a user's folder that happens to be named like a table")
+    with pytest.raises(RunDirError, match="not a committed WalkRank table 'rankings'"):
+        tableio.write_table(tmp_path, "rankings", _rankings(), stage="t", stage_key="k")
+    assert (mine / "notes.txt").exists() and not list(tmp_path.glob(".tmp-*"))
+    # A manifest of another table does not make it ours either.
+    (mine / "_manifest.json").write_text(json.dumps({"table": "events"}))
+    with pytest.raises(RunDirError):
+        tableio.write_table(tmp_path, "rankings", _rankings(), stage="t", stage_key="k")
+    # Our own committed table is replaced as before.
+    other = tmp_path / "r2"
+    tableio.write_table(other, "rankings", _rankings(2), stage="t", stage_key="k")
+    tableio.write_table(other, "rankings", _rankings(3), stage="t", stage_key="k2")
+    assert tableio.read_manifest(other, "rankings")["rows"] == 3
+
+
+def test_run_ids_stay_inside_out(tmp_path):
+    from pipelines.errors import RunDirError
+    from pipelines.run_dir import resolve_run_dir
+
+    assert resolve_run_dir(tmp_path, "2026-11-30_a.b") == (tmp_path / "2026-11-30_a.b").resolve()
+    for bad in ("..", ".", "../x", "a/b", "", "a b", "x;rm"):
+        with pytest.raises(RunDirError):
+            resolve_run_dir(tmp_path, bad)
+    (tmp_path / "link").symlink_to(tmp_path.parent)
+    with pytest.raises(RunDirError, match="outside --out"):
+        resolve_run_dir(tmp_path, "link")

@@ -86,3 +86,31 @@ def test_files_writer_with_no_files_is_an_empty_table_and_checks_the_contract(tm
             tmp_path, "item_ppr", tableio.FilesWriter(wrong), stage="t", stage_key="k2"
         )
     assert tableio.read_manifest(tmp_path, "item_ppr")["stage_key"] == "k"  # old one kept
+
+
+def test_manifest_seconds_run_from_the_stage_start_to_the_end_of_the_write(tmp_path):
+    """A FilesWriter (or a lazy Spark job) does its work inside the write: the stage's time
+    in the manifest must include it (it used to be taken before the write started)."""
+    import time
+
+    import pyarrow.parquet as pq
+
+    def slow(out):
+        time.sleep(0.3)
+        pq.write_table(_ppr_rows([1]), out / "part-00000.parquet")
+
+    stage_started = time.perf_counter() - 1.0  # the stage ran 1 s before this write
+    m = tableio.write_table(
+        tmp_path, "item_ppr", tableio.FilesWriter(slow), stage="t", stage_key="k",
+        stage_started=stage_started,
+    )  # fmt: skip
+    assert 1.3 <= m["seconds"] < 30
+    own = tableio.write_table(
+        tmp_path, "item_ppr", tableio.FilesWriter(slow), stage="t", stage_key="k"
+    )
+    assert 0.3 <= own["seconds"] < 1.3  # no stage start: the write's own time
+    fixed = tableio.write_table(
+        tmp_path, "item_ppr", _ppr_rows([1]), stage="t", stage_key="k", seconds=4.5,
+        stage_started=stage_started,
+    )  # fmt: skip
+    assert fixed["seconds"] == 4.5

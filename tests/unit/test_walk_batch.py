@@ -10,12 +10,8 @@ import pytest
 import udfs.walk_batch as wb
 from tests.graph_fixtures import csr_from_edges, random_weighted_graph, to_networkx
 from udfs.alias_table import build_alias_tables
-from udfs.walk_batch import (
-    WalkResult,
-    ppr_walk_batch,
-    ppr_walk_batch_reference,
-    prepare_walk_graph,
-)
+from udfs.walk_batch import WalkResult, ppr_walk_batch, prepare_walk_graph
+from udfs.walk_reference import ppr_walk_batch_reference
 
 ALPHA = 0.3
 N = 200

@@ -5,7 +5,7 @@ Also the fallback that every user gets, so cold users always have candidates.
 
 from __future__ import annotations
 
-from pipelines.sources.base import SourceInputs
+from pipelines.candidates.inputs import SourceInputs
 
 
 def popular_items(train, window_days: float):
@@ -20,20 +20,20 @@ def popular_items(train, window_days: float):
     return train.groupBy("item_idx").agg(F.count(F.lit(1)).cast("double").alias("score"))
 
 
-def popular_source(ctx, inputs: SourceInputs):
+def popular_source(inputs: SourceInputs, tables: dict, settings):
     """Per user: the `per_source` most popular items the user has not seen, in popularity order
     (ties: smaller item_idx).
 
     Every user's list comes from one short head of the popularity ranking: the top k plus the
     most head items any user has seen. A user's row holds the head positions they have seen
     (a join of the small seen-and-head pairs), and a filter + slice over the head array picks
-    their k; so there is no users x head cross join to anti-join and sort (that took 14x the
-    time at 5x the events in the scaling benchmark).
+    their k, with no users x head cross join to anti-join and sort (which grows with
+    users x head; benchmarks/RESULTS.md, scaling).
     """
     from pyspark.sql import functions as F
 
-    k = ctx.config.candidates.per_source
-    pop = popular_items(inputs.train, ctx.config.popular.window_days)
+    k = inputs.per_source
+    pop = popular_items(inputs.train, settings.window_days)
     ranked = pop.orderBy(F.col("score").desc(), "item_idx")
     seen_pos = None
     max_seen = (
@@ -45,7 +45,7 @@ def popular_source(ctx, inputs: SourceInputs):
     longest = ranked.limit(k + max_seen).collect()
     length = k
     if inputs.seen is not None:
-        head_df = ctx.spark.createDataFrame(
+        head_df = inputs.spark.createDataFrame(
             [(r["item_idx"], pos) for pos, r in enumerate(longest)], "item_idx int, pos int"
         )
         seen_pos = (
@@ -58,7 +58,7 @@ def popular_source(ctx, inputs: SourceInputs):
     head = [(p, r["item_idx"], float(r["score"])) for p, r in enumerate(longest[:length])]
     # The head travels as one row holding an array (not a literal in the plan, which may be
     # thousands of items long), broadcast to every task.
-    head_row = ctx.spark.createDataFrame(
+    head_row = inputs.spark.createDataFrame(
         [(head,)], "_head array<struct<pos:int,item_idx:int,score:double>>"
     )
     users = inputs.users

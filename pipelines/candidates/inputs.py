@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 
 @dataclass
 class SourceInputs:
+    """The inputs common to every source (a source's own tables come beside them)."""
+
+    spark: Any  # SparkSession
     train: Any  # Spark DataFrame: the train table (events contract)
     users: Any  # Spark DataFrame[user_idx]: every user that gets candidates
+    user_ids: Any  # Spark DataFrame[user_idx, user_id]
     seen: Any  # Spark DataFrame[user_idx, item_idx] distinct train pairs, or None (keep seen)
     n_items: int
+    per_source: int  # the k of every source's per-user list
+    # (table, columns) -> pyarrow.Table of a committed run table, for sources that build
+    # driver-side arrays (CSR) rather than Spark plans.
+    read_arrow: Callable[[str, list[str] | None], Any]
 
 
 def top_per_user(scored, k: int, seen=None):

@@ -3,14 +3,14 @@
 The training-free graph heuristic of "An Embarrassingly Simple Graph Heuristic Reveals
 Shortcut-Solvable Benchmarks for Sequential Recommendation" (2026): the next item is likely
 a few transitions away from the last one or two. With seed weights s (the last
-`transition_last` train events, weight transition_last_decay**p, summing to 1) and P the
+`last` train events, weight last_decay**p, summing to 1; settings `candidates.transition`) and P the
 row-stochastic graph_edges.prob matrix:
 
-    score(u, j) = Σ_i s_i · T(i, j),  T(i, ·) = Σ_{h=1..H} transition_hop_decay**(h-1) · e_i P^h
+    score(u, j) = Σ_i s_i · T(i, j),  T(i, ·) = Σ_{h=1..hops} hop_decay**(h-1) · e_i P^h
 
 i.e. the probability of the paths of length h from the seeds to j. T is computed once per
 seed item (not per user) by `udfs.multihop` on executors, with the graph broadcast as CSR;
-each item keeps its `transition_beam` heaviest frontier entries between hops and its top
+each item keeps its `beam` heaviest frontier entries between hops and its top
 `per_source` rows of T.
 """
 
@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.sources.base import SourceInputs
+from pipelines.candidates.inputs import SourceInputs
 
+# Item -> item top-k scores: the shape of item_ppr.
 SCHEMA = "src int, dst int, score double, rank int"
 
 
@@ -29,7 +30,7 @@ def multi_hop_table(
     """DataFrame[src, dst, score, rank]: top-k T(i, ·) of every seed item i."""
     import pyarrow as pa
 
-    from pipelines.ppr.csr import csr_from_edges
+    from udfs.csr import csr_from_edges
 
     indptr, indices, prob = csr_from_edges(
         edges.column("src").to_numpy(),
@@ -68,29 +69,26 @@ def multi_hop_table(
     return work.mapInArrow(run, SCHEMA)
 
 
-def transition_source(ctx, inputs: SourceInputs):
+def transition_source(inputs: SourceInputs, tables: dict, settings):
+    """Per user: top `per_source` of Σ_i s_i · T(i, ·) over the last `settings.last` items."""
     from pyspark.sql import functions as F
 
-    from pipelines.ppr.user_ppr import recent_item_weights
-    from pipelines.sources.base import top_per_user
-    from pipelines.sources.recent import weighted_item_sum
+    from pipelines.candidates.inputs import top_per_user
+    from pipelines.candidates.recent import recent_item_weights, weighted_item_sum
 
-    cfg = ctx.config.candidates
-    weights = recent_item_weights(
-        inputs.train, cfg.transition_last, cfg.transition_last_decay
-    ).persist()
+    weights = recent_item_weights(inputs.train, settings.last, settings.last_decay).persist()
     seeds = np.asarray(
         [r[0] for r in weights.select("item_idx").distinct().collect()], dtype=np.int32
     )
     table = multi_hop_table(
-        ctx.spark,
-        ctx.read_arrow("graph_edges", columns=["src", "dst", "prob"]),
+        inputs.spark,
+        inputs.read_arrow("graph_edges", ["src", "dst", "prob"]),
         seeds,
         inputs.n_items,
-        hops=cfg.transition_hops,
-        hop_decay=cfg.transition_hop_decay,
-        beam=cfg.transition_beam,
-        k=cfg.per_source,
+        hops=settings.hops,
+        hop_decay=settings.hop_decay,
+        beam=settings.beam,
+        k=inputs.per_source,
     )
     scored = weighted_item_sum(weights, table, "src", "dst", "score").filter(F.col("score") > 0)
-    return top_per_user(scored, cfg.per_source, inputs.seen)
+    return top_per_user(scored, inputs.per_source, inputs.seen)

@@ -1,4 +1,4 @@
-"""Edge list -> CSR arrays (driver side, for the broadcast strategy)."""
+"""Edge list -> CSR arrays: the graph as the numpy kernels (PPR walks, multi-hop) read it."""
 
 from __future__ import annotations
 

@@ -1,24 +1,23 @@
 """user_cf: the recent items of a user's neighbors, weighted by similarity.
 
 score(u, j) = Σ_v sim(u, v) · w_v(j), v over user_neighbors(u), w_v the recency weights of
-v's last `candidates.user_cf_history` train events (decay user_cf_decay, summing to 1).
+v's last `history` train events (settings `candidates.user_cf`, summing to 1).
 """
 
 from __future__ import annotations
 
-from pipelines.sources.base import SourceInputs
+from pipelines.candidates.inputs import SourceInputs
 
 
-def user_cf_source(ctx, inputs: SourceInputs):
+def user_cf_source(inputs: SourceInputs, tables: dict, settings):
     from pyspark.sql import functions as F
 
-    from pipelines.ppr.user_ppr import recent_item_weights
-    from pipelines.sources.base import top_per_user
+    from pipelines.candidates.inputs import top_per_user
+    from pipelines.candidates.recent import recent_item_weights
 
-    cfg = ctx.config.candidates
-    ids = ctx.read_spark("events").select("user_idx", "user_id").distinct()
+    ids = inputs.user_ids
     nb = (
-        ctx.read_spark("user_neighbors")
+        tables["user_neighbors"]
         .join(ids, "user_id")
         .join(
             ids.select(F.col("user_idx").alias("v"), F.col("user_id").alias("neighbor_id")),
@@ -26,7 +25,7 @@ def user_cf_source(ctx, inputs: SourceInputs):
         )
         .select("user_idx", "v", "sim")
     )
-    recent = recent_item_weights(inputs.train, cfg.user_cf_history, cfg.user_cf_decay).select(
+    recent = recent_item_weights(inputs.train, settings.history, settings.decay).select(
         F.col("user_idx").alias("v"), "item_idx", "w"
     )
     scored = (
@@ -35,4 +34,4 @@ def user_cf_source(ctx, inputs: SourceInputs):
         .agg(F.sum(F.col("sim") * F.col("w")).alias("score"))
         .filter(F.col("score") > 0)
     )
-    return top_per_user(scored, cfg.per_source, inputs.seen)
+    return top_per_user(scored, inputs.per_source, inputs.seen)

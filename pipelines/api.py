@@ -1,0 +1,51 @@
+"""The one entry to WalkRank: the CLI, `walkrank demo`, jobs and benchmarks call these.
+
+from pipelines import api
+from pipelines.config import load_config
+api.run(load_config(None, ["eval.target=serve"]), "runs/today")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipelines.config import Config
+
+
+def plan(cfg: Config, stages: list[str] | None = None):  # -> pipelines.plan.Plan
+    """The stages `cfg` needs (or exactly `stages`), in order, with why the others skip."""
+    from pipelines.plan import plan_stages
+    from pipelines.stages import STAGES, select_stages
+
+    forced = select_stages(stages) if stages else None
+    return plan_stages(list(STAGES.values()), cfg, forced)
+
+
+def run(
+    cfg: Config, run_dir: str | Path, stages: list[str] | None = None, *, force: bool = False
+) -> dict[str, str]:
+    """Run the planned stages into `run_dir`; returns {stage: 'ran' | 'skipped'}."""
+    from pipelines.runner import run_plan
+
+    return run_plan(run_dir, cfg, plan(cfg, stages), force=force)
+
+
+def evaluate(
+    run_dir: str | Path, tables: list[str], ks: list[int], target: str | None = None
+) -> pl.DataFrame:
+    """Metrics of a run's tables (the run's own target by default; serve: label-free)."""
+    from pipelines.evaluation.run import evaluate_run, run_target
+
+    return evaluate_run(run_dir, tables, ks, target or run_target(run_dir))
+
+
+def evaluate_against(
+    run_dir: str | Path, against: str, fmt: str | None, ks: list[int], since: str | None = None
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Score a serve run's rankings against later events; commits `served_metrics`."""
+    from pipelines.evaluation.run import evaluate_against as against_
+
+    return against_(run_dir, against, fmt, ks, since)

@@ -1,0 +1,71 @@
+"""The run plan: a stage runs only when an enabled consumer reads what it writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines import api
+from pipelines.config import load_config
+
+ALL = ["ingest", "split", "graph", "ppr", "neighbors", "candidates", "evaluate"]
+
+
+@pytest.mark.parametrize(
+    ("sets", "planned"),
+    [
+        (["candidates.sources=[]"], ["ingest", "split", "candidates", "evaluate"]),
+        (
+            ['candidates.sources=["transition"]'],
+            ["ingest", "split", "graph", "candidates", "evaluate"],
+        ),
+        (
+            ['candidates.sources=["ppr"]'],
+            ["ingest", "split", "graph", "ppr", "candidates", "evaluate"],
+        ),
+        (
+            ['candidates.sources=["user_cf"]'],
+            ["ingest", "split", "neighbors", "candidates", "evaluate"],
+        ),
+        ([], ALL),  # the defaults: every source
+        (
+            ["rank.llm_weight=0.5"],
+            [*ALL[:-1], "summaries", "llm_scores", "rank", "evaluate"],
+        ),
+        (["eval.target=valid"], [*ALL[:-1], "summaries", "llm_scores", "rank", "evaluate"]),
+        (["eval.target=valid", "llm.enabled=false"], ALL),
+        (["eval.target=serve"], ALL),
+    ],
+)
+def test_plan_follows_the_config(sets, planned):
+    plan = api.plan(load_config(None, sets))
+    assert plan.names == planned
+    assert set(plan.names) | set(plan.skipped) == {
+        "ingest", "split", "graph", "ppr", "neighbors", "candidates",
+        "summaries", "llm_scores", "rank", "evaluate",
+    }  # fmt: skip
+
+
+def test_skipped_stages_say_why():
+    plan = api.plan(load_config(None, ["candidates.sources=[]"]))
+    assert plan.skipped["graph"].startswith("no planned stage reads graph_nodes, graph_edges")
+    assert "transition" in plan.skipped["graph"] and "ppr" in plan.skipped["graph"]
+    assert "item_cf" in plan.skipped["neighbors"]
+    assert plan.skipped["rank"].startswith("rank.llm_weight = 0")
+    assert plan.skipped["summaries"] == plan.skipped["rank"]
+    off = api.plan(load_config(None, ["llm.enabled=false"]))
+    assert off.skipped["llm_scores"] == "llm.enabled = false"
+    lines = plan.lines()
+    assert lines[0] == "plan: ingest > split > candidates > evaluate"
+    assert "plan: skip ppr: no planned stage reads item_ppr" in "\n".join(lines)
+
+
+def test_stages_option_forces_the_subset():
+    plan = api.plan(load_config(None, ["candidates.sources=[]"]), ["graph", "ingest"])
+    assert plan.forced and plan.names == ["ingest", "graph"] and plan.skipped == {}
+    assert plan.lines() == ["plan (--stages): ingest > graph"]
+
+
+def test_plan_json_lists_every_stage():
+    doc = api.plan(load_config(None, [])).to_json()
+    rows = {r["name"]: r for r in doc["stages"]}
+    assert rows["ppr"]["planned"] and not rows["rank"]["planned"] and rows["rank"]["reason"]
