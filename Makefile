@@ -12,7 +12,8 @@ AIRFLOW_VENV := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.airflow-installed
 AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_SPARK_PROVIDER ?= 6.3.4
-# The Ray Jobs API client the DAG submits with; the same Ray as the cluster's (constraints.txt).
+# The Ray Jobs API client the DAG submits with (its SDK wants ray[default]); the same Ray as the
+# cluster's (constraints.txt).
 RAY_VERSION ?= 2.60.0
 
 .PHONY: setup java browser demo test test-slow dist airflow-setup lint format clean
@@ -89,11 +90,11 @@ $(DIST_STAMP): $(STAMP) $(CODE) pyproject.toml constraints.txt
 # Airflow in its own venv: its Spark provider would pull pyspark-client over our pyspark.
 airflow-setup: $(AIRFLOW_STAMP)
 
-$(AIRFLOW_STAMP):
+$(AIRFLOW_STAMP): Makefile
 	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_VENV)/bin/python -m pip install -q --upgrade pip
 	$(AIRFLOW_VENV)/bin/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" \
-	  "apache-airflow-providers-apache-spark==$(AIRFLOW_SPARK_PROVIDER)" "ray==$(RAY_VERSION)"
+	  "apache-airflow-providers-apache-spark==$(AIRFLOW_SPARK_PROVIDER)" "ray[default]==$(RAY_VERSION)"
 	touch $(AIRFLOW_STAMP)
 
 lint:

@@ -10,8 +10,9 @@ they agree), then `evaluate_previous`:
 - Ray stages (`summaries`, `llm_scores`) are Ray jobs, submitted to the cluster's job server
   with the Ray Jobs API (`JobSubmissionClient`); the code travels in the job's runtime env.
 - The run is a serve run (`eval.target=serve`: every event up to the day is used; rankings
-  are each user's next items). Its id is the day of its data interval (`2026-11-25`); a run
-  triggered without a logical date has no interval and uses its Airflow run id, made path-safe.
+  are each user's next items). Its id is the day D its data interval [D, D + 1) covers
+  (`2026-11-25`; the run starts when D ends, and Airflow 3 gives it the logical date D + 1); a
+  run triggered without a logical date has no interval and uses its Airflow run id, path-safe.
   Its input is the history as of that day, `<history>/<day>`: a backfill of day D reads D's
   history, not today's.
 - `evaluate_previous`: `walkrank evaluate <out>/<day - 1> --against <new_events>/<day>`, how
