@@ -54,8 +54,9 @@ $(STAMP): pyproject.toml constraints.txt requirements-demo.txt
 demo: setup
 	$(VENV)/bin/walkrank demo --out runs
 
-# Everyday suite (well under 20 minutes on 2 cores); the slow one adds real clusters, Airflow,
-# kill -9 and disk-full faults. CI (.ci/run) runs both.
+# Everyday suite (well under 20 minutes on 2 cores; the DAG's import and hostile-params tests
+# run in Airflow's venv); the slow one adds real clusters (the standalone one ships `make dist`'s
+# environment archive), `airflow dags test`, kill -9 and disk-full faults. CI (.ci/run) runs both.
 test: setup browser airflow-setup
 	$(PY) -m pytest -q -m "not slow" tests
 
