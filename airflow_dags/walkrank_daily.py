@@ -1,36 +1,76 @@
-"""walkrank_daily: one WalkRank run per logical date, one task per stage.
+"""walkrank_daily: each day a serve run of WalkRank, then the previous day's run scored.
 
-Spark stages go through `spark-submit jobs/<stage>.py` (the master and the code artifact
-come from the environment below), Ray stages run their job script as a Ray driver
-(`RAY_ADDRESS` in the environment points it at a cluster), `evaluate` runs last. The run id
-is the logical date (`<out>/<ds>`): a re-run of a date rewrites that date's run and no other,
-each table atomically (the stages commit manifest-last and skip what is already committed
-for the same inputs and config).
+One task per stage of WalkRank's registry (pipelines/stages; tests/test_airflow_dag.py checks
+they agree), then `evaluate_previous`:
+- Spark stages (and the driver-only `rank`, `evaluate`) are `SparkSubmitOperator`s: the master
+  comes from the `spark_default` connection (e.g. AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type":
+  "spark", "host": "spark://head", "port": 7077}'; `spark-submit` on the worker's PATH, as the
+  Spark provider requires). Executors get WalkRank's environment from the archive `make dist`
+  builds (`--archives walkrank-env.tar.gz#env`, `spark.pyspark.python=./env/bin/python`).
+- Ray stages (`summaries`, `llm_scores`) are Ray jobs, submitted to the cluster's job server
+  with the Ray Jobs API (`JobSubmissionClient`); the code travels in the job's runtime env.
+- The run is a serve run (`eval.target=serve`: every event up to the day is used; rankings
+  are each user's next items). Its id is the day D its data interval [D, D + 1) covers
+  (`2026-11-25`; the run starts when D ends, and Airflow 3 gives it the logical date D + 1); a
+  run triggered without a logical date has no interval and uses its Airflow run id, path-safe.
+  Its input is the history as of that day, `<history>/<day>`: a backfill of day D reads D's
+  history, not today's.
+- `evaluate_previous`: `walkrank evaluate <out>/<day - 1> --against <new_events>/<day>`, how
+  yesterday's recommendations did on today's events (skipped, with a message, when that run
+  does not exist).
+- The `rank` task, which commits the final `rankings`, has `outlets=[RANKINGS]`: downstream
+  DAGs scheduled on that Asset start when new rankings exist.
+
+No run parameter is ever put into a shell string: every parameter is one element of an argv
+list (spark-submit's application arguments, as `--flag=value`, the `--set` list as one JSON
+argument) or, for a Ray job, an element of a JSON list in the job's environment (its
+entrypoint is a fixed command). The parameters are also checked by JSON-schema patterns when
+a run is triggered.
 
 Nothing of WalkRank is imported here: Airflow lives in its own virtual environment
 (`make airflow-setup`), and the tasks call the project's interpreter.
 
-Environment (read when the DAG is parsed):
-    WALKRANK_HOME          the repository (default: the folder above this file)
-    WALKRANK_PYTHON        the project's Python (default: $WALKRANK_HOME/.venv/bin/python)
-    WALKRANK_SPARK_MASTER  spark-submit --master (default: local[*])
-    WALKRANK_PY_FILES      spark-submit --py-files, e.g. dist/walkrank-0.1.0-py3-none-any.whl
-Params (per run, `--conf` / the trigger form): input, config, out, sets (list of key=value).
+Environment (read when the DAG is parsed; deployment settings, not run parameters):
+    WALKRANK_HOME         the repository: jobs/ (the spark-submit applications) and the code
+                          shipped to Ray (default: the folder above this file)
+    WALKRANK_PYTHON       the Spark driver's Python, with WalkRank installed (client mode;
+                          default: $WALKRANK_HOME/.venv/bin/python)
+    WALKRANK_ENV_ARCHIVE  the executors' environment, dist/walkrank-env.tar.gz (`make dist`);
+                          empty: executors use WALKRANK_PYTHON (local mode, one machine)
+    WALKRANK_RAY_ADDRESS  the Ray job server, e.g. http://head:8265 (RAY_AUTH_TOKEN, when the
+                          cluster uses token auth, is read from the worker's environment)
+    WALKRANK_RAY_PYTHON   the Python on the Ray nodes that has walkrank[llm]'s dependencies
+                          (default: python)
+Params (per run, `--conf` / the trigger form): history, new_events, out, config, format, sets.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import re
+import shlex
+import time
+import uuid
 from pathlib import Path
+from typing import Any
 
-from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import DAG, Param
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import DAG, Asset, BaseOperator, Param
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 HOME = Path(os.environ.get("WALKRANK_HOME", Path(__file__).resolve().parents[1]))
 PYTHON = os.environ.get("WALKRANK_PYTHON", str(HOME / ".venv" / "bin" / "python"))
-MASTER = os.environ.get("WALKRANK_SPARK_MASTER", "local[*]")
-PY_FILES = os.environ.get("WALKRANK_PY_FILES", "")
+ENV_ARCHIVE = os.environ.get("WALKRANK_ENV_ARCHIVE", "")
+RAY_ADDRESS = os.environ.get("WALKRANK_RAY_ADDRESS", "http://127.0.0.1:8265")
+RAY_PYTHON = os.environ.get("WALKRANK_RAY_PYTHON", "python")
+ARGS_ENV = "WALKRANK_JOB_ARGS"  # jobs/stage_job.py reads a Ray job's arguments from it
+CODE = ("pipelines", "udfs", "schemas", "jobs")  # shipped to a Ray job as py_modules
+
+# Names the daily rankings for the DAGs that consume them (schedule=[RANKINGS]); the table of a
+# run is <out>/<day>/rankings.
+RANKINGS = Asset(name="walkrank_rankings", uri="file:///walkrank/rankings")
 
 # stage -> (engine, upstream stages): the order of WalkRank's stage registry
 # (pipelines/stages); tests/test_airflow_dag.py checks the two agree.
@@ -47,35 +87,115 @@ STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "evaluate": ("local", ("rank",)),
 }
 
-RUN_ARGS = (
-    "--run-dir {{ params.out }}/{{ ds }}"
-    "{% if params.config %} --config {{ params.config }}{% endif %}"
-    "{% for s in params.sets %} --set '{{ s }}'{% endfor %}"
-)
+# A path: no leading '-', no whitespace, quotes or shell characters (s3a://, hdfs:// are fine).
+PATH = r"^[A-Za-z0-9_/.][A-Za-z0-9_/.:=@+-]*$"
+SET = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+=[^\n\r]*$"
 
 
-def command(stage: str, engine: str) -> str:
-    job = f"{HOME}/jobs/{stage}.py"
-    extra = " --input {{ params.input }}" if stage == "ingest" else ""
-    if engine == "spark":
-        py_files = f" --py-files {PY_FILES}" if PY_FILES else ""
-        launch = (
-            f"PYSPARK_PYTHON={PYTHON} PYSPARK_DRIVER_PYTHON={PYTHON} "
-            f"{Path(PYTHON).parent}/spark-submit --master '{MASTER}'{py_files} {job}"
+def run_day(data_interval_start: Any, run_id: str) -> str:
+    """The run's id: the day its data interval starts; without one, the run id, path-safe."""
+    if data_interval_start:
+        return data_interval_start.strftime("%Y-%m-%d")
+    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+
+
+def previous_day(data_interval_start: Any) -> str:
+    """The id of the day before's run; a run without a data interval has none ('none')."""
+    if data_interval_start:
+        return (data_interval_start - dt.timedelta(days=1)).strftime("%Y-%m-%d")
+    return "none"
+
+
+DAY = "{{ run_day(data_interval_start, run_id) }}"
+RUN_DIR = "--run-dir={{ params.out }}/" + DAY
+COMMON = [
+    RUN_DIR,
+    "--config={{ params.config }}",  # empty: the defaults
+    "--sets-json={{ (['eval.target=serve'] + params.sets) | tojson }}",
+]
+INGEST = ["--input={{ params.history }}/" + DAY, "--format={{ params.format }}"]
+AGAINST = [
+    "--run-dir={{ params.out }}/{{ previous_day(data_interval_start) }}",
+    "--against={{ params.new_events }}/" + DAY,
+    "--format={{ params.format }}",
+]
+
+
+def spark_task(task_id: str, job: str, args: list[str], **kw: Any) -> SparkSubmitOperator:
+    conf = {"spark.pyspark.driver.python": PYTHON, "spark.pyspark.python": PYTHON}
+    if ENV_ARCHIVE:
+        conf["spark.pyspark.python"] = "./env/bin/python"
+    return SparkSubmitOperator(
+        task_id=task_id,
+        conn_id="spark_default",
+        application=str(HOME / "jobs" / f"{job}.py"),
+        application_args=args,
+        archives=f"{ENV_ARCHIVE}#env" if ENV_ARCHIVE else None,
+        conf=conf,
+        name=f"walkrank-{task_id}",
+        **kw,
+    )
+
+
+class RayJobOperator(BaseOperator):
+    """Run `jobs/<stage>.py` as a Ray job: submitted with the Ray Jobs API, polled to the end,
+    its log copied into the task's log; a failed job fails the task, a killed task stops the
+    job. The entrypoint is a fixed command; the arguments are a JSON list in the job's env."""
+
+    template_fields = ("job_args",)
+
+    def __init__(self, *, stage: str, job_args: list[str], poll_seconds: float = 2.0, **kw):
+        super().__init__(**kw)
+        self.stage = stage
+        self.job_args = job_args
+        self.poll_seconds = poll_seconds
+        self._client: Any = None
+        self._submission_id: str | None = None
+
+    def runtime_env(self) -> dict[str, Any]:
+        return {
+            "py_modules": [str(HOME / name) for name in CODE],
+            "env_vars": {ARGS_ENV: json.dumps(self.job_args)},
+        }
+
+    def entrypoint(self) -> str:
+        return f"{shlex.quote(RAY_PYTHON)} -m jobs.{self.stage}"
+
+    def execute(self, context: Any) -> str:
+        from ray.job_submission import JobStatus, JobSubmissionClient
+
+        self._client = client = JobSubmissionClient(RAY_ADDRESS)
+        self._submission_id = sid = client.submit_job(
+            entrypoint=self.entrypoint(),
+            runtime_env=self.runtime_env(),
+            submission_id=f"walkrank-{self.stage}-{uuid.uuid4().hex[:12]}",
+            metadata={"dag_id": self.dag_id, "task_id": self.task_id},
         )
-    else:
-        launch = f"{PYTHON} {job}"
-    return f"cd {HOME} && {launch} {RUN_ARGS}{extra}"
+        self.log.info("submitted Ray job %s to %s: %s", sid, RAY_ADDRESS, self.entrypoint())
+        terminal = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+        while (status := client.get_job_status(sid)) not in terminal:
+            time.sleep(self.poll_seconds)
+        self.log.info("Ray job %s %s; its log:\n%s", sid, status, client.get_job_logs(sid))
+        if status != JobStatus.SUCCEEDED:
+            raise RuntimeError(f"Ray job {sid} ({self.stage}) ended {status}")
+        return sid
+
+    def on_kill(self) -> None:
+        if self._client is not None and self._submission_id is not None:
+            self._client.stop_job(self._submission_id)
 
 
 with DAG(
     dag_id="walkrank_daily",
-    description="WalkRank: ingest -> graph/PPR/neighbors -> candidates -> LLM -> rank -> evaluate",
-    schedule="@daily",
+    description="WalkRank serve run: ingest -> graph/PPR/neighbors -> candidates -> LLM -> rank",
+    # Runs span a day: [D, D + 1), run after it ends (Airflow 3's plain "@daily" is a point in
+    # time, with no interval to take the day's input from).
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(hours=12),
+    user_defined_macros={"run_day": run_day, "previous_day": previous_day},
     default_args={
         "retries": 2,
         "retry_delay": dt.timedelta(seconds=30),
@@ -84,17 +204,48 @@ with DAG(
         "execution_timeout": dt.timedelta(hours=3),
     },
     params={
-        "input": Param(str(HOME / "data" / "events"), type="string"),
-        "config": Param("", type="string", description="TOML profile; empty for defaults"),
-        "out": Param(str(HOME / "runs" / "airflow"), type="string"),
-        "sets": Param([], type="array", description="config overrides, key=value"),
+        "history": Param(
+            str(HOME / "data" / "history"),
+            type="string",
+            pattern=PATH,
+            description="<history>/<YYYY-MM-DD>: every event up to the end of that day",
+        ),
+        "new_events": Param(
+            str(HOME / "data" / "new_events"),
+            type="string",
+            pattern=PATH,
+            description="<new_events>/<YYYY-MM-DD>: the events of that day alone",
+        ),
+        "out": Param(str(HOME / "runs" / "airflow"), type="string", pattern=PATH),
+        "config": Param(
+            "",
+            type="string",
+            pattern=r"^$|" + PATH,
+            description="TOML profile; empty for the defaults",
+        ),
+        "format": Param(
+            "auto",
+            type="string",
+            enum=["auto", "csv", "tsv", "parquet", "jsonl", "movielens", "recbole", "sequences"],
+        ),
+        "sets": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": SET},
+            description="config overrides, section.key=value",
+        ),
     },
     tags=["walkrank"],
 ) as dag:
-    tasks = {
-        stage: BashOperator(task_id=stage, bash_command=command(stage, engine))
-        for stage, (engine, _) in STAGES.items()
-    }
+    tasks: dict[str, BaseOperator] = {}
+    for stage, (engine, _) in STAGES.items():
+        args = COMMON + (INGEST if stage == "ingest" else [])
+        if engine == "ray":
+            tasks[stage] = RayJobOperator(task_id=stage, stage=stage, job_args=args)
+        else:
+            outlets = [RANKINGS] if stage == "rank" else []
+            tasks[stage] = spark_task(stage, stage, args, outlets=outlets)
     for stage, (_, upstream) in STAGES.items():
         for up in upstream:
             tasks[up] >> tasks[stage]
+    tasks["evaluate"] >> spark_task("evaluate_previous", "evaluate", AGAINST)

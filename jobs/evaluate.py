@@ -1,4 +1,10 @@
-"""spark-submit jobs/evaluate.py --run-dir DIR [--config FILE] [--set key=value]...: the 'evaluate' stage."""
+"""spark-submit jobs/evaluate.py --run-dir DIR [--config FILE] [--set key=value]...: the 'evaluate' stage.
+
+With `--against EVENTS [--format F]` it runs `walkrank evaluate DIR --against EVENTS` instead:
+a serve run's rankings scored against the events that arrived after it (the daily DAG's last
+task: the previous day's run against the day's new events); a run without committed rankings
+is skipped with a message (exit 0).
+"""
 
 import sys
 

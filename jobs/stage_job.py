@@ -7,12 +7,43 @@
 options, so a job is exactly `walkrank run --stages <stage>`: the same config, the same skip
 of committed outputs, the same one-line errors and exit codes (0 ok, 1 engine error, 2 usage
 or config error).
+
+How a scheduler passes run parameters without a shell ever parsing them:
+- `--sets-json '["ppr.alpha=0.3", ...]'`: the `--set` list as one argument (Airflow renders a
+  list parameter into one argv element);
+- `WALKRANK_JOB_ARGS='["--run-dir", ...]'` in the environment, read when no arguments are
+  given: a Ray job's entrypoint is a fixed command and its arguments travel in the job's
+  runtime env (airflow_dags/walkrank_daily.py, tests/test_ray_cluster.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
 from pathlib import Path
+
+ARGS_ENV = "WALKRANK_JOB_ARGS"
+
+
+def job_argv(argv: list[str] | None) -> list[str]:
+    """The job's arguments: `argv`, else the command line, else WALKRANK_JOB_ARGS (a JSON list)."""
+    if argv is not None:
+        return argv
+    if len(sys.argv) > 1 or ARGS_ENV not in os.environ:
+        return sys.argv[1:]
+    args = json.loads(os.environ[ARGS_ENV])
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise SystemExit(f"{ARGS_ENV} must be a JSON list of strings, got {args!r}")
+    return args
+
+
+def _sets_json(text: str) -> list[str]:
+    sets = json.loads(text)
+    if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
+        raise argparse.ArgumentTypeError(f"--sets-json takes a JSON list of strings: {text!r}")
+    return sets
 
 
 def main(stage: str, argv: list[str] | None = None) -> int:
@@ -23,18 +54,37 @@ def main(stage: str, argv: list[str] | None = None) -> int:
     p.add_argument("--run-dir", required=True, help="<out>/<run_id> of the run")
     p.add_argument("--config", help="TOML profile, e.g. conf/cluster.toml")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--sets-json", type=_sets_json, default=[], help="more --set values as a JSON list"
+    )
     p.add_argument("--input", help="events path (ingest)")
     p.add_argument("--items", help="item catalog path (ingest)")
     p.add_argument("--format", help="input format (ingest)")
     p.add_argument("--force", action="store_true", help="re-run even if committed")
-    args = p.parse_args(argv)
+    if stage == "evaluate":
+        p.add_argument("--against", help="score this serve run against later events instead")
+    args = p.parse_args(job_argv(argv))
     run_dir = Path(args.run_dir)
+    if getattr(args, "against", None):
+        return _evaluate_against(walkrank, run_dir, args.against, args.format)
     cmd = ["run", "--out", str(run_dir.parent), "--run-id", run_dir.name, "--stages", stage]
     for flag in ("config", "input", "items", "format"):
         if getattr(args, flag):
-            cmd += [f"--{flag}", getattr(args, flag)]
-    for s in args.sets:
-        cmd += ["--set", s]
+            cmd.append(f"--{flag}={getattr(args, flag)}")  # one token, whatever the value
+    cmd += [f"--set={s}" for s in [*args.sets, *args.sets_json]]
     if args.force:
         cmd.append("--force")
     return walkrank(cmd)
+
+
+def _evaluate_against(walkrank, run_dir: Path, events: str, fmt: str | None) -> int:
+    """`walkrank evaluate RUN --against EVENTS`: how a serve run's rankings did on the events
+    that came after it. A run without committed rankings (the first day of a schedule, or a day
+    that failed) has nothing to score: said, and exit 0."""
+    from pipelines import tableio
+
+    if not tableio.is_committed(run_dir, "rankings"):
+        print(f"[evaluate] nothing to score: {run_dir} has no committed rankings", file=sys.stderr)
+        return 0
+    cmd = ["evaluate", str(run_dir), f"--against={events}"]
+    return walkrank(cmd + ([f"--format={fmt}"] if fmt else []))

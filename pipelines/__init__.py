@@ -1,1 +1,3 @@
-"""WalkRank pipelines."""
+"""WalkRank: Spark and Ray batch recommendation pipelines."""
+
+__version__ = "0.1.0"

@@ -40,6 +40,14 @@ class Stage:
             return self.inputs
         return tuple(dict.fromkeys([*self.inputs, *self.config_inputs(cfg)]))
 
+    def code_version(self) -> str:
+        """The package version and a hash of the code this stage runs (its module and the
+        first-party modules it imports, kernels included: pipelines/code_hash.py)."""
+        from pipelines import __version__
+        from pipelines.code_hash import code_hash
+
+        return f"{__version__}+{code_hash(self.fn.__module__)}"
+
 
 @dataclass
 class StageContext:
@@ -95,6 +103,7 @@ class StageContext:
             data,
             stage=self.stage.name,
             stage_key=self.stage_key,
+            code_version=self.stage.code_version(),
             inputs=self.input_fingerprints,
             stage_started=self.started,  # seconds measured once the write is done
             extra=merged,
@@ -118,7 +127,13 @@ def _config_subset(cfg: Config, keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def stage_key(stage: Stage, cfg: Config, input_fingerprints: dict[str, str]) -> str:
+    """Same key = same inputs, same config values, same code: the committed outputs hold."""
     blob = json.dumps(
-        [stage.name, cfg.section_hash(*stage.config_keys), sorted(input_fingerprints.items())]
+        [
+            stage.name,
+            cfg.section_hash(*stage.config_keys),
+            sorted(input_fingerprints.items()),
+            stage.code_version(),
+        ]
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -22,12 +22,12 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from pipelines import faults
+from pipelines import __version__, faults
 from pipelines.errors import DiskFullError, RunDirError, TableNotCommittedError
 from schemas import SCHEMA_VERSION, contract
 
 MANIFEST = "_manifest.json"
-CODE_VERSION = "walkrank-0.1.0"
+CODE_VERSION = f"walkrank-{__version__}"  # the package; a table's stage adds its code hash
 
 
 def table_dir(run_dir: str | Path, name: str) -> Path:
@@ -117,6 +117,7 @@ def write_table(
     stage_started: float | None = None,
     extra: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
     partition_by: list[str] | None = None,
+    code_version: str | None = None,
 ) -> dict[str, Any]:
     """Validate against the table's contract, write atomically, return the manifest.
 
@@ -176,7 +177,8 @@ def write_table(
             "stage": stage,
             "stage_key": stage_key,
             "inputs": dict(sorted((inputs or {}).items())),
-            "code_version": CODE_VERSION,
+            # walkrank-<version>+<hash of the code the stage ran> (Stage.code_version)
+            "code_version": f"walkrank-{code_version}" if code_version else CODE_VERSION,
             "seconds": round(
                 seconds
                 if seconds is not None

@@ -1,16 +1,16 @@
-"""The LLM stages on a real Ray cluster: `ray start --head` on 127.0.0.1, the stages' job
-scripts run as drivers with RAY_ADDRESS, their tables equal a local-Ray run's; the cluster's
-processes are stopped afterwards (only this test's, found by its own temp dir)."""
+"""The LLM stages as Ray jobs: a `ray start --head` on 127.0.0.1 runs `jobs/<stage>.py`
+submitted with the Ray Jobs API, the way the DAG submits it (a fixed entrypoint, the code as
+`py_modules` and the arguments as a JSON list in the runtime env); the tables equal a
+local-Ray run's; the head's processes are stopped afterwards (only this test's)."""
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
-import socket
+import shlex
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -18,75 +18,77 @@ from polars.testing import assert_frame_equal
 
 from pipelines import tableio
 from tests.llm_fixtures import build_tiny_model, write_llm_run
+from tests.ray_head import ray_head
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-RAY = str(Path(sys.executable).parent / "ray")
 STAGES = ("summaries", "llm_scores")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ours(temp_dir: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", temp_dir], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split() if int(p) != os.getpid()]
+CODE = ("pipelines", "udfs", "schemas", "jobs")
 
 
 @pytest.fixture(scope="module")
-def ray_head():
-    # Short path: Ray puts unix sockets under it (108-byte limit).
-    temp_dir = f"/tmp/wr-ray-{uuid.uuid4().hex[:8]}"
-    port = _free_port()
-    # Ray >= 2.59 authenticates clients with a token; a cluster shares one explicitly.
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex}
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **auth}
-    start = subprocess.run(
-        [RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-         "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    try:
-        assert start.returncode == 0, start.stderr[-3000:]
-        yield f"127.0.0.1:{port}", Path(temp_dir), auth
-    finally:
-        for sig in ("TERM", "KILL"):
-            for pid in _ours(temp_dir):
-                subprocess.run(["kill", f"-{sig}", str(pid)], capture_output=True)
-            time.sleep(2)
-        left = _ours(temp_dir)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-        assert not left, f"Ray processes left behind: {left}"
+def head():
+    with ray_head() as h:
+        yield h
 
 
-def test_llm_stages_on_a_ray_cluster_equal_local_ray(ray_head, tmp_path):
-    address, temp_dir, auth = ray_head
+def submit_stage(job_server: str, stage: str, args: list[str], env: dict[str, str]) -> str:
+    """Submit jobs/<stage>.py as a Ray job, wait for it; -> its log (fails the test if it
+    did not succeed)."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(job_server)
+    sid = client.submit_job(
+        entrypoint=f"{shlex.quote(sys.executable)} -m jobs.{stage}",
+        runtime_env={
+            "py_modules": [str(ROOT / name) for name in CODE],
+            "env_vars": {**env, "WALKRANK_JOB_ARGS": json.dumps(args)},
+        },
+    )
+    end = time.monotonic() + 900
+    while (status := client.get_job_status(sid)) not in {
+        JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED,
+    }:  # fmt: skip
+        assert time.monotonic() < end, f"{stage}: Ray job {sid} still {status}"
+        time.sleep(1)
+    logs = client.get_job_logs(sid)
+    assert status == JobStatus.SUCCEEDED, f"{stage}: {status}\n{logs[-4000:]}"
+    return logs
+
+
+def test_llm_stages_as_ray_jobs_equal_local_ray(head, tmp_path, monkeypatch):
     model = build_tiny_model(tmp_path / "model")
-    sets = [f"llm.model={model}", "llm.max_users=0", "llm.shard_users=4"]
+    sets = [f"llm.model={model}", "llm.max_users=0", "llm.shard_users=4", "ray.num_cpus=2"]
+    set_args = [a for s in sets for a in ("--set", s)]
     base = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     for var in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
         base.pop(var, None)
-    runs = {}
-    for name, env in (("local", base), ("cluster", {**base, **auth, "RAY_ADDRESS": address})):
-        run_dir = tmp_path / name / "r"
-        write_llm_run(run_dir, seed=3, n_users=10)
-        for stage in STAGES:
-            res = subprocess.run(
-                [sys.executable, str(ROOT / "jobs" / f"{stage}.py"), "--run-dir", str(run_dir),
-                 *[a for s in [*sets, "ray.num_cpus=2"] for a in ("--set", s)]],
-                cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-            )  # fmt: skip
-            assert res.returncode == 0, f"{name} {stage}:\n{res.stderr[-4000:]}"
-        runs[name] = run_dir
-    # The cluster run's two drivers connected to the head: its session logs hold them.
-    drivers = list(temp_dir.glob("session_latest/logs/python-core-driver-*.log"))
-    assert len(drivers) >= len(STAGES), drivers
+
+    local = tmp_path / "local" / "r"
+    write_llm_run(local, seed=3, n_users=10)
+    for stage in STAGES:
+        res = subprocess.run(
+            [sys.executable, str(ROOT / "jobs" / f"{stage}.py"), "--run-dir", str(local),
+             *set_args],
+            cwd=ROOT, env=base, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert res.returncode == 0, f"local {stage}:\n{res.stderr[-4000:]}"
+
+    cluster = tmp_path / "cluster" / "r"
+    write_llm_run(cluster, seed=3, n_users=10)
+    for var, value in head.auth.items():  # the client authenticates with the head's token
+        monkeypatch.setenv(var, value)
+    for stage in STAGES:
+        logs = submit_stage(
+            head.job_server, stage, ["--run-dir", str(cluster), *set_args], {"HF_HUB_OFFLINE": "1"}
+        )
+        assert f"[{stage}] done" in logs, logs[-4000:]
+    # The jobs' drivers ran on the head (its session logs hold them).
+    assert len(list(head.temp_dir.glob("session_latest/logs/job-driver-*.log"))) >= len(STAGES)
+
     for table, keys in (("user_summaries", ["user_id"]), ("llm_scores", ["user_id", "item_id"])):
-        a = tableio.read_polars(runs["cluster"], table).sort(keys)
-        b = tableio.read_polars(runs["local"], table).sort(keys)
+        a = tableio.read_polars(cluster, table).sort(keys)
+        b = tableio.read_polars(local, table).sort(keys)
         assert a.height > 0
         assert_frame_equal(a, b, check_exact=False, rel_tol=1e-5, abs_tol=1e-6)

@@ -1,9 +1,16 @@
 """The Spark jobs on a real standalone cluster (master + worker on 127.0.0.1, started from
-pyspark's own launcher), submitted with `spark-submit --py-files <wheel> jobs/<stage>.py`:
-their tables equal those of a local-mode run of the same config; nothing is left running."""
+pyspark's own launcher) whose worker has a bare Python: `pip list` of it holds no WalkRank, no
+numpy, no faiss (the test checks). Each stage is submitted as the README says, with the
+executor environment `make dist` builds:
+
+    spark-submit --archives dist/walkrank-env.tar.gz#env --conf spark.pyspark.python=./env/bin/python \
+        jobs/<stage>.py --run-dir ...
+
+and its tables equal those of a local-mode run of the same config; nothing is left running."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -24,6 +31,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ["--set", "ppr.walks_per_node=300"]
 SPARK_STAGES = [s for s in DEFAULT_STAGES if STAGES[s].engine == "spark"]
+ARCHIVE = ROOT / "dist" / "walkrank-env.tar.gz"
 
 
 def _free_port() -> int:
@@ -38,12 +46,19 @@ def _spark_home() -> Path:
     return Path(pyspark.__file__).parent
 
 
-def _env(tmp: Path) -> dict[str, str]:
+def _bare_python(tmp: Path) -> Path:
+    """A Python with nothing installed but pip (no system site-packages)."""
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(tmp / "bare")], check=True)
+    return tmp / "bare" / "bin" / "python"
+
+
+def _env(tmp: Path, worker_python: Path) -> dict[str, str]:
     return {
         **os.environ,
         "SPARK_HOME": str(_spark_home()),
         "SPARK_LOCAL_IP": "127.0.0.1",
-        "PYSPARK_PYTHON": sys.executable,
+        # The worker's executors default to the bare Python; the driver is ours.
+        "PYSPARK_PYTHON": str(worker_python),
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "SPARK_WORKER_DIR": str(tmp / "work"),
         "SPARK_LOG_DIR": str(tmp / "logs"),
@@ -74,7 +89,8 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("standalone")
-    env = _env(tmp)
+    bare = _bare_python(tmp)
+    env = _env(tmp, bare)
     spark_class = str(_spark_home() / "bin" / "spark-class")
     port = _free_port()
     url = f"spark://127.0.0.1:{port}"
@@ -101,7 +117,7 @@ def standalone(tmp_path_factory):
             )
         )  # fmt: skip
         _wait_for(worker_log, "Successfully registered with master", procs[1])
-        yield url, env, tmp
+        yield url, env, tmp, bare
     finally:
         for p in reversed(procs):
             _stop(p)
@@ -110,22 +126,23 @@ def standalone(tmp_path_factory):
 
 
 def test_jobs_on_a_standalone_cluster_equal_local_mode(standalone, tmp_path):
-    url, env, tmp = standalone
+    url, env, tmp, bare = standalone
+    if not ARCHIVE.exists():
+        pytest.fail(f"{ARCHIVE} is missing: run `make dist` (make test-slow does)")
+    # What the worker's Python has: pip and nothing of ours.
+    listed = subprocess.run(
+        [str(bare), "-m", "pip", "list", "--format=json"], capture_output=True, text=True
+    )
+    names = {p["name"].lower() for p in json.loads(listed.stdout)}
+    assert not names & {"walkrank", "numpy", "faiss-cpu", "pyarrow", "numba", "pandas"}, names
     log = tmp_path / "log"
     generate_logs(20_000, 5, log, LogModel(n_items=400), progress=False)
-    wheel_dir = tmp_path / "dist"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheel_dir), str(ROOT)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = wheel_dir.glob("walkrank-*.whl")
 
     local = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "run", "--input", str(log), "--out",
          str(tmp_path / "local"), "--run-id", "r", "--stages", ",".join(SPARK_STAGES),
          "--set", "spark.master=local[2]", *SETTINGS],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        cwd=ROOT, env={**env, "PYSPARK_PYTHON": sys.executable}, capture_output=True, text=True,
     )  # fmt: skip
     assert local.returncode == 0, local.stderr[-3000:]
 
@@ -134,9 +151,10 @@ def test_jobs_on_a_standalone_cluster_equal_local_mode(standalone, tmp_path):
     for stage in SPARK_STAGES:
         extra = ["--input", str(log)] if stage == "ingest" else []
         res = subprocess.run(
-            [submit, "--master", url, "--py-files", str(wheel),
+            [submit, "--master", url, "--archives", f"{ARCHIVE}#env",
+             "--conf", "spark.pyspark.python=./env/bin/python",
+             "--conf", f"spark.pyspark.driver.python={sys.executable}",
              "--conf", "spark.executor.memory=1g", "--conf", "spark.ui.enabled=false",
-             "--conf", f"spark.pyspark.python={sys.executable}",
              str(ROOT / "jobs" / f"{stage}.py"), "--run-dir", str(run_dir), *extra, *SETTINGS],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
         )  # fmt: skip
@@ -144,8 +162,9 @@ def test_jobs_on_a_standalone_cluster_equal_local_mode(standalone, tmp_path):
         out = res.stdout + res.stderr
         assert res.returncode == 0, f"{stage}:\n{out[-4000:]}"
         assert f"[{stage}] done" in out, out[-4000:]
-    # The executors ran on the cluster's worker, not in the driver.
+    # The executors ran on the cluster's worker, from the shipped environment it unpacked.
     assert any((tmp / "work").glob("app-*/*/stderr"))
+    assert any((tmp / "work").glob("app-*/*/env/bin/python"))
 
     for stage in SPARK_STAGES:
         for table in STAGES[stage].outputs:
