@@ -48,11 +48,11 @@ def _sets_json(text: str) -> list[str]:
 
 def main(stage: str, argv: list[str] | None = None) -> int:
     """Parse a job's arguments and run `stage` of the run they name."""
-    from pipelines.cli import main as walkrank
+    from pipelines.cli import guarded
 
     p = argparse.ArgumentParser(prog=f"jobs/{stage}.py", description=f"the '{stage}' stage")
     p.add_argument("--run-dir", required=True, help="<out>/<run_id> of the run")
-    p.add_argument("--config", help="TOML profile, e.g. conf/cluster.toml")
+    p.add_argument("--config", help="engine profile: local, cluster, or a TOML file")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument(
         "--sets-json", type=_sets_json, default=[], help="more --set values as a JSON list"
@@ -64,24 +64,31 @@ def main(stage: str, argv: list[str] | None = None) -> int:
     if stage == "evaluate":
         p.add_argument("--against", help="score this serve run against later events instead")
     args = p.parse_args(job_argv(argv))
-    run_dir = Path(args.run_dir)
     if getattr(args, "against", None):
-        return _evaluate_against(walkrank, run_dir, args.against, args.format)
-    cmd = ["run", "--out", str(run_dir.parent), "--run-id", run_dir.name, "--stages", stage]
-    for flag in ("config", "input", "items", "format"):
-        if getattr(args, flag):
-            cmd.append(f"--{flag}={getattr(args, flag)}")  # one token, whatever the value
-    cmd += [f"--set={s}" for s in [*args.sets, *args.sets_json]]
-    if args.force:
-        cmd.append("--force")
-    return walkrank(cmd)
+        return guarded(lambda: _evaluate_against(Path(args.run_dir), args.against, args.format))
+    return guarded(lambda: _run_stage(stage, args))
 
 
-def _evaluate_against(walkrank, run_dir: Path, events: str, fmt: str | None) -> int:
+def _run_stage(stage: str, args: argparse.Namespace) -> int:
+    """Exactly `walkrank run --stages <stage>`: the same config, checks and skips."""
+    from pipelines import api
+    from pipelines.config import load_config
+    from pipelines.run_dir import resolve_run_dir
+
+    run_dir = Path(args.run_dir)
+    run_dir = resolve_run_dir(run_dir.parent, run_dir.name)
+    inputs = api.input_sets(args.input, args.items, args.format)
+    cfg = load_config(args.config, [*inputs, *args.sets, *args.sets_json])
+    api.run(cfg, run_dir, [stage], force=args.force)
+    return 0
+
+
+def _evaluate_against(run_dir: Path, events: str, fmt: str | None) -> int:
     """`walkrank evaluate RUN --against EVENTS`: how a serve run's rankings did on the events
     that came after it. A run without committed rankings (the first day of a schedule, or a day
     that failed) has nothing to score: said, and exit 0."""
     from pipelines import tableio
+    from pipelines.cli import main as walkrank
 
     if not tableio.is_committed(run_dir, "rankings"):
         print(f"[evaluate] nothing to score: {run_dir} has no committed rankings", file=sys.stderr)

@@ -15,6 +15,24 @@ import polars as pl
 from pipelines.config import Config
 
 
+def input_sets(
+    input: str | None = None, items: str | None = None, fmt: str | None = None
+) -> list[str]:
+    """`--input/--items/--format` as config overrides (paths made absolute, quoted as TOML
+    strings so no value is parsed as anything else)."""
+    import json
+
+    out = []
+    for key, val, is_path in (
+        ("ingest.input", input, True),
+        ("ingest.items", items, True),
+        ("ingest.format", fmt, False),
+    ):
+        if val:
+            out.append(f"{key}={json.dumps(str(Path(val).resolve()) if is_path else val)}")
+    return out
+
+
 def plan(cfg: Config, stages: list[str] | None = None):  # -> pipelines.plan.Plan
     """The stages `cfg` needs (or exactly `stages`), in order, with why the others skip."""
     from pipelines.plan import plan_stages

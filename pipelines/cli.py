@@ -99,16 +99,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipelines.config import load_config
     from pipelines.run_dir import resolve_run_dir
 
-    sets = list(args.sets)
-    for flag, key in (
-        ("input", "ingest.input"),
-        ("items", "ingest.items"),
-        ("format", "ingest.format"),
-    ):
-        val = getattr(args, flag)
-        if val:
-            sets.insert(0, f"{key}={_quote(str(Path(val).resolve()) if flag != 'format' else val)}")
-    cfg = load_config(args.config, sets)
+    cfg = load_config(
+        args.config, [*api.input_sets(args.input, args.items, args.format), *args.sets]
+    )
     run_dir = resolve_run_dir(args.out, args.run_id or time.strftime("%Y%m%d-%H%M%S"))
     t0 = time.perf_counter()
     api.run(cfg, run_dir, args.stages.split(",") if args.stages else None, force=args.force)
@@ -116,12 +109,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if (run_dir / "report.md").exists():
         print(f"report: {run_dir / 'report.md'}")
     return 0
-
-
-def _quote(s: str) -> str:
-    import json
-
-    return json.dumps(s)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -233,11 +220,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.ingest.datasets import dataset_format, dataset_path
     from pipelines.run_dir import resolve_run_dir
 
-    sets = [
-        f"ingest.input={_quote(str(dataset_path('ml-1m')))}",
-        f"ingest.format={dataset_format('ml-1m')}",
-        *args.sets,
-    ]
+    sets = [*api.input_sets(str(dataset_path("ml-1m")), fmt=dataset_format("ml-1m")), *args.sets]
     cfg = load_config("local", sets)
     run_dir = resolve_run_dir(args.out, args.run_id)
     t0 = time.perf_counter()
@@ -255,8 +238,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipelines.errors import WalkRankError
-
     args = _parser().parse_args(argv)
     handlers = {
         "run": _cmd_run,
@@ -267,8 +248,16 @@ def main(argv: list[str] | None = None) -> int:
         "demo": _cmd_demo,
         "data": _cmd_data,
     }
+    return guarded(lambda: handlers[args.cmd](args))
+
+
+def guarded(command) -> int:  # command: () -> int
+    """Run a command and turn its errors into one line with a hint and an exit code: 2 for
+    usage and config errors, 1 for engine errors and a full disk (the jobs use it too)."""
+    from pipelines.errors import WalkRankError
+
     try:
-        return handlers[args.cmd](args)
+        return command()
     except WalkRankError as exc:
         if os.environ.get(DEBUG_ENV):
             raise
