@@ -87,11 +87,14 @@ def _evaluate_against(run_dir: Path, events: str, fmt: str | None) -> int:
     """`walkrank evaluate RUN --against EVENTS`: how a serve run's rankings did on the events
     that came after it. A run without committed rankings (the first day of a schedule, or a day
     that failed) has nothing to score: said, and exit 0."""
-    from pipelines import tableio
-    from pipelines.cli import main as walkrank
+    from pipelines import api, tableio
+    from pipelines.cli import print_against
+    from pipelines.config import load_config
 
     if not tableio.is_committed(run_dir, "rankings"):
         print(f"[evaluate] nothing to score: {run_dir} has no committed rankings", file=sys.stderr)
         return 0
-    cmd = ["evaluate", str(run_dir), f"--against={events}"]
-    return walkrank(cmd + ([f"--format={fmt}"] if fmt else []))
+    ks = load_config(run_dir / "config.toml").eval.ks
+    metrics, extra = api.evaluate_against(run_dir, events, fmt, ks)
+    print_against(run_dir, events, metrics, extra)
+    return 0

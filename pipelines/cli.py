@@ -124,16 +124,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     show = pl.Config(tbl_rows=200, tbl_hide_dataframe_shape=True, float_precision=4)
     if args.against:
         metrics, extra = api.evaluate_against(run_dir, args.against, args.format, ks, args.since)
-        c = extra["counts"]
-        with show:
-            print(
-                f"{run_dir} against {args.against}: {c['users_scored']:,} users scored "
-                f"(first new event each); {c['users_without_new_events']:,} with rankings but "
-                f"no new event and {c['new_users_without_rankings']:,} new users without "
-                "rankings, counted not scored"
-            )
-            print(_wide(metrics.filter(pl.col("segment") == "all")))
-        print(f"table: {run_dir / 'served_metrics'}")
+        print_against(run_dir, args.against, metrics, extra)
         return 0
     target = args.target or run_target(run_dir)
     metrics = api.evaluate(run_dir, args.table.split(","), ks, target)
@@ -141,6 +132,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{run_dir} (target: {target}, users: {metrics['n_users'].max()})")
         print(_wide(metrics.filter(pl.col("segment") == "all")))
     return 0
+
+
+def print_against(run_dir: Path, against: str, metrics, extra: dict) -> None:
+    """What `evaluate --against` prints: who was scored and counted, the metrics table."""
+    import polars as pl
+
+    c = extra["counts"]
+    with pl.Config(tbl_rows=200, tbl_hide_dataframe_shape=True, float_precision=4):
+        print(
+            f"{run_dir} against {against}: {c['users_scored']:,} users scored "
+            f"(first new event each); {c['users_without_new_events']:,} with rankings but "
+            f"no new event and {c['new_users_without_rankings']:,} new users without "
+            "rankings, counted not scored"
+        )
+        print(_wide(metrics.filter(pl.col("segment") == "all")))
+    print(f"table: {run_dir / 'served_metrics'}")
 
 
 def _wide(metrics):  # pl.DataFrame -> pl.DataFrame: one column per table
