@@ -174,4 +174,4 @@ def write_llm_run(run_dir: Path, seed: int = 0, n_users: int = 12, n_items: int 
         {"user_id": cu, "item_id": ci, "rank": cr, "score": cs, "sources": src},
         schema=CANDIDATES.schema,
     ).append_column("score_popular", pa.array(sp, pa.float64()))
-    tableio.write_table(run_dir, "candidates", cand, **w)
+    tableio.write_table(run_dir, "candidates", cand, **w, extra={"sources": ["popular"]})

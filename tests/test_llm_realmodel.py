@@ -109,7 +109,8 @@ def _write_run(run: Path, users: list[int]) -> None:
         pl.lit(["popular"]).alias("sources"), pl.col("score").alias("score_popular")
     )
     tableio.write_table(run, "candidates", cand.to_arrow().cast(
-        pa.schema([*CANDIDATES.schema, pa.field("score_popular", pa.float64())])), **w)  # fmt: skip
+        pa.schema([*CANDIDATES.schema, pa.field("score_popular", pa.float64())])), **w,
+        extra={"sources": ["popular"]})  # fmt: skip
 
 
 def test_default_model_on_movielens_users(tmp_path):
