@@ -170,7 +170,7 @@ def evaluate_against(
     """Score a serve run's rankings against a new event log (read with the run's ingest
     settings, any ingest format; with `since`, only its events at or after that ISO time)
     and commit the result as the run's `served_metrics`."""
-    from pipelines.config import load_config, set_value
+    from pipelines.config import IngestConfig, load_config, set_value
     from pipelines.ingest import run_ingest
     from pipelines.run_dir import run_lock
     from pipelines.spark_session import get_spark
@@ -184,9 +184,17 @@ def evaluate_against(
             hint="run with --set eval.target=serve, or evaluate this run without --against",
         )
     cfg = load_config(run_dir / "config.toml")
-    set_value(cfg, "ingest.input", str(Path(against).resolve()))
-    set_value(cfg, "ingest.format", fmt or "auto")
-    set_value(cfg, "ingest.items", "")
+    # The run's column mapping and timestamp unit, but not its time range: a serve run
+    # cut at ingest.max_ts would otherwise quarantine exactly the events that came after it.
+    defaults = IngestConfig()
+    for key, value in (
+        ("input", str(Path(against).resolve())),
+        ("format", fmt or "auto"),
+        ("items", ""),
+        ("min_ts", defaults.min_ts),
+        ("max_ts", defaults.max_ts),
+    ):
+        set_value(cfg, f"ingest.{key}", value)
     if not Path(against).exists():
         raise ConfigError(f"--against {against}: not found", hint="give the new events' path")
     result = run_ingest(get_spark(cfg.spark), cfg.ingest)
