@@ -1,7 +1,8 @@
 """What every job file runs: one stage of a run, as `spark-submit` or a Ray job calls it.
 
-    spark-submit --py-files dist/walkrank-0.1.0-py3-none-any.whl jobs/graph.py \\
-        --run-dir /data/runs/2026-11-25 --config conf/cluster.toml [--set key=value]...
+    spark-submit --archives dist/walkrank-env.tar.gz#env \\
+        --conf spark.pyspark.python=./env/bin/python --conf spark.pyspark.driver.python=python \\
+        jobs/graph.py --run-dir /data/runs/2026-11-25 --config cluster [--set key=value]...
 
 `--run-dir DIR` names the run (`DIR` = `<out>/<run_id>`); the rest are `walkrank run`'s
 options, so a job is exactly `walkrank run --stages <stage>`: the same config, the same skip

@@ -41,6 +41,7 @@ MACHINERY = frozenset(
         "pipelines.run_dir",
         "pipelines.api",
         "pipelines.code_hash",
+        "pipelines.faults",  # fault injection for tests, off unless WALKRANK_FAULT is set
     }
 )
 
@@ -74,6 +75,10 @@ def _root_file(name: str) -> Traversable | Path | None:
         if spec is not None and spec.origin and Path(spec.origin).is_file():
             return Path(spec.origin)
     return f
+
+
+def _is_machinery(name: str) -> bool:
+    return name in MACHINERY or name.startswith("pipelines.config.")  # config: a package
 
 
 def _package_modules(package: str) -> list[str]:
@@ -138,7 +143,7 @@ def code_modules(root: str) -> dict[str, str]:
     todo = [root, *SHARED]
     while todo:
         name = todo.pop()
-        if name in seen or (name in MACHINERY and name != root):
+        if name in seen or (_is_machinery(name) and name != root):
             continue
         f = _module_file(name) if name != root else _root_file(name)
         if f is None:
