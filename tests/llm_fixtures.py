@@ -19,6 +19,24 @@ CHAT_TEMPLATE = (
 )
 
 
+def byte_level_bpe(corpus: list[str], specials: list[str], vocab_size: int):
+    """A byte-level BPE `tokenizers.Tokenizer` trained on `corpus`, with `specials` reserved."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    return tk
+
+
 def build_tiny_model(
     path: Path, seed: int = 0, layers: int = 2, hidden: int = 32, gpt2_positions: int = 0
 ) -> Path:
@@ -27,7 +45,6 @@ def build_tiny_model(
     gpt2_positions > 0: a GPT-2 instead, whose learned position table of that size makes
     longer inputs fail (an IndexError), for the error-row path."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
         GPT2Config,
         GPT2LMHeadModel,
@@ -37,21 +54,11 @@ def build_tiny_model(
     )
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
     corpus = [
         "yes no user profile recent items candidate item would this enjoy answer",
         "system assistant the movie film title likes genres comedy drama action",
     ] * 5
-    tk.train_from_iterator(
-        corpus,
-        trainers.BpeTrainer(
-            vocab_size=400,
-            special_tokens=specials,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
+    tk = byte_level_bpe(corpus, specials, 400)
     tok = PreTrainedTokenizerFast(
         tokenizer_object=tk,
         eos_token="<|im_end|>",

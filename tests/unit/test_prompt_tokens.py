@@ -25,21 +25,12 @@ LLAMA_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
 def llama_style_tokenizer():
     """A byte-level BPE with Llama 3's special tokens and chat template, plus two tokens added
     after training ('<tool>' as special, '[[extra]]' as a plain added token)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AddedToken, PreTrainedTokenizerFast
 
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
+    from tests.llm_fixtures import byte_level_bpe
+
     corpus = ["the user likes films yes no candidate item answer profile recent"] * 5
-    tk.train_from_iterator(
-        corpus,
-        trainers.BpeTrainer(
-            vocab_size=300,
-            special_tokens=LLAMA_SPECIALS,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
+    tk = byte_level_bpe(corpus, LLAMA_SPECIALS, 300)
     tok = PreTrainedTokenizerFast(
         tokenizer_object=tk,
         bos_token="<|begin_of_text|>",
