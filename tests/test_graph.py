@@ -420,10 +420,6 @@ def test_edges_are_written_in_csr_order(default_run):
 
 @pytest.mark.realdata
 def test_amazon_toys(spark, tmp_path, amazon_toys_path):
-    try:
-        from pipelines.ingest import run_ingest  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"pipelines.ingest is not ready yet ({exc})")
     cfg = load_config(
         None,
         [
