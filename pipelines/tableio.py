@@ -133,41 +133,7 @@ def write_table(
     tc = contract(name)
     tmp = run_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
     try:
-        if _is_spark_df(data):
-            tc.validate(_spark_arrow_schema(data))
-            writer = data.write.mode("overwrite")
-            if partition_by:
-                writer = writer.partitionBy(*partition_by)
-            writer.parquet(str(tmp))
-            files = _rename_parts(tmp)
-            rows = sum(pq.ParquetFile(tmp / f).metadata.num_rows for f in files)
-            schema = pads.dataset(tmp, format="parquet", partitioning="hive").schema
-        elif isinstance(data, FilesWriter):
-            if partition_by:
-                raise ValueError("a FilesWriter table cannot be partitioned by tableio")
-            tmp.mkdir()
-            data.write(tmp)
-            for leftover in tmp.glob(".*"):  # temp files of failed or duplicate attempts
-                leftover.unlink()
-            files = _rename_parts(tmp)
-            rows = sum(pq.ParquetFile(tmp / f).metadata.num_rows for f in files)
-            schema = pq.read_schema(tmp / files[0]) if files else tc.schema
-            tc.validate(schema)
-        else:
-            table = tc.conform(_to_arrow(data))
-            tmp.mkdir()
-            if partition_by:
-                pq.write_to_dataset(
-                    table,
-                    tmp,
-                    partition_cols=partition_by,
-                    basename_template="part-{i:05d}.parquet",
-                )
-                files = sorted(str(f.relative_to(tmp)) for f in tmp.rglob("*.parquet"))
-            else:
-                pq.write_table(table, tmp / "part-00000.parquet")
-                files = ["part-00000.parquet"]
-            rows, schema = table.num_rows, table.schema
+        files, rows, schema = _write_data(data, tc, tmp, partition_by)
         faults.table_point(run_dir, name, stage, tmp, files)
         manifest = {
             "table": name,
@@ -210,6 +176,47 @@ def write_table(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return manifest
+
+
+def _write_data(data: Any, tc, tmp: Path, partition_by: list[str] | None):
+    """Data files of a Spark DataFrame, a FilesWriter or an Arrow/Polars table into `tmp`,
+    validated against the contract `tc` -> (files, rows, schema)."""
+    if _is_spark_df(data):
+        tc.validate(_spark_arrow_schema(data))
+        writer = data.write.mode("overwrite")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.parquet(str(tmp))
+        files = _rename_parts(tmp)
+        rows = sum(pq.ParquetFile(tmp / f).metadata.num_rows for f in files)
+        schema = pads.dataset(tmp, format="parquet", partitioning="hive").schema
+    elif isinstance(data, FilesWriter):
+        if partition_by:
+            raise ValueError("a FilesWriter table cannot be partitioned by tableio")
+        tmp.mkdir()
+        data.write(tmp)
+        for leftover in tmp.glob(".*"):  # temp files of failed or duplicate attempts
+            leftover.unlink()
+        files = _rename_parts(tmp)
+        rows = sum(pq.ParquetFile(tmp / f).metadata.num_rows for f in files)
+        schema = pq.read_schema(tmp / files[0]) if files else tc.schema
+        tc.validate(schema)
+    else:
+        table = tc.conform(_to_arrow(data))
+        tmp.mkdir()
+        if partition_by:
+            pq.write_to_dataset(
+                table,
+                tmp,
+                partition_cols=partition_by,
+                basename_template="part-{i:05d}.parquet",
+            )
+            files = sorted(str(f.relative_to(tmp)) for f in tmp.rglob("*.parquet"))
+        else:
+            pq.write_table(table, tmp / "part-00000.parquet")
+            files = ["part-00000.parquet"]
+        rows, schema = table.num_rows, table.schema
+    return files, rows, schema
 
 
 def _spark_arrow_schema(df: Any) -> pa.Schema:
