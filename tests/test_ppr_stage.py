@@ -66,7 +66,7 @@ def _compare(run_dir, alpha: float, walks: int) -> tuple[float, float, float, in
     "strategy", ["broadcast", pytest.param("distributed", marks=pytest.mark.slow)]
 )
 def test_item_ppr_matches_networkx_and_is_deterministic(spark, graph_run, strategy):
-    base = [f"ppr.strategy={strategy}", "ppr.top_k=50"]
+    base = [f"ppr.strategy={strategy}", "ppr.top_k=50", "ppr.seeds=all"]
     cfg = load_config(None, base)
     assert cfg.ppr.walks_per_node == DEFAULT_WALKS
     run_stages(graph_run, cfg, [STAGES["ppr"]], force=True)
@@ -107,7 +107,7 @@ def test_numba_kernel_in_the_stage(spark, graph_run):
     """ppr.kernel=numba (compiled walks fused with the top-k, one random stream per walk)
     through the same broadcast stage: within the Monte-Carlo bound of networkx's exact PPR,
     and the same table when the sources are cut into other batches."""
-    base = ["ppr.strategy=broadcast", "ppr.kernel=numba", "ppr.top_k=50"]
+    base = ["ppr.strategy=broadcast", "ppr.kernel=numba", "ppr.top_k=50", "ppr.seeds=all"]
     cfg = load_config(None, base)
     run_stages(graph_run, cfg, [STAGES["ppr"]], force=True)
     assert tableio.read_manifest(graph_run, "item_ppr")["extra"]["kernel"] == "numba"
