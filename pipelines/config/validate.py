@@ -84,7 +84,8 @@ def field_problems(obj: Any, prefix: str = "") -> list[str]:
 _MEMORY = re.compile(r"^\d+[kmgtp]?b?$", re.IGNORECASE)
 
 
-def _timestamp(text: str) -> dt.datetime | None:
+def parse_timestamp(text: str) -> dt.datetime | None:
+    """An ISO 8601 time (Z allowed; naive means UTC), or None when it is not one."""
     try:
         t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -118,7 +119,7 @@ def cross_field_problems(cfg: Config) -> list[str]:
         problems.append(
             f"spark.driver_memory = {cfg.spark.driver_memory!r}: a JVM size such as 4g or 512m"
         )
-    lo, hi = _timestamp(cfg.ingest.min_ts), _timestamp(cfg.ingest.max_ts)
+    lo, hi = parse_timestamp(cfg.ingest.min_ts), parse_timestamp(cfg.ingest.max_ts)
     for key, raw, t in (
         ("ingest.min_ts", cfg.ingest.min_ts, lo),
         ("ingest.max_ts", cfg.ingest.max_ts, hi),
@@ -137,7 +138,7 @@ def cross_field_problems(cfg: Config) -> list[str]:
             )
             if v
         }
-        parsed = {k: _timestamp(v) for k, v in cuts.items()}
+        parsed = {k: parse_timestamp(v) for k, v in cuts.items()}
         problems += [
             f"{k} = {cuts[k]!r}: an ISO 8601 timestamp" for k, t in parsed.items() if t is None
         ]

@@ -229,12 +229,11 @@ def evaluate_against(
 
 
 def _since(text: str):  # -> datetime.datetime (UTC)
-    import datetime as dt
+    from pipelines.config.validate import parse_timestamp
 
-    try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    t = parse_timestamp(text)
+    if t is None:
         raise ConfigError(
             f"--since {text!r} is not an ISO 8601 time", hint="e.g. --since 2026-11-30T00:00:00Z"
-        ) from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+        )
+    return t
