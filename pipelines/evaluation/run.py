@@ -178,9 +178,10 @@ def evaluate_against(
     run_dir = Path(run_dir)
     if since:
         _since(since)  # a bad time fails before Spark starts
-    if run_target(run_dir) != "serve":
+    target = run_target(run_dir)
+    if target != "serve":
         raise ConfigError(
-            f"{run_dir} is a '{run_target(run_dir)}' run: --against scores a serve run",
+            f"{run_dir} is a '{target}' run: --against scores a serve run",
             hint="run with --set eval.target=serve, or evaluate this run without --against",
         )
     cfg = load_config(run_dir / "config.toml")
