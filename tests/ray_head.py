@@ -28,6 +28,28 @@ class RayHead:
     auth: dict[str, str]  # RAY_AUTH_MODE / RAY_AUTH_TOKEN that clients need
 
 
+@contextmanager
+def head_auth(head: RayHead) -> Iterator[None]:
+    """This process's Ray clients authenticate with the head's token inside the block.
+
+    Ray caches the auth mode and token per process at first use (an earlier local `ray.init`
+    in the same pytest process fills it), so the cache is reset on the way in and out."""
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
+    saved = {var: os.environ.get(var) for var in head.auth}
+    os.environ.update(head.auth)
+    reset_auth_token_state()
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+        reset_auth_token_state()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,7 +18,7 @@ from polars.testing import assert_frame_equal
 
 from pipelines import tableio
 from tests.llm_fixtures import build_tiny_model, write_llm_run
-from tests.ray_head import ray_head
+from tests.ray_head import head_auth, ray_head
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def submit_stage(job_server: str, stage: str, args: list[str], env: dict[str, st
     return logs
 
 
-def test_llm_stages_as_ray_jobs_equal_local_ray(head, tmp_path, monkeypatch):
+def test_llm_stages_as_ray_jobs_equal_local_ray(head, tmp_path):
     model = build_tiny_model(tmp_path / "model")
     sets = [f"llm.model={model}", "llm.max_users=0", "llm.shard_users=4", "ray.num_cpus=2"]
     set_args = [a for s in sets for a in ("--set", s)]
@@ -77,13 +77,13 @@ def test_llm_stages_as_ray_jobs_equal_local_ray(head, tmp_path, monkeypatch):
 
     cluster = tmp_path / "cluster" / "r"
     write_llm_run(cluster, seed=3, n_users=10)
-    for var, value in head.auth.items():  # the client authenticates with the head's token
-        monkeypatch.setenv(var, value)
-    for stage in STAGES:
-        logs = submit_stage(
-            head.job_server, stage, ["--run-dir", str(cluster), *set_args], {"HF_HUB_OFFLINE": "1"}
-        )
-        assert f"[{stage}] done" in logs, logs[-4000:]
+    with head_auth(head):
+        for stage in STAGES:
+            logs = submit_stage(
+                head.job_server, stage, ["--run-dir", str(cluster), *set_args],
+                {"HF_HUB_OFFLINE": "1"},
+            )  # fmt: skip
+            assert f"[{stage}] done" in logs, logs[-4000:]
     # The jobs' drivers ran on the head (its session logs hold them).
     assert len(list(head.temp_dir.glob("session_latest/logs/job-driver-*.log"))) >= len(STAGES)
 
