@@ -186,6 +186,14 @@ METRICS = _contract(
     ("value", pa.float64(), False, "metric value"),
     ("n_users", pa.int64(), False, "evaluated users in the segment"),
 )
+RANKER_MODEL = _contract(
+    "ranker_model",
+    "The learned ranker fitted for the run: one row per feature with its importance (empty when "
+    "the fit pass had too few labelled users); the model itself is <run>/models/ranker/.",
+    ("feature", pa.string(), False, "feature name, in the model's order"),
+    ("gain", pa.float64(), False, "total split gain of the feature"),
+    ("splits", pa.int64(), False, "number of splits on the feature"),
+)
 SERVED_METRICS = TableContract(
     "served_metrics",
     METRICS.schema,
@@ -210,6 +218,7 @@ CONTRACTS: dict[str, TableContract] = {
         CANDIDATES,
         USER_SUMMARIES,
         LLM_SCORES,
+        RANKER_MODEL,
         RANKINGS,
         METRICS,
         SERVED_METRICS,

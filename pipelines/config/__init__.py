@@ -38,6 +38,8 @@ from pipelines.config.sections import (
     SummariesConfig,
     get_path,
     llm_scores_used,
+    rank_planned,
+    ranker_fit_planned,
 )
 from pipelines.config.validate import CHOICES, check_section, validate
 
@@ -64,6 +66,8 @@ __all__ = [
     "config_to_toml",
     "get_path",
     "llm_scores_used",
+    "rank_planned",
+    "ranker_fit_planned",
     "load_config",
     "parse_literal",
     "profile_names",

@@ -260,6 +260,25 @@ class RankConfig:
         default_factory=lambda: [-2.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 2.0, 4.0]
     )
     fit_k: Count = 10  # NDCG@fit_k on valid picks the weight
+    # learned: a LightGBM lambdarank model over per-(user, candidate) features, fitted on a
+    # fit pass one event earlier (pipelines/ranker/); fusion: the fused candidate order (with
+    # the LLM score blended by llm_weight when it is used). learned falls back to fusion,
+    # said in the log, when the fit pass has fewer than min_fit_users labelled users or
+    # eval.target = valid (no earlier event to fit on).
+    method: Literal["learned", "fusion"] = "learned"
+    model: str = ""  # a fitted model folder (<run>/models/ranker) to reuse; empty: fit one
+    min_fit_users: Count = 50  # labelled fit-pass users needed to fit a ranker
+    max_fit_users: Count = 20000  # user sample the ranker is fitted on (driver memory)
+    max_negatives: Count = 200  # candidates kept per fit user besides the label
+    valid_fraction: Annotated[float, Range(gt=0, lt=0.5)] = 0.1  # fit users for early stopping
+    num_leaves: Annotated[int, Range(ge=2)] = 15
+    min_data_in_leaf: Count = 200
+    learning_rate: Annotated[float, Range(gt=0, le=1)] = 0.05
+    rounds: Count = 300  # most boosting rounds; early stopping picks fewer
+    early_stopping: Count = 30  # rounds without NDCG@fit_k gain on the held-out fit users
+    # Item popularity "recent" = the latest recent_fraction of train events (scale-free: the
+    # same on logs spanning days or years).
+    recent_fraction: Annotated[float, Range(gt=0, le=1)] = 0.1
 
 
 @dataclass
@@ -312,3 +331,21 @@ def llm_scores_used(cfg: Config) -> str | None:
     if cfg.eval.target != "valid" and cfg.rank.llm_weight == 0:
         return "rank.llm_weight = 0 (fit it with eval.target = valid)"
     return None
+
+
+def ranker_fit_planned(cfg: Config) -> str | None:
+    """None when the run fits a learned ranker (fit_ranker stage), else why not."""
+    if cfg.rank.method != "learned":
+        return f"rank.method = {cfg.rank.method}"
+    if cfg.rank.model:
+        return "rank.model is set (a fitted model is reused)"
+    if cfg.eval.target == "valid":
+        return "eval.target = valid: no earlier event to fit a ranker on (fusion order)"
+    return None
+
+
+def rank_planned(cfg: Config) -> str | None:
+    """None when the rank stage runs (a learned ranker, or LLM scores to blend), else why not."""
+    if cfg.rank.method == "learned" and (cfg.rank.model or ranker_fit_planned(cfg) is None):
+        return None
+    return llm_scores_used(cfg)

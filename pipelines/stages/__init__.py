@@ -6,6 +6,7 @@ from pipelines.stage import Stage
 from pipelines.stages import (
     candidates,
     evaluate,
+    fit_ranker,
     graph,
     ingest,
     llm_scores,
@@ -25,6 +26,7 @@ STAGES: dict[str, Stage] = {
         ppr.STAGE,
         neighbors.STAGE,
         candidates.STAGE,
+        fit_ranker.STAGE,
         summaries.STAGE,
         llm_scores.STAGE,
         rank.STAGE,

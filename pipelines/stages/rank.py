@@ -1,6 +1,11 @@
-"""rank: final rankings from the fused candidate score and the LLM score -> rankings.
+"""rank: final rankings -> rankings.
 
-Per user, the candidates with an LLM score (the top llm.score_top_m) are re-ordered by
+rank.method = learned (the default): the fitted LightGBM ranker (fit_ranker's model, or
+rank.model) scores every candidate's features in Spark tasks and orders each user's list by
+that score (pipelines/ranker/score.py). When there is no model (the fit pass had too few
+labelled users, or eval.target = valid) it falls back to the fusion below, said in the log.
+
+rank.method = fusion: per user, the candidates with an LLM score (the top llm.score_top_m) are re-ordered by
 z(candidate score) + w * z(llm score) (udfs/rank_fusion.py); the others keep their
 candidate order below them. With eval.target = "valid" the weight w is fitted on the
 valid holdout (grid rank.grid, NDCG@rank.fit_k) and written to <run>/rank_weights.toml,
@@ -10,10 +15,12 @@ Without LLM scores (llm.enabled = false) rankings is the candidate order.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 
-from pipelines.config import llm_scores_used
+from pipelines.config import Config, llm_scores_used, rank_planned, ranker_fit_planned
 from pipelines.stage import Stage, StageContext
 from udfs.rank_fusion import fit_llm_weight, rerank
 
@@ -79,15 +86,73 @@ def rank_with_llm(cands: pl.DataFrame, llm: pl.DataFrame, w: float) -> pl.DataFr
     return out
 
 
+def _model_folder(ctx: StageContext):
+    """The fitted model's folder, or None (with the reason logged) when there is none."""
+    from pipelines.ranker.artifact import model_dir
+
+    cfg = ctx.config.rank
+    if cfg.method != "learned":
+        return None
+    if cfg.model:
+        return cfg.model
+    why = ranker_fit_planned(ctx.config)
+    if why is None:
+        m = ctx.manifest("ranker_model")
+        if m["extra"].get("fitted"):
+            return model_dir(ctx.run_dir)
+        why = m["extra"].get("reason", "no model was fitted")
+    ctx.log(f"rank.method = learned falls back to the fusion order: {why}")
+    return None
+
+
+def rank_learned(ctx: StageContext, folder) -> None:
+    from pipelines.evaluation.per_source import source_names
+    from pipelines.ranker.artifact import load_model
+    from pipelines.ranker.features import candidate_features
+    from pipelines.ranker.score import rank_by_score, score_pairs
+
+    model = load_model(folder)
+    sources = source_names(ctx.run_dir)
+    cands = ctx.read_spark("candidates")
+    edges = (
+        ctx.read_spark("graph_edges") if "graph_edges" in ctx.stage.inputs_for(ctx.config) else None
+    )
+    feats = candidate_features(
+        cands, ctx.read_spark("train"), ctx.read_spark("items"), edges, sources,
+        ctx.config.rank.recent_fraction,
+    )  # fmt: skip
+    scored = score_pairs(feats, model.text, model.features)
+    out = rank_by_score(scored, cands, [f"score_{n}" for n in sources])
+    ctx.log(f"scoring {len(model.features)} features with the ranker in {folder}")
+    ctx.write(
+        "rankings",
+        out.repartition(ctx.config.spark.shuffle_partitions, "user_id").sortWithinPartitions(
+            "user_id", "rank"
+        ),
+        extra={"order": "learned ranker", "model": str(folder), "features": model.features},
+    )
+
+
 def run(ctx: StageContext) -> None:
     from pipelines import tableio
     from pipelines.evaluation.per_source import source_names
 
+    folder = _model_folder(ctx)
+    if folder is not None:
+        rank_learned(ctx, folder)
+        return
     cands = ctx.read_polars("candidates")
     score_cols = [f"score_{n}" for n in source_names(ctx.run_dir)]
+    cols = ["user_id", "item_id", "rank", "score", *score_cols]
+    if "llm_scores" not in ctx.stage.inputs_for(ctx.config):
+        ctx.write(
+            "rankings",
+            cands.select(cols).sort("user_id", "rank"),
+            extra={"order": "candidate order (fusion)"},
+        )
+        return
     llm = ctx.read_polars("llm_scores")
     llm = llm.filter(pl.col("llm_score").is_not_null()).select("user_id", "item_id", "llm_score")
-    cols = ["user_id", "item_id", "rank", "score", *score_cols]
     if llm.height == 0:
         ctx.write(
             "rankings",
@@ -133,13 +198,32 @@ def run(ctx: StageContext) -> None:
     )
 
 
+def rank_inputs(cfg: Config) -> tuple[str, ...]:
+    """What rank reads under `cfg`: the learned ranker's tables, the LLM scores when used."""
+    out: list[str] = []
+    if cfg.rank.method == "learned" and rank_planned(cfg) is None:
+        # graph_edges: the transition features (the fit pass builds its own graph too).
+        out += ["train", "items", "graph_edges"]
+        if ranker_fit_planned(cfg) is None:
+            out.append("ranker_model")
+    if llm_scores_used(cfg) is None:
+        out += ["llm_scores", "holdout"]
+    return tuple(out)
+
+
+def _model_file(cfg: Config) -> list[str]:
+    return [str(Path(cfg.rank.model) / "model.txt")] if cfg.rank.model else []
+
+
 STAGE = Stage(
     name="rank",
     fn=run,
-    inputs=("candidates", "llm_scores", "holdout"),
+    inputs=("candidates",),
+    config_inputs=rank_inputs,
+    raw_inputs=_model_file,
     outputs=("rankings",),
     config_keys=("rank", "eval.target"),
-    skip_reason=llm_scores_used,
-    engine="local",
-    description="final rankings: candidate score fused with the LLM score",
+    skip_reason=rank_planned,
+    engine="spark",
+    description="final rankings: the learned ranker (or the fused candidate order with the LLM score)",
 )

@@ -1,0 +1,62 @@
+"""The fitted ranker as files of the run: <run>/models/ranker/{model.txt, meta.json}.
+
+meta.json (written last: its presence means the folder is complete) holds the feature list,
+the LightGBM parameters, fit metrics and feature importances. `rank.model = PATH` points a
+later run at such a folder, so a daily run can reuse a model refitted weekly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import ConfigError
+
+MODEL = "model.txt"
+META = "meta.json"
+
+
+@dataclass(frozen=True)
+class RankerModel:
+    text: str  # LightGBM's model string
+    features: list[str]
+    meta: dict[str, Any]
+
+
+def model_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "models" / "ranker"
+
+
+def save_model(folder: str | Path, text: str, features: list[str], meta: dict[str, Any]) -> None:
+    """Write the model folder atomically: a sibling temp folder, meta.json last, swapped in."""
+    from pipelines.tableio import fsync_tree
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    (tmp / MODEL).write_text(text)
+    (tmp / META).write_text(json.dumps({**meta, "features": features}, indent=2, sort_keys=True))
+    fsync_tree(tmp)
+    old = None
+    if folder.exists():
+        old = folder.with_name(f".old-{folder.name}-{uuid.uuid4().hex[:8]}")
+        folder.rename(old)
+    tmp.rename(folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load_model(folder: str | Path) -> RankerModel:
+    folder = Path(folder)
+    if not (folder / META).is_file() or not (folder / MODEL).is_file():
+        raise ConfigError(
+            f"{folder} is not a fitted ranker folder (needs {MODEL} and {META})",
+            hint="point rank.model at <run>/models/ranker of a run that fitted one",
+        )
+    meta = json.loads((folder / META).read_text())
+    return RankerModel((folder / MODEL).read_text(), list(meta["features"]), meta)

@@ -1,0 +1,131 @@
+"""Features of every (user, candidate) pair, on Spark, from one run's tables.
+
+The learned ranker's inputs; the same function serves the fit pass (labels attached later)
+and the run being ranked, so both see identical definitions. Times are in days before the
+train table's last event ("now" of the run). Missing values are null, never 0: LightGBM
+treats null as its own branch, 0 as a value.
+
+Per source s of the candidates table:
+  score_<s>        the source's score (null: s did not propose the item)
+  rank_<s>         its rank among the user's candidates by that score (1 = best)
+Per pair:
+  fused_score, fused_rank    the candidates table's own score and rank
+  n_sources                  how many sources proposed the item
+  trans_last1, trans_last2   graph_edges.prob from the user's last / second-to-last train
+                             item to the candidate (null: no such edge or no graph)
+Per item (train events):
+  item_pop                   events of the item (0 when none)
+  item_pop_recent            its events in the latest recent_fraction of the train time span
+  item_trend                 item_pop_recent / item_pop (null when item_pop = 0)
+  item_age                   days since its first event (null when none)
+Per user (train events):
+  user_hist_len              events of the user
+  user_since_last            days since the user's last event
+  user_repeat_rate           1 - distinct items / events
+
+Cost: a few joins and windows over the candidates rows (users x top_n) and aggregations over
+train; nothing is collected to the driver but two scalars (the train's first and last time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+DAY = 86400.0
+PAIR = ("fused_score", "fused_rank", "n_sources", "trans_last1", "trans_last2")
+ITEM = ("item_pop", "item_pop_recent", "item_trend", "item_age")
+USER = ("user_hist_len", "user_since_last", "user_repeat_rate")
+
+
+def feature_names(sources: Sequence[str]) -> list[str]:
+    """The feature columns, in the order the model sees them."""
+    per_source = [c for s in sources for c in (f"score_{s}", f"rank_{s}")]
+    return [*per_source, *PAIR, *ITEM, *USER]
+
+
+def time_bounds(train) -> tuple[float, float]:
+    """(first, last) event time of train, in epoch seconds."""
+    from pyspark.sql import functions as F
+
+    row = train.select(
+        F.min(F.col("ts").cast("double")).alias("lo"), F.max(F.col("ts").cast("double")).alias("hi")
+    ).first()
+    return (row["lo"] or 0.0), (row["hi"] or 0.0)
+
+
+def candidate_features(
+    candidates, train, items, graph_edges, sources: Sequence[str], recent_fraction: float
+):
+    """candidates (contract `candidates`), train (events contract), items, graph_edges or None ->
+    DataFrame[user_id, item_id, *feature_names(sources)] (doubles), one row per candidate."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    lo, hi = time_bounds(train)
+    recent_from = lo + (1.0 - recent_fraction) * (hi - lo)
+    secs = F.col("ts").cast("double")
+
+    item_stats = train.groupBy("item_id").agg(
+        F.count(F.lit(1)).cast("double").alias("item_pop"),
+        F.sum(F.when(secs >= F.lit(recent_from), 1).otherwise(0)).cast("double").alias("_recent"),
+        ((F.lit(hi) - F.min(secs)) / DAY).alias("item_age"),
+    )
+    user_stats = train.groupBy("user_id").agg(
+        F.count(F.lit(1)).cast("double").alias("user_hist_len"),
+        ((F.lit(hi) - F.max(secs)) / DAY).alias("user_since_last"),
+        (1.0 - F.countDistinct("item_id") / F.count(F.lit(1))).alias("user_repeat_rate"),
+    )
+    out = candidates.select(
+        "user_id",
+        "item_id",
+        F.col("score").cast("double").alias("fused_score"),
+        F.col("rank").cast("double").alias("fused_rank"),
+        F.size("sources").cast("double").alias("n_sources"),
+        *[F.col(f"score_{s}").cast("double").alias(f"score_{s}") for s in sources],
+    )
+    for s in sources:
+        col = F.col(f"score_{s}")
+        w = Window.partitionBy("user_id").orderBy(col.desc_nulls_last(), F.col("item_id"))
+        out = out.withColumn(
+            f"rank_{s}", F.when(col.isNotNull(), F.row_number().over(w).cast("double"))
+        )
+    out = out.join(item_stats, "item_id", "left").join(user_stats, "user_id", "left")
+    out = out.withColumn("item_pop", F.coalesce("item_pop", F.lit(0.0)))
+    out = out.withColumn("item_pop_recent", F.coalesce("_recent", F.lit(0.0))).withColumn(
+        "item_trend", F.when(F.col("item_pop") > 0, F.col("item_pop_recent") / F.col("item_pop"))
+    )
+    out = _with_transitions(out, train, items, graph_edges)
+    return out.select("user_id", "item_id", *feature_names(sources))
+
+
+def _with_transitions(pairs, train, items, graph_edges):
+    """trans_last1/2: prob of the edge from the user's last / second-to-last train item (ties
+    in time broken by item_id, as the split breaks them) to the candidate."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if graph_edges is None:
+        return pairs.withColumn("trans_last1", F.lit(None).cast("double")).withColumn(
+            "trans_last2", F.lit(None).cast("double")
+        )
+    w = Window.partitionBy("user_id").orderBy(F.col("ts").desc(), F.col("item_id").desc())
+    last = (
+        train.withColumn("_pos", F.row_number().over(w))
+        .filter(F.col("_pos") <= 2)
+        .groupBy("user_id")
+        .agg(
+            F.max(F.when(F.col("_pos") == 1, F.col("item_idx"))).alias("_l1"),
+            F.max(F.when(F.col("_pos") == 2, F.col("item_idx"))).alias("_l2"),
+        )
+    )
+    pairs = pairs.join(
+        F.broadcast(items.select("item_id", F.col("item_idx").alias("_dst"))), "item_id", "left"
+    ).join(last, "user_id", "left")
+    for tag in ("1", "2"):
+        edges = graph_edges.select(
+            F.col("src").alias(f"_l{tag}"),
+            F.col("dst").alias("_dst"),
+            F.col("prob").cast("double").alias(f"trans_last{tag}"),
+        )
+        pairs = pairs.join(edges, [f"_l{tag}", "_dst"], "left")
+    return pairs

@@ -1,0 +1,116 @@
+"""fit_ranker: the fit pass one event earlier, its features and labels -> a LightGBM
+lambdarank model (<run>/models/ranker/) and its feature importances (ranker_model).
+
+The fit pass is the run's own pipeline (split ... candidates, with the graph for the
+transition features) in <run>/fit/, for the target one event earlier: test -> valid,
+serve -> test. Its candidates and features come from events before each user's label, so
+the ranker never sees the run's own target. The pass is a run of its own: committed table by
+table, resumed and skipped like any run (events and items are links to the run's).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+from pipelines.config import Config, ranker_fit_planned
+from pipelines.stage import Stage, StageContext
+
+SHIFT = {"test": "valid", "serve": "test"}
+SHARED = ("events", "items")  # the fit pass reads the run's own copies
+# The sections the fit pass's own stages read (the stage key of fit_ranker covers them).
+FIT_KEYS = ("split", "graph", "ppr", "neighbors", "candidates", "rank", "eval.target", "run.seed")
+
+
+def fit_pass_config(cfg: Config) -> Config:
+    """The run's config, one event earlier, without LLM stages or a ranker of its own."""
+    fit = copy.deepcopy(cfg)
+    fit.eval.target = SHIFT[cfg.eval.target]
+    fit.rank.method = "fusion"
+    fit.llm.enabled = False
+    return fit
+
+
+def run_fit_pass(run_dir: Path, cfg: Config) -> tuple[Path, Config]:
+    """Run (or resume) the fit pass in <run>/fit -> (its folder, its config)."""
+    from pipelines.plan import plan_stages
+    from pipelines.runner import run_stages
+    from pipelines.stages import STAGES
+
+    fit_dir, fit_cfg = run_dir / "fit", fit_pass_config(cfg)
+    fit_dir.mkdir(exist_ok=True)
+    for name in SHARED:
+        link = fit_dir / name
+        if not link.is_symlink():
+            os.symlink(Path("..") / name, link)
+    planned = plan_stages(list(STAGES.values()), fit_cfg).names
+    wanted = [n for n in STAGES if n in planned or n == "graph"]
+    wanted = [n for n in wanted if n not in ("ingest", "evaluate", "rank")]
+    run_stages(fit_dir, fit_cfg, [STAGES[n] for n in wanted])
+    return fit_dir, fit_cfg
+
+
+def run(ctx: StageContext) -> None:
+    from pipelines import tableio
+    from pipelines.evaluation.per_source import source_names
+    from pipelines.ranker.artifact import model_dir, save_model
+    from pipelines.ranker.features import candidate_features, feature_names
+    from pipelines.ranker.fit import fit_lambdarank, labelled_pairs, training_sample
+
+    cfg = ctx.config.rank
+    fit_dir, fit_cfg = run_fit_pass(ctx.run_dir, ctx.config)
+    ctx.log(f"fit pass committed in {fit_dir} (target {fit_cfg.eval.target})")
+    spark = ctx.spark
+
+    def read(name):
+        return tableio.read_spark(spark, fit_dir, name)
+
+    sources = source_names(fit_dir)
+    names = feature_names(sources)
+    feats = candidate_features(
+        read("candidates"), read("train"), read("items"), read("graph_edges"), sources,
+        cfg.recent_fraction,
+    )  # fmt: skip
+    labelled = labelled_pairs(feats, read("holdout"), fit_cfg.eval.target)
+    sample, n_labelled = training_sample(
+        labelled, cfg.max_fit_users, cfg.max_negatives, ctx.config.run.seed
+    )
+    if n_labelled < cfg.min_fit_users:
+        why = (
+            f"the fit pass has {n_labelled} users whose label is among their candidates "
+            f"(< rank.min_fit_users = {cfg.min_fit_users}): rankings keep the fusion order"
+        )
+        ctx.log(why)
+        empty = spark.createDataFrame([], "feature string, gain double, splits long")
+        ctx.write("ranker_model", empty, extra={"fitted": False, "reason": why})
+        return
+    table = sample.select("user_id", "label", *names).toArrow()
+    ctx.log(f"fitting on {table.num_rows:,} rows of {n_labelled:,} labelled fit-pass users")
+    result = fit_lambdarank(table, names, cfg, ctx.config.run.seed)
+    report = {**result.report, "labelled_users": n_labelled, "fit_target": fit_cfg.eval.target}
+    folder = model_dir(ctx.run_dir)
+    text = result.booster.model_to_string(num_iteration=result.booster.best_iteration)
+    save_model(folder, text, names, {"report": report, "stage_key": ctx.stage_key})
+    ctx.log(
+        f"ranker: {report['best_iteration']} rounds, held-out "
+        f"NDCG@{cfg.fit_k} {report[f'held_out_ndcg@{cfg.fit_k}']} -> {folder}"
+    )
+    imp = report["importance"]
+    rows = [(n, float(imp[n]["gain"]), int(imp[n]["split"])) for n in names]
+    ctx.write(
+        "ranker_model",
+        spark.createDataFrame(rows, "feature string, gain double, splits long"),
+        extra={"fitted": True, "model": str(folder), "report": report},
+    )
+
+
+STAGE = Stage(
+    name="fit_ranker",
+    fn=run,
+    inputs=("events", "items"),
+    outputs=("ranker_model",),
+    config_keys=FIT_KEYS,
+    skip_reason=ranker_fit_planned,
+    description="fit pass one event earlier, then a LightGBM lambdarank ranker on its labels",
+)
