@@ -5,6 +5,9 @@ distinct held-out items (binary relevance). Accuracy metrics (ranking_metrics) a
 averaged over the users of each segment (segments); beyond-accuracy metrics
 (beyond_accuracy) are computed on the union of the evaluated users' top-K lists and
 reported for segment `all` only.
+
+`RankingEvaluator` takes the users a bucket at a time (run.py reads tables in buckets of
+users); `evaluate_rankings` is the same with every user in one bucket.
 """
 
 from __future__ import annotations
