@@ -52,12 +52,17 @@ def run(
 
 
 def evaluate(
-    run_dir: str | Path, tables: list[str], ks: list[int], target: str | None = None
+    run_dir: str | Path,
+    tables: list[str],
+    ks: list[int],
+    target: str | None = None,
+    max_rows_in_memory: int | None = None,
 ) -> pl.DataFrame:
-    """Metrics of a run's tables (the run's own target by default; serve: label-free)."""
+    """Metrics of a run's tables (the run's own target by default; serve: label-free), read
+    in buckets of about `max_rows_in_memory` rows (default: eval.max_rows_in_memory)."""
     from pipelines.evaluation.run import evaluate_run, run_target
 
-    return evaluate_run(run_dir, tables, ks, target or run_target(run_dir))
+    return evaluate_run(run_dir, tables, ks, target or run_target(run_dir), max_rows_in_memory)
 
 
 def evaluate_against(

@@ -127,7 +127,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print_against(run_dir, args.against, metrics, extra)
         return 0
     target = args.target or run_target(run_dir)
-    metrics = api.evaluate(run_dir, args.table.split(","), ks, target)
+    max_rows = cfg.eval.max_rows_in_memory if cfg else None
+    metrics = api.evaluate(run_dir, args.table.split(","), ks, target, max_rows)
     with show:
         print(f"{run_dir} (target: {target}, users: {metrics['n_users'].max()})")
         print(_wide(metrics.filter(pl.col("segment") == "all")))

@@ -322,6 +322,20 @@ def read_polars(run_dir: str | Path, name: str):  # -> pl.DataFrame
     return pl.from_arrow(read_arrow(run_dir, name))
 
 
+def scan_polars(run_dir: str | Path, name: str):  # -> pl.LazyFrame
+    """A committed table as a lazy Polars scan: filters and column selections run inside the
+    Parquet reader, so a caller can read a table larger than memory a slice at a time."""
+    import polars as pl
+
+    m = read_manifest(run_dir, name)
+    d = table_dir(run_dir, name)
+    if not m["files"]:
+        return pl.from_arrow(contract(name).empty()).lazy()
+    if m["partition_by"]:
+        return pl.scan_parquet(str(d / "**" / "*.parquet"), hive_partitioning=True)
+    return pl.scan_parquet([str(d / f) for f in m["files"]])
+
+
 def read_spark(spark: Any, run_dir: str | Path, name: str):  # -> pyspark DataFrame
     m = read_manifest(run_dir, name)
     d = table_dir(run_dir, name)

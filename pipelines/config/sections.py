@@ -212,6 +212,9 @@ class EvalConfig:
     tables: list[Literal["rankings", "candidates"]] = field(
         default_factory=lambda: ["rankings", "candidates"]
     )
+    # evaluate reads each table in buckets of users of about this many rows (bounded driver
+    # memory; the metrics are the same for any value)
+    max_rows_in_memory: Count = 5_000_000
 
 
 @dataclass

@@ -78,13 +78,19 @@ def item_self_information(train: pl.DataFrame) -> tuple[pl.DataFrame, float]:
     With an empty train, N is taken as 1, so every item scores 0.
     Returns (frame with item_id, self_info; self_info of unseen items).
     """
-    n_users = max(train.get_column("user_id").n_unique() if train.height else 0, 1)
-    info = (
-        train.group_by("item_id")
-        .agg(pl.col("user_id").n_unique().alias("n_item_users"))
-        .select("item_id", (-(pl.col("n_item_users") / n_users).log(2)).alias("self_info"))
-    )
-    return info, math.log2(n_users)
+    item_users = train.group_by("item_id").agg(pl.col("user_id").n_unique().alias("n_users"))
+    n_users = train.get_column("user_id").n_unique() if train.height else 0
+    return self_information_of_counts(item_users, n_users)
+
+
+def self_information_of_counts(
+    item_users: pl.DataFrame, n_users: int
+) -> tuple[pl.DataFrame, float]:
+    """`item_self_information` from distinct train users per item (item_id, n_users) and
+    the number N of distinct train users (e.g. a TrainStats)."""
+    n = max(n_users, 1)
+    info = item_users.select("item_id", (-(pl.col("n_users") / n).log(2)).alias("self_info"))
+    return info, math.log2(n)
 
 
 def novelty(slots: pl.DataFrame, train: pl.DataFrame) -> float:
@@ -93,21 +99,67 @@ def novelty(slots: pl.DataFrame, train: pl.DataFrame) -> float:
     Novelty = (1 / |S|) * sum_{(u, i) in S} -log2 p(i), S = all recommended slots,
     p(i) as in `item_self_information` (with its 1/N smoothing); 0 when S is empty.
     """
-    return _mean_self_information(slots, *item_self_information(train))
+    return novelty_of_exposure(item_exposure(slots), *item_self_information(train))
 
 
-def _mean_self_information(slots: pl.DataFrame, info: pl.DataFrame, unseen: float) -> float:
-    if slots.height == 0:
+def novelty_of_exposure(exposure: pl.DataFrame, info: pl.DataFrame, unseen: float) -> float:
+    """`novelty` from the slots' item exposure (item_id, exposure):
+
+    Novelty = sum_i exposure(i) * -log2 p(i) / sum_i exposure(i)
+
+    the same mean, from item-sized counts (summed over buckets of users). math.fsum adds
+    exactly, so the value does not depend on the order of the items.
+    """
+    if exposure.height == 0:
         return 0.0
-    value = (
-        slots.select("item_id")
-        .join(info, on="item_id", how="left")
-        .get_column("self_info")
-        .fill_null(unseen)
-        .sort()  # a fixed summation order, whatever order the join left the rows in
-        .mean()
+    terms = (
+        exposure.join(info, on="item_id", how="left")
+        .select(pl.col("exposure") * pl.col("self_info").fill_null(unseen))
+        .to_series()
     )
-    return float(value)
+    return math.fsum(terms.to_list()) / int(exposure.get_column("exposure").sum())
+
+
+def exposure_by_k(top: pl.DataFrame, ks: Sequence[int]) -> pl.DataFrame:
+    """Item exposure of the top-K lists for every K: columns k (Int32), item_id, exposure.
+
+    `top` holds recommendations (user_id, item_id, rank); exposures of disjoint sets of
+    users add up (`add_exposure`).
+    """
+    frames = [
+        item_exposure(top.filter(pl.col("rank") <= k)).select(
+            pl.lit(k, pl.Int32).alias("k"), "item_id", "exposure"
+        )
+        for k in sorted(set(ks))
+    ]
+    return pl.concat(frames)
+
+
+def add_exposure(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
+    """Sum of two `exposure_by_k` frames (of disjoint sets of users)."""
+    return pl.concat([a, b]).group_by("k", "item_id").agg(pl.col("exposure").sum())
+
+
+def beyond_accuracy_of_exposure(
+    exposure: pl.DataFrame,
+    ks: Sequence[int],
+    info: pl.DataFrame,
+    unseen: float,
+    n_catalog_items: int,
+) -> pl.DataFrame:
+    """Coverage, Gini and novelty for every K from an `exposure_by_k` frame and the train
+    self-information (`item_self_information`). Columns metric, k (Int32), value."""
+    rows: list[dict[str, object]] = []
+    for k in sorted(set(ks)):
+        at_k = exposure.filter(pl.col("k") == k).select("item_id", "exposure")
+        _check_catalog(at_k.height, n_catalog_items)
+        values = {
+            "coverage": at_k.height / n_catalog_items,
+            "gini": gini_index(at_k.get_column("exposure"), n_catalog_items),
+            "novelty": novelty_of_exposure(at_k, info, unseen),
+        }
+        rows.extend({"metric": m, "k": k, "value": values[m]} for m in BEYOND_ACCURACY_METRICS)
+    return pl.DataFrame(rows, schema={"metric": pl.String, "k": pl.Int32, "value": pl.Float64})
 
 
 def beyond_accuracy_metrics(
@@ -118,15 +170,6 @@ def beyond_accuracy_metrics(
     `top` holds the evaluated users' recommendations (user_id, item_id, rank); the
     top-K list of a user is its rows with rank <= K. Columns metric, k (Int32), value.
     """
-    info, unseen = item_self_information(train)
-    rows: list[dict[str, object]] = []
-    for k in sorted(set(ks)):
-        slots = top.filter(pl.col("rank") <= k).select("user_id", "item_id")
-        exposure = item_exposure(slots).get_column("exposure")
-        values = {
-            "coverage": catalog_coverage(slots, n_catalog_items),
-            "gini": gini_index(exposure, n_catalog_items),
-            "novelty": _mean_self_information(slots, info, unseen),
-        }
-        rows.extend({"metric": m, "k": k, "value": values[m]} for m in BEYOND_ACCURACY_METRICS)
-    return pl.DataFrame(rows, schema={"metric": pl.String, "k": pl.Int32, "value": pl.Float64})
+    return beyond_accuracy_of_exposure(
+        exposure_by_k(top, ks), ks, *item_self_information(train), n_catalog_items
+    )

@@ -5,6 +5,9 @@ distinct held-out items (binary relevance). Accuracy metrics (ranking_metrics) a
 averaged over the users of each segment (segments); beyond-accuracy metrics
 (beyond_accuracy) are computed on the union of the evaluated users' top-K lists and
 reported for segment `all` only.
+
+`RankingEvaluator` takes the users a bucket at a time (run.py reads tables in buckets of
+users); `evaluate_rankings` is the same with every user in one bucket.
 """
 
 from __future__ import annotations
@@ -14,16 +17,22 @@ from numbers import Integral
 
 import polars as pl
 
-from pipelines.evaluation.beyond_accuracy import beyond_accuracy_metrics
+from pipelines.evaluation.beyond_accuracy import (
+    add_exposure,
+    beyond_accuracy_of_exposure,
+    exposure_by_k,
+    self_information_of_counts,
+)
 from pipelines.evaluation.ranking_metrics import ACCURACY_METRICS, per_user_accuracy
 from pipelines.evaluation.segments import (
     POP_HEAD,
     POP_TAIL,
     SEGMENT_ALL,
-    head_items,
-    history_segments,
+    head_items_of_counts,
+    history_segments_of_counts,
     split_relevant_by_popularity,
 )
+from pipelines.evaluation.train_stats import TrainStats, train_stats
 from schemas.tables import METRICS
 
 TABLES: tuple[str, ...] = ("rankings", "candidates")
@@ -44,6 +53,21 @@ def _check_columns(frame: pl.DataFrame, name: str, columns: Sequence[str]) -> pl
     if nulls:
         raise ValueError(f"{name} has null values (column: count) {nulls}")
     return out
+
+
+def _check_table(table: str) -> None:
+    if table not in TABLES and not table.startswith("candidates:"):
+        raise ValueError(
+            f"table must be one of {list(TABLES)} or 'candidates:<source>', got {table!r}"
+        )
+
+
+def _check_catalog_size(n_catalog_items: int) -> int:
+    if isinstance(n_catalog_items, bool) or not isinstance(n_catalog_items, Integral):
+        raise ValueError(f"n_catalog_items must be an int, got {n_catalog_items!r}")
+    if n_catalog_items < 1:
+        raise ValueError(f"n_catalog_items must be >= 1, got {n_catalog_items}")
+    return int(n_catalog_items)
 
 
 def _check_ks(ks: Sequence[int]) -> list[int]:
@@ -101,48 +125,91 @@ def evaluate_rankings(
     Returns columns table, metric, k (Int32), segment, value (Float64), n_users (Int64),
     one row per metric x k x segment, sorted by metric, k, segment.
     """
-    if table not in TABLES and not table.startswith("candidates:"):
-        raise ValueError(
-            f"table must be one of {list(TABLES)} or 'candidates:<source>', got {table!r}"
-        )
-    if isinstance(n_catalog_items, bool) or not isinstance(n_catalog_items, Integral):
-        raise ValueError(f"n_catalog_items must be an int, got {n_catalog_items!r}")
-    if n_catalog_items < 1:
-        raise ValueError(f"n_catalog_items must be >= 1, got {n_catalog_items}")
-    n_catalog_items = int(n_catalog_items)
+    _check_table(table)
+    n_catalog_items = _check_catalog_size(n_catalog_items)
     ks = _check_ks(ks)
     holdout = _check_columns(holdout, "holdout", ("user_id", "item_id"))
     if holdout.height == 0:
         raise ValueError("holdout is empty: there are no users to evaluate")
     train = _check_columns(train, "train", ("user_id", "item_id"))
     recs = _check_columns(recs, "recs", ("user_id", "item_id", "rank"))
+    evaluator = RankingEvaluator(ks, train_stats(train))
+    evaluator.add(recs, holdout)
+    return evaluator.metrics(table, n_catalog_items)
 
-    # A pair held out twice is still one relevant item (binary relevance).
-    relevant = holdout.unique()
-    users = relevant.select("user_id").unique()
-    top = recs.join(users, on="user_id", how="semi").filter(pl.col("rank") <= max(ks))
-    _check_recs(top)
 
-    acc_all = per_user_accuracy(top, relevant, ks)
-    head_rel, tail_rel = split_relevant_by_popularity(relevant, head_items(train))
-    per_user = pl.concat(
-        [
-            acc_all.with_columns(pl.lit(SEGMENT_ALL).alias("segment")),
-            acc_all.join(history_segments(users, train), on="user_id"),
-            per_user_accuracy(top, head_rel, ks).with_columns(pl.lit(POP_HEAD).alias("segment")),
-            per_user_accuracy(top, tail_rel, ks).with_columns(pl.lit(POP_TAIL).alias("segment")),
-        ],
-        how="diagonal",
-    )
-    # Segments without users have no rows here, so they are omitted from the output.
-    accuracy = _segment_means(per_user)
-    beyond = beyond_accuracy_metrics(top, train, ks, n_catalog_items).with_columns(
-        pl.lit(SEGMENT_ALL).alias("segment"),
-        pl.lit(users.height, dtype=pl.Int64).alias("n_users"),
-    )
-    return (
-        pl.concat([accuracy, beyond], how="diagonal")
-        .with_columns(pl.lit(table).alias("table"))
-        .select(pl.col(name).cast(dtype) for name, dtype in METRICS_SCHEMA.items())
-        .sort("metric", "k", "segment")
-    )
+class RankingEvaluator:
+    """The metrics of one recommendation table, fed one bucket of users at a time.
+
+    `add` keeps only what the final metrics need of a bucket: each evaluated user's metric
+    values per (segment, K) (users x ks rows) and the item exposure of the top-K lists
+    (items x ks rows, summed). `metrics` then averages the per-user rows exactly as one pass
+    over all users would (in user_id order) and derives coverage, Gini and novelty from the
+    summed exposure, so any split of the users into buckets gives the same table.
+    """
+
+    def __init__(self, ks: Sequence[int], stats: TrainStats) -> None:
+        self.ks = _check_ks(ks)
+        self.stats = stats
+        self.head = head_items_of_counts(stats.items)
+        self.n_users = 0
+        self._per_user: list[pl.DataFrame] = []
+        self._exposure: pl.DataFrame | None = None
+
+    def add(self, recs: pl.DataFrame, holdout: pl.DataFrame) -> None:
+        """One bucket: every recommendation and holdout row of its users (recs of users
+        outside the holdout are ignored; holdout users without recs score zero)."""
+        holdout = _check_columns(holdout, "holdout", ("user_id", "item_id"))
+        recs = _check_columns(recs, "recs", ("user_id", "item_id", "rank"))
+        # A pair held out twice is still one relevant item (binary relevance).
+        relevant = holdout.unique()
+        users = relevant.select("user_id").unique()
+        top = recs.join(users, on="user_id", how="semi").filter(pl.col("rank") <= max(self.ks))
+        _check_recs(top)
+
+        acc_all = per_user_accuracy(top, relevant, self.ks)
+        head_rel, tail_rel = split_relevant_by_popularity(relevant, self.head)
+        self._per_user.append(
+            pl.concat(
+                [
+                    acc_all.with_columns(pl.lit(SEGMENT_ALL).alias("segment")),
+                    acc_all.join(history_segments_of_counts(users, self.stats.users), on="user_id"),
+                    per_user_accuracy(top, head_rel, self.ks).with_columns(
+                        pl.lit(POP_HEAD).alias("segment")
+                    ),
+                    per_user_accuracy(top, tail_rel, self.ks).with_columns(
+                        pl.lit(POP_TAIL).alias("segment")
+                    ),
+                ],
+                how="diagonal",
+            )
+        )
+        exposure = exposure_by_k(top, self.ks)
+        self._exposure = (
+            exposure if self._exposure is None else add_exposure(self._exposure, exposure)
+        )
+        self.n_users += users.height
+
+    def metrics(self, table: str, n_catalog_items: int) -> pl.DataFrame:
+        """The `metrics` rows of everything added (see `evaluate_rankings`)."""
+        _check_table(table)
+        n_catalog_items = _check_catalog_size(n_catalog_items)
+        if self.n_users == 0:
+            raise ValueError("holdout is empty: there are no users to evaluate")
+        # Segments without users have no rows here, so they are omitted from the output.
+        accuracy = _segment_means(pl.concat(self._per_user, rechunk=True))
+        info, unseen = self_information_of_counts(
+            self.stats.items.select("item_id", "n_users"), self.stats.n_users
+        )
+        beyond = beyond_accuracy_of_exposure(
+            self._exposure, self.ks, info, unseen, n_catalog_items
+        ).with_columns(
+            pl.lit(SEGMENT_ALL).alias("segment"),
+            pl.lit(self.n_users, dtype=pl.Int64).alias("n_users"),
+        )
+        return (
+            pl.concat([accuracy, beyond], how="diagonal")
+            .with_columns(pl.lit(table).alias("table"))
+            .select(pl.col(name).cast(dtype) for name, dtype in METRICS_SCHEMA.items())
+            .sort("metric", "k", "segment")
+        )

@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines import tableio
+from pipelines.evaluation.buckets import n_buckets, read_buckets
 
 SCORE_PREFIX = "score_"
 
@@ -40,19 +41,49 @@ def source_overlap(cands: pl.DataFrame, names: list[str], k: int) -> pl.DataFram
     overlap(a, b) = Σ_u |top_k(a, u) ∩ top_k(b, u)| / Σ_u |top_k(a, u)|, the share of a's
     top-k slots that b also has in its top-k (asymmetric; 1 on the diagonal).
     """
+    return overlap_of_counts(overlap_counts(cands, names, k), names)
+
+
+def overlap_counts(cands: pl.DataFrame, names: list[str], k: int) -> dict[tuple[str, str], int]:
+    """Σ_u |top_k(a, u) ∩ top_k(b, u)| for every pair of sources (a, a: a's top-k slots).
+    Sums over users, so the counts of disjoint sets of users add up."""
     tops = {
         s: source_ranking(cands, s).filter(pl.col("rank") <= k).select("user_id", "item_id")
         for s in names
     }
+    return {
+        (a, b): tops[a].join(tops[b], on=["user_id", "item_id"], how="semi").height
+        for a in names
+        for b in names
+    }
+
+
+def overlap_of_counts(counts: dict[tuple[str, str], int], names: list[str]) -> pl.DataFrame:
+    """The `source_overlap` frame from (summed) `overlap_counts`."""
     rows = []
     for a in names:
-        total = tops[a].height
+        total = counts[(a, a)]
         for b in names:
-            shared = tops[a].join(tops[b], on=["user_id", "item_id"], how="semi").height
-            rows.append({"source": a, "other": b, "overlap": shared / total if total else 0.0})
+            rows.append(
+                {"source": a, "other": b, "overlap": counts[(a, b)] / total if total else 0.0}
+            )
     return pl.DataFrame(
         rows, schema={"source": pl.String, "other": pl.String, "overlap": pl.Float64}
     )
+
+
+def run_source_overlap(run_dir: str | Path, k: int, max_rows_in_memory: int) -> pl.DataFrame:
+    """`source_overlap` of a run's candidates table, read in buckets of users (a user's
+    whole candidate list is needed: a source's top-k can sit anywhere in the fused order)."""
+    names = source_names(run_dir)
+    columns = ["user_id", "item_id", *(f"{SCORE_PREFIX}{s}" for s in names)]
+    scan = tableio.scan_polars(run_dir, "candidates").select(columns)
+    count = n_buckets(tableio.read_manifest(run_dir, "candidates")["rows"], max_rows_in_memory)
+    totals = dict.fromkeys(((a, b) for a in names for b in names), 0)
+    for bucket in read_buckets(scan, count):
+        for pair, n in overlap_counts(bucket.rows, names, k).items():
+            totals[pair] += n
+    return overlap_of_counts(totals, names)
 
 
 def overlap_markdown(overlap: pl.DataFrame, k: int) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines import tableio
-from pipelines.evaluation.report_svg import esc, linear_histogram, log_histogram, svg_bars
+from pipelines.evaluation.report_svg import esc, linear_histogram_of, log_histogram, svg_bars
 
 PLAN_FILE = "plan.json"
 
@@ -121,15 +121,24 @@ def plan_section(manifests: dict[str, dict], plan: list[dict] | None, note: str 
 
 
 def candidates_section(run_dir: Path) -> str:
-    c = tableio.read_polars(run_dir, "candidates")
+    # Aggregations of a lazy scan on the streaming engine over the two columns they need:
+    # their results are a few rows, and the candidates table is never held whole.
+    c = tableio.scan_polars(run_dir, "candidates").select("sources", "score")
     combos = (
         c.select(pl.col("sources").list.sort().list.join("+").alias("combo"))
         .group_by("combo")
         .len()
-        .sort("len", descending=True)
+        .collect(engine="streaming")
+        .sort("len", "combo", descending=[True, False])
         .head(12)
     )
-    per_source = c.select(pl.col("sources").explode()).group_by("sources").len().sort("sources")
+    per_source = (
+        c.select(pl.col("sources").explode())
+        .group_by("sources")
+        .len()
+        .collect(engine="streaming")
+        .sort("sources")
+    )
     return section(
         "Candidate sources",
         [
@@ -137,7 +146,7 @@ def candidates_section(run_dir: Path) -> str:
                      [float(x) for x in per_source["len"]], "{:,.0f}"),
             svg_bars("source overlap (sources that proposed the same item)",
                      combos["combo"].to_list(), [float(x) for x in combos["len"]], "{:,.0f}"),
-            linear_histogram(c["score"], "fused score distribution (candidates per bin)"),
+            linear_histogram_of(c, "score", "fused score distribution (candidates per bin)"),
         ],
         sid="candidate-sources",
     )  # fmt: skip

@@ -166,15 +166,27 @@ def log_histogram(values: pl.Series, title: str) -> str:
     return svg_bars(title, labels, [float(x) for x in bins["len"]], "{:,.0f}")
 
 
-def linear_histogram(values: pl.Series, title: str, n_bins: int = 10) -> str:
-    """Counts in n_bins equal-width bins between the minimum and the maximum."""
-    values = values.drop_nulls()
-    if values.len() == 0:
+def linear_histogram_of(frame: pl.LazyFrame, column: str, title: str, n_bins: int = 10) -> str:
+    """Counts of one column of a lazy frame (e.g. a table scan) in n_bins equal-width bins
+    between its minimum and maximum: two streaming aggregations (range, then counts per
+    bin), so the column is never materialised."""
+    values = pl.col(column).drop_nulls()
+    lo, hi = (
+        frame.select(values.min().alias("lo"), values.max().alias("hi"))
+        .collect(engine="streaming")
+        .row(0)
+    )
+    if lo is None:
         return svg_bars(title, [], [])
-    lo, hi = float(values.min()), float(values.max())
+    lo, hi = float(lo), float(hi)
     width = (hi - lo) / n_bins or 1.0
-    idx = ((values - lo) / width).floor().clip(0, n_bins - 1).cast(pl.Int64)
-    counts = idx.value_counts().sort(idx.name)
-    full = dict(zip(counts[idx.name].to_list(), counts["count"].to_list(), strict=True))
+    counts = (
+        frame.select(values.alias("v"))
+        .select(((pl.col("v") - lo) / width).floor().clip(0, n_bins - 1).cast(pl.Int64).alias("b"))
+        .group_by("b")
+        .len()
+        .collect(engine="streaming")
+    )
+    full = dict(zip(counts["b"].to_list(), counts["len"].to_list(), strict=True))
     labels = [f"{lo + i * width:.3g}" for i in range(n_bins)]
     return svg_bars(title, labels, [float(full.get(i, 0)) for i in range(n_bins)], "{:,.0f}")

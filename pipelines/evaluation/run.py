@@ -6,10 +6,15 @@ and a serve run's rankings against the events that arrived after it.
 * `serve_metrics`: what needs no labels (coverage, Gini, novelty, user and item counts).
 * `evaluate_against`: each user's first event in a new log is the target of that user's
   served rankings; users without new events are counted, not scored.
+
+Tables are read one bucket of users at a time (buckets.py), at most about
+eval.max_rows_in_memory rows each; only per-user metric rows and item counts are kept.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +22,17 @@ import polars as pl
 
 from pipelines import tableio
 from pipelines.errors import ConfigError, TableNotCommittedError, WalkRankError
-from pipelines.evaluation.beyond_accuracy import beyond_accuracy_metrics
-from pipelines.evaluation.evaluate import METRICS_SCHEMA, evaluate_rankings
+from pipelines.evaluation.beyond_accuracy import (
+    add_exposure,
+    beyond_accuracy_of_exposure,
+    exposure_by_k,
+    self_information_of_counts,
+)
+from pipelines.evaluation.buckets import Bucket, n_buckets, read_buckets
+from pipelines.evaluation.evaluate import METRICS_SCHEMA, RankingEvaluator
+from pipelines.evaluation.train_stats import TrainStats, train_stats, train_stats_of_buckets
+
+log = logging.getLogger(__name__)
 
 SERVE_COUNTS = ("users", "catalog_items", "recommended_items")
 
@@ -44,24 +58,37 @@ def check_split_target(run_dir: str | Path, target: str) -> None:
 
 
 def evaluate_run(
-    run_dir: str | Path, tables: list[str], ks: list[int], target: str
+    run_dir: str | Path,
+    tables: list[str],
+    ks: list[int],
+    target: str,
+    max_rows_in_memory: int | None = None,
 ) -> pl.DataFrame:
     """Metrics of the given tables of a run: against its holdout rows of split `target`, or
-    label-free ones (`serve_metrics`) when the run is a serve run."""
+    label-free ones (`serve_metrics`) when the run is a serve run.
+
+    Every table is read in buckets of users of about `max_rows_in_memory` rows (default:
+    eval.max_rows_in_memory), so no table is ever held whole; the metrics do not depend on
+    the number of buckets."""
     check_split_target(run_dir, target)
-    train = tableio.read_polars(run_dir, "train").select("user_id", "item_id")
+    max_rows = _max_rows(max_rows_in_memory)
     n_items = tableio.read_manifest(run_dir, "items")["rows"]
     committed = [t for t in tables if tableio.is_committed(run_dir, t)]
     if not committed:
         raise TableNotCommittedError(f"none of {tables} is committed in {run_dir}")
+    stats = run_train_stats(run_dir, max_rows)
     if target == "serve":
         return pl.concat(
             [
-                serve_metrics(tableio.read_polars(run_dir, t), train, ks, t, n_items)
+                serve_metrics_of_buckets(
+                    _table_buckets(run_dir, t, max_rows, max_rank=max(ks)), stats, ks, t, n_items
+                )
                 for t in committed
             ]
         )
-    holdout = tableio.read_polars(run_dir, "holdout").filter(pl.col("split") == target)
+    holdout = pl.from_arrow(
+        tableio.read_arrow(run_dir, "holdout", columns=["user_id", "item_id", "split"])
+    ).filter(pl.col("split") == target)
     if holdout.height == 0:
         raise WalkRankError(
             f"no holdout rows with split '{target}' in {run_dir}",
@@ -70,24 +97,72 @@ def evaluate_run(
     relevant = holdout.select("user_id", "item_id")
     frames = []
     for table in committed:
-        full = tableio.read_polars(run_dir, table)
-        recs = full.select("user_id", "item_id", "rank")
-        frames.append(evaluate_rankings(recs, relevant, train, ks, table, n_items))
-        if table == "candidates":  # every source alone, ranked by its own score column
-            from pipelines.evaluation.per_source import source_names, source_ranking
-
-            for source in source_names(run_dir):
-                frames.append(
-                    evaluate_rankings(
-                        source_ranking(full, source),
-                        relevant,
-                        train,
-                        ks,
-                        f"candidates:{source}",
-                        n_items,
-                    )
-                )
+        frames.extend(_evaluate_table(run_dir, table, relevant, stats, ks, n_items, max_rows))
     return pl.concat(frames)
+
+
+def _max_rows(max_rows_in_memory: int | None) -> int:
+    if max_rows_in_memory is None:
+        from pipelines.config import EvalConfig
+
+        return EvalConfig().max_rows_in_memory
+    return max_rows_in_memory
+
+
+def _table_buckets(
+    run_dir: str | Path,
+    table: str,
+    max_rows: int,
+    columns: list[str] | None = None,
+    max_rank: int | None = None,
+) -> Iterator[Bucket]:
+    """A per-user table of the run read in buckets of about `max_rows` rows (from its row
+    count); with `max_rank`, only rows ranked at most that (nothing deeper is scored)."""
+    n = n_buckets(tableio.read_manifest(run_dir, table)["rows"], max_rows)
+    scan = tableio.scan_polars(run_dir, table).select(columns or ["user_id", "item_id", "rank"])
+    if max_rank is not None:
+        # Null ranks stay, so the evaluator still rejects them as it did with the whole table.
+        scan = scan.filter((pl.col("rank") <= max_rank) | pl.col("rank").is_null())
+    read = 0
+    for bucket in read_buckets(scan, n):
+        read += 1
+        yield bucket
+    log.info("evaluate: read %s of %s in %d bucket(s) of users", table, run_dir, read)
+
+
+def run_train_stats(run_dir: str | Path, max_rows_in_memory: int | None = None) -> TrainStats:
+    """The counts of the run's train table, read in buckets of users."""
+    buckets = _table_buckets(
+        run_dir, "train", _max_rows(max_rows_in_memory), columns=["user_id", "item_id"]
+    )
+    return train_stats_of_buckets(bucket.rows for bucket in buckets)
+
+
+def _evaluate_table(
+    run_dir: str | Path,
+    table: str,
+    relevant: pl.DataFrame,
+    stats: TrainStats,
+    ks: list[int],
+    n_items: int,
+    max_rows: int,
+) -> list[pl.DataFrame]:
+    """Metrics of one table against `relevant`; for candidates, also of every source alone
+    (ranked by its own score column), all from one bucketed pass over the table."""
+    from pipelines.evaluation.per_source import SCORE_PREFIX, source_names, source_ranking
+
+    sources = source_names(run_dir) if table == "candidates" else []
+    evaluators = {table: RankingEvaluator(ks, stats)}
+    evaluators |= {f"candidates:{s}": RankingEvaluator(ks, stats) for s in sources}
+    columns = ["user_id", "item_id", "rank", *(f"{SCORE_PREFIX}{s}" for s in sources)]
+    # A source's own top-k can sit anywhere in the fused list, so with sources every row is read.
+    max_rank = None if sources else max(ks)
+    for bucket in _table_buckets(run_dir, table, max_rows, columns, max_rank):
+        holdout = bucket.users_of(relevant)
+        evaluators[table].add(bucket.rows, holdout)
+        for source in sources:
+            evaluators[f"candidates:{source}"].add(source_ranking(bucket.rows, source), holdout)
+    return [evaluator.metrics(name, n_items) for name, evaluator in evaluators.items()]
 
 
 def serve_metrics(
@@ -95,14 +170,32 @@ def serve_metrics(
 ) -> pl.DataFrame:
     """Label-free metrics of every user's top-k: coverage, Gini, novelty at each k, and the
     counts users (with rankings), catalog_items and recommended_items (at the largest k)."""
-    top = recs.select("user_id", "item_id", "rank").filter(pl.col("rank") <= max(ks))
-    n_users = top.get_column("user_id").n_unique()
+    stats = train_stats(train.select("user_id", "item_id"))
+    return serve_metrics_of_buckets([Bucket(0, 1, recs)], stats, ks, table, n_items)
+
+
+def serve_metrics_of_buckets(
+    buckets: Iterable[Bucket], stats: TrainStats, ks: list[int], table: str, n_items: int
+) -> pl.DataFrame:
+    """`serve_metrics` of a table given as disjoint buckets of users: users and item
+    exposures add up over buckets, and every metric is derived from those sums."""
+    n_users, exposure = 0, None
+    for bucket in buckets:
+        top = bucket.rows.select("user_id", "item_id", "rank").filter(pl.col("rank") <= max(ks))
+        n_users += top.get_column("user_id").n_unique()
+        at_k = exposure_by_k(top, ks)
+        exposure = at_k if exposure is None else add_exposure(exposure, at_k)
+    if exposure is None:
+        raise ValueError(f"no bucket of {table} was read")
     counts = {
         "users": n_users,
         "catalog_items": n_items,
-        "recommended_items": top.get_column("item_id").n_unique(),
+        "recommended_items": exposure.filter(pl.col("k") == max(ks)).height,
     }
-    rows = beyond_accuracy_metrics(top, train, ks, n_items).with_columns(
+    info, unseen = self_information_of_counts(
+        stats.items.select("item_id", "n_users"), stats.n_users
+    )
+    rows = beyond_accuracy_of_exposure(exposure, ks, info, unseen, n_items).with_columns(
         pl.lit("all").alias("segment")
     )
     count_rows = pl.DataFrame(
@@ -140,24 +233,42 @@ def score_against(
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """Served rankings against new events: (metrics, counts). Scored users are those with
     rankings and at least one new event; the others are counted, not scored."""
+    stats = train_stats(train.select("user_id", "item_id"))
+    return score_against_buckets([Bucket(0, 1, rankings)], new_events, stats, ks, n_items)
+
+
+def score_against_buckets(
+    buckets: Iterable[Bucket],
+    new_events: pl.DataFrame,
+    stats: TrainStats,
+    ks: list[int],
+    n_items: int,
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """`score_against` of rankings given as disjoint buckets of users (one pass: a bucket's
+    ranked users are exactly the ranked users whose targets fall in that bucket)."""
     targets = first_new_events(new_events)
-    ranked = rankings.select("user_id").unique()
-    scored = targets.join(ranked, on="user_id", how="semi")
+    evaluator = RankingEvaluator(ks, stats)
+    n_ranked = n_scored = 0
+    for bucket in buckets:
+        ranked = bucket.rows.select("user_id").unique()
+        scored = bucket.users_of(targets).join(ranked, on="user_id", how="semi")
+        n_ranked += ranked.height
+        n_scored += scored.height
+        evaluator.add(bucket.rows.select("user_id", "item_id", "rank"), scored)
     counts = {
         "new_events": new_events.height,
-        "users_with_rankings": ranked.height,
+        "users_with_rankings": n_ranked,
         "users_with_new_events": targets.height,
-        "users_scored": scored.height,
-        "users_without_new_events": ranked.height - scored.height,
-        "new_users_without_rankings": targets.height - scored.height,
+        "users_scored": n_scored,
+        "users_without_new_events": n_ranked - n_scored,
+        "new_users_without_rankings": targets.height - n_scored,
     }
-    if scored.height == 0:
+    if n_scored == 0:
         raise WalkRankError(
             "no user of the run has an event in the new log: nothing to score",
             hint="pass the events that arrived after the run, with the same user ids",
         )
-    recs = rankings.select("user_id", "item_id", "rank")
-    return evaluate_rankings(recs, scored, train, ks, "rankings", n_items), counts
+    return evaluator.metrics("rankings", n_items), counts
 
 
 def evaluate_against(
@@ -204,10 +315,14 @@ def evaluate_against(
     n_read = new.height
     if since:
         new = new.filter(pl.col("ts") >= _since(since))
-    train = tableio.read_polars(run_dir, "train").select("user_id", "item_id")
+    max_rows = cfg.eval.max_rows_in_memory
     n_items = tableio.read_manifest(run_dir, "items")["rows"]
-    metrics, counts = score_against(
-        tableio.read_polars(run_dir, "rankings"), new, train, ks, n_items
+    metrics, counts = score_against_buckets(
+        _table_buckets(run_dir, "rankings", max_rows),
+        new,
+        run_train_stats(run_dir, max_rows),
+        ks,
+        n_items,
     )
     counts["events_before_since"] = n_read - new.height
     extra = {

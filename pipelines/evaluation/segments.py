@@ -28,15 +28,24 @@ SEGMENT_ORDER: tuple[str, ...] = (SEGMENT_ALL, HIST_LE5, HIST_6_20, HIST_GT20, P
 HEAD_SHARE_NUM, HEAD_SHARE_DEN = 1, 5  # 20 %, kept as a fraction to compare integers exactly
 
 
+def history_counts(train: pl.DataFrame) -> pl.DataFrame:
+    """Train rows per train user: columns user_id, n_history (Int64)."""
+    return train.group_by("user_id").agg(pl.len().cast(pl.Int64).alias("n_history"))
+
+
 def history_length(users: pl.DataFrame, train: pl.DataFrame) -> pl.DataFrame:
     """Number of train events per user: columns user_id, n_history (Int64).
 
     n_history(u) = |{train rows with user_id = u}|; 0 for users absent from train.
     """
-    counts = train.group_by("user_id").agg(pl.len().cast(pl.Int64).alias("n_history"))
+    return history_length_of_counts(users, history_counts(train))
+
+
+def history_length_of_counts(users: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
+    """`history_length` from precomputed `history_counts` (user_id, n_history)."""
     return (
         users.select("user_id")
-        .join(counts, on="user_id", how="left")
+        .join(counts.select("user_id", "n_history"), on="user_id", how="left")
         .with_columns(pl.col("n_history").fill_null(0))
     )
 
@@ -58,7 +67,14 @@ def history_segment() -> pl.Expr:
 
 def history_segments(users: pl.DataFrame, train: pl.DataFrame) -> pl.DataFrame:
     """Columns user_id, segment: the history-length segment of every user of `users`."""
-    return history_length(users, train).select("user_id", history_segment().alias("segment"))
+    return history_segments_of_counts(users, history_counts(train))
+
+
+def history_segments_of_counts(users: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
+    """`history_segments` from precomputed `history_counts` (user_id, n_history)."""
+    return history_length_of_counts(users, counts).select(
+        "user_id", history_segment().alias("segment")
+    )
 
 
 def head_items(train: pl.DataFrame) -> pl.DataFrame:
@@ -69,12 +85,17 @@ def head_items(train: pl.DataFrame) -> pl.DataFrame:
     <= 20 % of all train interactions, and at least the first item when train is
     non-empty. Every other item, including items absent from train, is tail.
     """
-    total = train.height
+    counts = train.group_by("item_id").agg(pl.len().cast(pl.Int64).alias("n_rows"))
+    return head_items_of_counts(counts)
+
+
+def head_items_of_counts(counts: pl.DataFrame) -> pl.DataFrame:
+    """`head_items` from the train rows per item (item_id, n_rows), e.g. TrainStats.items."""
+    total = int(counts.get_column("n_rows").sum()) if counts.height else 0
     if total == 0:
         return pl.DataFrame(schema={"item_id": pl.String})
     ranked = (
-        train.group_by("item_id")
-        .agg(pl.len().cast(pl.Int64).alias("count"))
+        counts.select("item_id", pl.col("n_rows").alias("count"))
         .sort(["count", "item_id"], descending=[True, False])
         .with_columns(pl.col("count").cum_sum().alias("cum_count"))
     )

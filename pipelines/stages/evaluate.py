@@ -14,17 +14,15 @@ def run(ctx: StageContext) -> None:
     from pipelines.evaluation import render_report_md
 
     cfg = ctx.config.eval
-    metrics = evaluate_run(ctx.run_dir, cfg.tables, cfg.ks, cfg.target)
+    metrics = evaluate_run(ctx.run_dir, cfg.tables, cfg.ks, cfg.target, cfg.max_rows_in_memory)
     ctx.write("metrics", metrics, extra={"target": cfg.target})
     extra = []
     if "candidates" in cfg.tables and tableio.is_committed(ctx.run_dir, "candidates"):
-        from pipelines.evaluation.per_source import overlap_markdown, source_names, source_overlap
+        from pipelines.evaluation.per_source import overlap_markdown, run_source_overlap
 
         k = min(cfg.ks)
         extra.append(
-            overlap_markdown(
-                source_overlap(ctx.read_polars("candidates"), source_names(ctx.run_dir), k), k
-            )
+            overlap_markdown(run_source_overlap(ctx.run_dir, k, cfg.max_rows_in_memory), k)
         )
     report = render_report_md(
         metrics,
@@ -43,7 +41,8 @@ STAGE = Stage(
     fn=run,
     inputs=("holdout", "train", "items", "candidates", "rankings"),
     outputs=("metrics",),
-    config_keys=("eval",),
+    # Not eval.max_rows_in_memory: it changes how the tables are read, not the metrics.
+    config_keys=("eval.target", "eval.ks", "eval.tables"),
     engine="local",
     description="accuracy and beyond-accuracy metrics by segment; report.md, report.html",
 )
