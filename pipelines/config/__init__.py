@@ -23,6 +23,7 @@ from pipelines.config.load import (
 from pipelines.config.sections import (
     CandidatesConfig,
     Config,
+    EmbeddingsConfig,
     EvalConfig,
     GraphConfig,
     IngestConfig,
@@ -48,6 +49,7 @@ __all__ = [
     "PROFILES",
     "CandidatesConfig",
     "Config",
+    "EmbeddingsConfig",
     "EvalConfig",
     "GraphConfig",
     "IngestConfig",

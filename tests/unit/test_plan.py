@@ -40,9 +40,14 @@ def test_plan_follows_the_config(sets, planned):
     plan = api.plan(load_config(None, sets))
     assert plan.names == planned
     assert set(plan.names) | set(plan.skipped) == {
-        "ingest", "split", "graph", "ppr", "neighbors", "candidates",
+        "ingest", "split", "graph", "ppr", "neighbors", "item_embeddings", "candidates",
         "summaries", "llm_scores", "rank", "evaluate",
     }  # fmt: skip
+    # Nothing reads item_embeddings yet: never planned, whatever the config.
+    assert plan.skipped["item_embeddings"] in (
+        "no planned stage reads item_embeddings",
+        "embeddings.enabled = false",
+    )
 
 
 def test_skipped_stages_say_why():

