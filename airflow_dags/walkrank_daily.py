@@ -83,9 +83,10 @@ STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "neighbors": ("spark", ("split",)),
     "item_embeddings": ("ray", ("ingest",)),
     "candidates": ("spark", ("ppr", "neighbors")),
+    "fit_ranker": ("spark", ("candidates",)),
     "summaries": ("ray", ("candidates",)),
     "llm_scores": ("ray", ("summaries",)),
-    "rank": ("local", ("llm_scores",)),
+    "rank": ("spark", ("fit_ranker", "llm_scores")),
     "evaluate": ("local", ("rank",)),
 }
 

@@ -59,9 +59,15 @@ def run(ctx: StageContext) -> None:
     from pipelines.ranker.fit import fit_lambdarank, labelled_pairs, training_sample
 
     cfg = ctx.config.rank
+    spark = ctx.spark
+    why = ranker_fit_planned(ctx.config)
+    if why is not None:  # run by name (--stages, a scheduler's task) where the plan skips it
+        ctx.log(f"nothing to fit: {why}")
+        empty = spark.createDataFrame([], "feature string, gain double, splits long")
+        ctx.write("ranker_model", empty, extra={"fitted": False, "reason": why})
+        return
     fit_dir, fit_cfg = run_fit_pass(ctx.run_dir, ctx.config)
     ctx.log(f"fit pass committed in {fit_dir} (target {fit_cfg.eval.target})")
-    spark = ctx.spark
 
     def read(name):
         return tableio.read_spark(spark, fit_dir, name)

@@ -57,15 +57,15 @@ def test_a_kernel_change_changes_exactly_the_stages_that_run_it(tmp_path):
     _edit(tree / "udfs" / "walk_numba.py", "\n\n# a note for readers\n")
     assert _versions(tree) == before
 
-    # The PPR walk kernel: only `ppr` runs it.
+    # The PPR walk kernel: only `ppr` runs it, and fit_ranker, whose fit pass runs ppr.
     _edit(tree / "udfs" / "walk_numba.py", "\n\ndef _added():\n    return 1\n")
     after = _versions(tree)
-    assert {n for n in before if before[n] != after[n]} == {"ppr"}
+    assert {n for n in before if before[n] != after[n]} == {"ppr", "fit_ranker"}
 
-    # One candidate source (loaded by name from the registry): only `candidates`.
+    # One candidate source (loaded by name from the registry): `candidates` (and the fit pass).
     _edit(tree / "pipelines" / "candidates" / "sources" / "item_cf.py", "\nLIMIT = 3\n")
     again = _versions(tree)
-    assert {n for n in after if after[n] != again[n]} == {"candidates"}
+    assert {n for n in after if after[n] != again[n]} == {"candidates", "fit_ranker"}
 
     # The table writer runs in every stage: all of them.
     _edit(tree / "pipelines" / "tableio.py", "\nLIMIT = 3\n")

@@ -8,32 +8,42 @@ from pipelines import api
 from pipelines.config import load_config
 
 ALL = ["ingest", "split", "graph", "ppr", "neighbors", "candidates", "evaluate"]
+LEARNED = [*ALL[:-1], "fit_ranker", "rank", "evaluate"]
+FUSION = "rank.method=fusion"
 
 
 @pytest.mark.parametrize(
     ("sets", "planned"),
     [
-        (["candidates.sources=[]"], ["ingest", "split", "candidates", "evaluate"]),
+        ([FUSION, "candidates.sources=[]"], ["ingest", "split", "candidates", "evaluate"]),
         (
-            ['candidates.sources=["transition"]'],
+            [FUSION, 'candidates.sources=["transition"]'],
             ["ingest", "split", "graph", "candidates", "evaluate"],
         ),
         (
-            ['candidates.sources=["ppr"]'],
+            [FUSION, 'candidates.sources=["ppr"]'],
             ["ingest", "split", "graph", "ppr", "candidates", "evaluate"],
         ),
         (
-            ['candidates.sources=["user_cf"]'],
+            [FUSION, 'candidates.sources=["user_cf"]'],
             ["ingest", "split", "neighbors", "candidates", "evaluate"],
         ),
-        ([], ALL),  # the defaults: every source
+        ([FUSION], ALL),
+        ([], LEARNED),  # the defaults: every source, the learned ranker
+        # The learned ranker reads the graph (transition features) whatever the sources.
         (
-            ["rank.llm_weight=0.5"],
+            ['candidates.sources=["user_cf"]'],
+            ["ingest", "split", "graph", "neighbors", "candidates", "fit_ranker", "rank",
+             "evaluate"],
+        ),  # fmt: skip
+        (["rank.model=/m"], [*ALL[:-1], "rank", "evaluate"]),  # a fitted model reused
+        (
+            [FUSION, "rank.llm_weight=0.5"],
             [*ALL[:-1], "summaries", "llm_scores", "rank", "evaluate"],
         ),
         (["eval.target=valid"], [*ALL[:-1], "summaries", "llm_scores", "rank", "evaluate"]),
         (["eval.target=valid", "llm.enabled=false"], ALL),
-        (["eval.target=serve"], ALL),
+        (["eval.target=serve"], LEARNED),
     ],
 )
 def test_plan_follows_the_config(sets, planned):
@@ -41,7 +51,7 @@ def test_plan_follows_the_config(sets, planned):
     assert plan.names == planned
     assert set(plan.names) | set(plan.skipped) == {
         "ingest", "split", "graph", "ppr", "neighbors", "item_embeddings", "candidates",
-        "summaries", "llm_scores", "rank", "evaluate",
+        "fit_ranker", "summaries", "llm_scores", "rank", "evaluate",
     }  # fmt: skip
     # Nothing reads item_embeddings yet: never planned, whatever the config.
     assert plan.skipped["item_embeddings"] in (
@@ -51,12 +61,15 @@ def test_plan_follows_the_config(sets, planned):
 
 
 def test_skipped_stages_say_why():
-    plan = api.plan(load_config(None, ["candidates.sources=[]"]))
+    plan = api.plan(load_config(None, [FUSION, "candidates.sources=[]"]))
     assert plan.skipped["graph"].startswith("no planned stage reads graph_nodes, graph_edges")
     assert "transition" in plan.skipped["graph"] and "ppr" in plan.skipped["graph"]
     assert "item_cf" in plan.skipped["neighbors"]
     assert plan.skipped["rank"].startswith("rank.llm_weight = 0")
     assert plan.skipped["summaries"] == plan.skipped["rank"]
+    assert plan.skipped["fit_ranker"] == "rank.method = fusion"
+    valid = api.plan(load_config(None, ["eval.target=valid"]))
+    assert valid.skipped["fit_ranker"].startswith("eval.target = valid: no earlier event")
     off = api.plan(load_config(None, ["llm.enabled=false"]))
     assert off.skipped["llm_scores"] == "llm.enabled = false"
     lines = plan.lines()
@@ -71,6 +84,6 @@ def test_stages_option_forces_the_subset():
 
 
 def test_plan_json_lists_every_stage():
-    doc = api.plan(load_config(None, [])).to_json()
+    doc = api.plan(load_config(None, [FUSION])).to_json()
     rows = {r["name"]: r for r in doc["stages"]}
     assert rows["ppr"]["planned"] and not rows["rank"]["planned"] and rows["rank"]["reason"]
