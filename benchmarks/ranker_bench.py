@@ -105,7 +105,7 @@ def bench_run(spark, run: Path) -> dict:
                         "hr@10": base_h.mean()})  # fmt: skip
     for name, names in groups(sources).items():
         t0 = time.perf_counter()
-        res = fit_lambdarank(train_tab.select(["user_id", "label", *names]), names, cfg.rank,
+        res = fit_lambdarank(train_tab.select(["user_id", "item_id", "label", *names]), names, cfg.rank,
                              cfg.run.seed)  # fmt: skip
         pred = res.booster.predict(feature_matrix(main, names))
         g, h = per_user(label_positions(pred, users, label), keys, test_users)

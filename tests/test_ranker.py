@@ -222,7 +222,9 @@ def test_fit_pass_labels_do_not_leak_the_test_item(spark, planted_run):
     )
     sample, _ = training_sample(labelled_pairs(feats, read("holdout"), "test"), 10_000, 200, 1)
     cfg = load_config(None, SMALL).rank
-    leaky = fit_lambdarank(sample.select("user_id", "label", *names).toArrow(), names, cfg, 1)
+    leaky = fit_lambdarank(
+        sample.select("user_id", "item_id", "label", *names).toArrow(), names, cfg, 1
+    )
     scored = score_pairs(feats, leaky.booster.model_to_string(), names)
     leaked = _top1_rate(
         pl.from_pandas(rank_by_score(scored, read("candidates"), []).toPandas()), eligible

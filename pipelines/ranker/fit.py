@@ -80,11 +80,14 @@ def lgb_params(cfg, seed: int) -> dict[str, Any]:
 
 
 def fit_lambdarank(table, names: Sequence[str], cfg, seed: int) -> FitResult:
-    """table: pyarrow Table [user_id, label, *names] -> a fitted booster; the users whose
-    seeded hash falls in the top `cfg.valid_fraction` are held out for early stopping."""
+    """table: pyarrow Table [user_id, item_id, label, *names] -> a fitted booster; a seeded
+    `cfg.valid_fraction` of the users is held out for early stopping."""
     import lightgbm as lgb
 
-    table = table.sort_by([("user_id", "ascending")])
+    # Rows in a label-blind order: LightGBM breaks score ties by row order, both in the
+    # lambdarank gradients and in the NDCG it stops on, so a label-first order would tell
+    # the model (and the metric) which row is the label while scores are still tied.
+    table = table.sort_by([("user_id", "ascending"), ("item_id", "ascending")])
     users = np.asarray(table.column("user_id").to_pylist(), dtype=object)
     x = np.column_stack(
         [table.column(n).to_numpy(zero_copy_only=False).astype(np.float64) for n in names]

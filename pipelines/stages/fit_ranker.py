@@ -91,7 +91,7 @@ def run(ctx: StageContext) -> None:
         empty = spark.createDataFrame([], "feature string, gain double, splits long")
         ctx.write("ranker_model", empty, extra={"fitted": False, "reason": why})
         return
-    table = sample.select("user_id", "label", *names).toArrow()
+    table = sample.select("user_id", "item_id", "label", *names).toArrow()
     ctx.log(f"fitting on {table.num_rows:,} rows of {n_labelled:,} labelled fit-pass users")
     result = fit_lambdarank(table, names, cfg, ctx.config.run.seed)
     report = {**result.report, "labelled_users": n_labelled, "fit_target": fit_cfg.eval.target}

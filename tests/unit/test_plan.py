@@ -33,8 +33,16 @@ FUSION = "rank.method=fusion"
         # The learned ranker reads the graph (transition features) whatever the sources.
         (
             ['candidates.sources=["user_cf"]'],
-            ["ingest", "split", "graph", "neighbors", "candidates", "fit_ranker", "rank",
-             "evaluate"],
+            [
+                "ingest",
+                "split",
+                "graph",
+                "neighbors",
+                "candidates",
+                "fit_ranker",
+                "rank",
+                "evaluate",
+            ],
         ),  # fmt: skip
         (["rank.model=/m"], [*ALL[:-1], "rank", "evaluate"]),  # a fitted model reused
         (
