@@ -16,9 +16,9 @@ AIRFLOW_SPARK_PROVIDER ?= 6.3.4
 # cluster's (constraints.txt).
 RAY_VERSION ?= 2.60.0
 
-.PHONY: setup java browser demo test test-slow dist airflow-setup lint format clean
+.PHONY: setup java openmp browser demo test test-slow dist airflow-setup lint format clean
 
-setup: java $(STAMP)
+setup: java openmp $(STAMP)
 
 java:
 	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
@@ -30,6 +30,14 @@ java:
 	    echo "error: pyspark 4 needs Java 17+ (found: $${v:-none}). Install it, e.g. 'sudo apt-get install openjdk-17-jre-headless', and set JAVA_HOME." >&2; exit 1; \
 	  fi; \
 	fi
+
+# LightGBM's wheel (the learned ranker) links the system's OpenMP runtime, libgomp.so.1.
+openmp:
+	@ldconfig -p 2>/dev/null | grep -q libgomp.so.1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing libgomp1 (OpenMP runtime for LightGBM)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgomp1 >/dev/null; \
+	  else echo "error: LightGBM needs libgomp.so.1: install it, e.g. 'sudo apt-get install libgomp1'" >&2; exit 1; fi; }
 
 # Headless Chromium opens report.html in a test; Debian's package, installed when root.
 browser:

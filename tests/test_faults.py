@@ -80,7 +80,10 @@ def _settings(data: Path, model: Path) -> list[str]:
         "spark.shuffle_partitions=4",  # the session's (conftest): in-process runs keep it
         "spark.log_level='ERROR'",
         'candidates.sources=["ppr", "item_cf", "user_cf", "transition"]',
-        # A non-zero LLM weight: the plan then runs summaries, llm_scores and rank too.
+        # A non-zero LLM weight: the plan then runs summaries, llm_scores and rank too (the
+        # fusion with the LLM score: the learned ranker's fit pass is a nested run of these
+        # same stages, whose commits the matrix already covers).
+        "rank.method=fusion",
         "rank.llm_weight=0.5",
         "ppr.walks_per_node=100",
         f"llm.model={json.dumps(str(model))}",
