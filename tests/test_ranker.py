@@ -43,7 +43,26 @@ def _stages(run_dir, sets):
 # --- features against a plain-Python model ---------------------------------------------
 
 
-def reference_features(cands, train, items, edges, sources, recent_fraction):
+def reference_text_cos(hist_idx: list[int], item: int, vecs, half_life: float):
+    """cosine(recency-weighted mean of the history's vectors, the item's vector), None when
+    either side has no vector (a zero row)."""
+    has = [any(v != 0 for v in vecs[i]) for i in range(len(vecs))]
+    if not has[item]:
+        return None
+    n, d = len(hist_idx), len(vecs[0])
+    mean = [0.0] * d
+    for pos, i in enumerate(hist_idx):
+        if has[i]:
+            w = 0.5 ** ((n - 1 - pos) / half_life)
+            mean = [m + w * float(v) for m, v in zip(mean, vecs[i], strict=True)]
+    norm_u = sum(m * m for m in mean) ** 0.5
+    if norm_u == 0:
+        return None
+    norm_i = sum(float(v) ** 2 for v in vecs[item]) ** 0.5
+    return sum(m * float(v) for m, v in zip(mean, vecs[item], strict=True)) / norm_u / norm_i
+
+
+def reference_features(cands, train, items, edges, sources, recent_fraction, vecs=None):
     """{(user, item): {feature: value}} computed row by row from the tables' rows."""
     secs = [r["ts"].timestamp() for r in train]
     lo, hi = min(secs), max(secs)
@@ -89,6 +108,9 @@ def reference_features(cands, train, items, edges, sources, recent_fraction):
                 "user_since_last": (hi - h[0][0]) / DAY,
                 "user_repeat_rate": 1 - len({t[1] for t in h}) / len(h),
             }
+            if vecs is not None:  # history oldest first, ties as the Spark sort breaks them
+                order = [t[2] for t in sorted(h, key=lambda t: (t[0], t[1]))]
+                f["text_cos"] = reference_text_cos(order, idx[it], vecs, 3.0)
             out[(user, it)] = f
     return out
 
@@ -99,17 +121,23 @@ def test_features_equal_the_python_model(spark, tmp_path):
     _stages(run, ["rank.method=fusion"])
     sources = source_names(run)
     assert {"transition", "ppr", "item_cf", "user_cf", "popular"} <= set(sources)
+    # Item "text" vectors: random, a third of the items without any (zero rows).
+    n_items = tableio.read_manifest(run, "items")["rows"]
+    rng = np.random.default_rng(1)
+    vecs = rng.normal(size=(n_items, 6)).astype(np.float32)
+    vecs[rng.random(n_items) < 0.33] = 0.0
     got = candidate_features(
         tableio.read_spark(spark, run, "candidates"), tableio.read_spark(spark, run, "train"),
         tableio.read_spark(spark, run, "items"), tableio.read_spark(spark, run, "graph_edges"),
-        sources, 0.3,
+        sources, 0.3, vecs, 3.0,
     ).collect()  # fmt: skip
     ref = reference_features(
         *(tableio.read_polars(run, t).to_dicts() for t in ("candidates", "train", "items")),
-        tableio.read_polars(run, "graph_edges").to_dicts(), sources, 0.3,
+        tableio.read_polars(run, "graph_edges").to_dicts(), sources, 0.3, vecs.tolist(),
     )  # fmt: skip
     assert len(got) == len(ref) > 100
-    names = feature_names(sources)
+    names = feature_names(sources, text=True)
+    assert names[-1] == "text_cos"
     seen_nulls = set()
     for row in got:
         want = ref[(row["user_id"], row["item_id"])]
@@ -118,9 +146,11 @@ def test_features_equal_the_python_model(spark, tmp_path):
                 assert row[n] is None, (row["user_id"], row["item_id"], n)
                 seen_nulls.add(n)
             else:
-                assert row[n] == pytest.approx(want[n], rel=1e-9, abs=1e-9), n
+                tol = 1e-5 if n == "text_cos" else 1e-9  # float32 vectors
+                assert row[n] == pytest.approx(want[n], rel=tol, abs=tol), n
     # The data exercises the null paths (a source that did not propose, no edge).
-    assert "trans_last1" in seen_nulls and any(n.startswith("score_") for n in seen_nulls)
+    assert {"trans_last1", "text_cos"} <= seen_nulls
+    assert any(n.startswith("score_") for n in seen_nulls)
 
 
 # --- scoring in Spark equals Booster.predict -------------------------------------------

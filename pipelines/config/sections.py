@@ -303,6 +303,10 @@ class RankConfig:
     # Item popularity "recent" = the latest recent_fraction of train events (scale-free: the
     # same on logs spanning days or years).
     recent_fraction: Annotated[float, Range(gt=0, le=1)] = 0.1
+    # The text-affinity feature (item embedding vs the user's history embedding): needs the
+    # item_embeddings stage (Ray, the llm extra) and items with a title or text.
+    text_features: bool = False
+    text_half_life: Annotated[float, Range(gt=0)] = 10.0  # history events
 
 
 @dataclass

@@ -60,3 +60,16 @@ def load_model(folder: str | Path) -> RankerModel:
         )
     meta = json.loads((folder / META).read_text())
     return RankerModel((folder / MODEL).read_text(), list(meta["features"]), meta)
+
+
+def item_vector_matrix(table, n_items: int):  # pyarrow Table -> np.ndarray (n_items x d)
+    """item_embeddings rows -> a float32 matrix by item_idx; items without a row stay zero."""
+    import numpy as np
+
+    if table.num_rows == 0:
+        return np.zeros((n_items, 1), dtype=np.float32)
+    idx = table.column("item_idx").to_numpy()
+    vecs = np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
+    out = np.zeros((n_items, vecs.shape[1]), dtype=np.float32)
+    out[idx] = vecs
+    return out

@@ -22,6 +22,10 @@ Per user (train events):
   user_hist_len              events of the user
   user_since_last            days since the user's last event
   user_repeat_rate           1 - distinct items / events
+With item text embeddings (rank.text_features):
+  text_cos                   cosine between the item's embedding and the user's history
+                             embedding (recency-weighted, half-life rank.text_half_life events);
+                             null when the item or every history item has no text
 
 Cost: a few joins and windows over the candidates rows (users x top_n) and aggregations over
 train; nothing is collected to the driver but two scalars (the train's first and last time).
@@ -37,10 +41,13 @@ ITEM = ("item_pop", "item_pop_recent", "item_trend", "item_age")
 USER = ("user_hist_len", "user_since_last", "user_repeat_rate")
 
 
-def feature_names(sources: Sequence[str]) -> list[str]:
+TEXT = ("text_cos",)
+
+
+def feature_names(sources: Sequence[str], text: bool = False) -> list[str]:
     """The feature columns, in the order the model sees them."""
     per_source = [c for s in sources for c in (f"score_{s}", f"rank_{s}")]
-    return [*per_source, *PAIR, *ITEM, *USER]
+    return [*per_source, *PAIR, *ITEM, *USER, *(TEXT if text else ())]
 
 
 def time_bounds(train) -> tuple[float, float]:
@@ -54,10 +61,18 @@ def time_bounds(train) -> tuple[float, float]:
 
 
 def candidate_features(
-    candidates, train, items, graph_edges, sources: Sequence[str], recent_fraction: float
+    candidates,
+    train,
+    items,
+    graph_edges,
+    sources: Sequence[str],
+    recent_fraction: float,
+    item_vecs=None,
+    half_life: float = 10.0,
 ):
-    """candidates (contract `candidates`), train (events contract), items, graph_edges or None ->
-    DataFrame[user_id, item_id, *feature_names(sources)] (doubles), one row per candidate."""
+    """candidates (contract `candidates`), train (events contract), items, graph_edges or None,
+    item_vecs (items x d array by item_idx, zero rows: no text) or None ->
+    DataFrame[user_id, item_id, *feature_names(sources, text)] (doubles), one per candidate."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -94,11 +109,39 @@ def candidate_features(
     out = out.withColumn("item_pop_recent", F.coalesce("_recent", F.lit(0.0))).withColumn(
         "item_trend", F.when(F.col("item_pop") > 0, F.col("item_pop_recent") / F.col("item_pop"))
     )
-    out = _with_transitions(out, train, items, graph_edges)
-    return out.select("user_id", "item_id", *feature_names(sources))
+    out = out.join(
+        F.broadcast(items.select("item_id", F.col("item_idx").alias("_dst"))), "item_id", "left"
+    )
+    out = _with_transitions(out, train, graph_edges)
+    if item_vecs is not None:
+        text = _text_affinity(out, train, item_vecs, half_life)
+        out = out.join(text, ["user_id", "item_id"], "left")
+    return out.select("user_id", "item_id", *feature_names(sources, item_vecs is not None))
 
 
-def _with_transitions(pairs, train, items, graph_edges):
+def _text_affinity(pairs, train, item_vecs, half_life: float):
+    """DataFrame[user_id, item_id, text_cos]: one task computes a user's history vector once
+    and its cosine with each of the user's candidates (udfs/text_vectors.py), the item
+    vectors broadcast once."""
+    from pyspark.sql import functions as F
+
+    from udfs.text_vectors import history_affinity_batches
+
+    vecs = pairs.sparkSession.sparkContext.broadcast(item_vecs)
+    hist = train.groupBy("user_id").agg(
+        F.sort_array(F.collect_list(F.struct("ts", "item_id", "item_idx"))).alias("_h")
+    )
+    hist = hist.select("user_id", F.col("_h.item_idx").alias("hist"))
+    cands = pairs.groupBy("user_id").agg(
+        F.collect_list("item_id").alias("cand_id"), F.collect_list("_dst").alias("cand_idx")
+    )
+    return cands.join(hist, "user_id", "left").mapInArrow(
+        lambda it: history_affinity_batches(it, vecs.value, half_life),
+        "user_id string, item_id string, text_cos double",
+    )
+
+
+def _with_transitions(pairs, train, graph_edges):
     """trans_last1/2: prob of the edge from the user's last / second-to-last train item (ties
     in time broken by item_id, as the split breaks them) to the candidate."""
     from pyspark.sql import Window
@@ -118,9 +161,7 @@ def _with_transitions(pairs, train, items, graph_edges):
             F.max(F.when(F.col("_pos") == 2, F.col("item_idx"))).alias("_l2"),
         )
     )
-    pairs = pairs.join(
-        F.broadcast(items.select("item_id", F.col("item_idx").alias("_dst"))), "item_id", "left"
-    ).join(last, "user_id", "left")
+    pairs = pairs.join(last, "user_id", "left")
     for tag in ("1", "2"):
         edges = graph_edges.select(
             F.col("src").alias(f"_l{tag}"),

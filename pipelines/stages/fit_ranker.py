@@ -57,6 +57,7 @@ def run(ctx: StageContext) -> None:
     from pipelines.ranker.artifact import model_dir, save_model
     from pipelines.ranker.features import candidate_features, feature_names
     from pipelines.ranker.fit import fit_lambdarank, labelled_pairs, training_sample
+    from pipelines.stages.rank import text_vectors
 
     cfg = ctx.config.rank
     spark = ctx.spark
@@ -73,10 +74,10 @@ def run(ctx: StageContext) -> None:
         return tableio.read_spark(spark, fit_dir, name)
 
     sources = source_names(fit_dir)
-    names = feature_names(sources)
+    names = feature_names(sources, cfg.text_features)
     feats = candidate_features(
         read("candidates"), read("train"), read("items"), read("graph_edges"), sources,
-        cfg.recent_fraction,
+        cfg.recent_fraction, text_vectors(ctx, cfg.text_features), cfg.text_half_life,
     )  # fmt: skip
     labelled = labelled_pairs(feats, read("holdout"), fit_cfg.eval.target)
     sample, n_labelled = training_sample(
@@ -115,6 +116,8 @@ STAGE = Stage(
     name="fit_ranker",
     fn=run,
     inputs=("events", "items"),
+    # The item embeddings are the run's own: item text does not depend on the split.
+    config_inputs=lambda cfg: ("item_embeddings",) if cfg.rank.text_features else (),
     outputs=("ranker_model",),
     config_keys=FIT_KEYS,
     skip_reason=ranker_fit_planned,

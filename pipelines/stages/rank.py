@@ -105,6 +105,22 @@ def _model_folder(ctx: StageContext):
     return None
 
 
+def text_vectors(ctx: StageContext, wanted: bool):
+    """The item embedding matrix for the text feature, when the model uses it."""
+    from pipelines.errors import ConfigError
+    from pipelines.ranker.artifact import item_vector_matrix
+
+    if not wanted:
+        return None
+    if "item_embeddings" not in ctx.stage.inputs_for(ctx.config):
+        raise ConfigError(
+            "the ranker uses the text feature (text_cos) but rank.text_features is false",
+            hint="--set rank.text_features=true",
+        )
+    n_items = ctx.manifest("items")["rows"]
+    return item_vector_matrix(ctx.read_arrow("item_embeddings", ["item_idx", "embedding"]), n_items)
+
+
 def rank_learned(ctx: StageContext, folder) -> None:
     from pipelines.evaluation.per_source import source_names
     from pipelines.ranker.artifact import load_model
@@ -119,7 +135,8 @@ def rank_learned(ctx: StageContext, folder) -> None:
     )
     feats = candidate_features(
         cands, ctx.read_spark("train"), ctx.read_spark("items"), edges, sources,
-        ctx.config.rank.recent_fraction,
+        ctx.config.rank.recent_fraction, text_vectors(ctx, "text_cos" in model.features),
+        ctx.config.rank.text_half_life,
     )  # fmt: skip
     scored = score_pairs(feats, model.text, model.features)
     out = rank_by_score(scored, cands, [f"score_{n}" for n in sources])
@@ -204,6 +221,8 @@ def rank_inputs(cfg: Config) -> tuple[str, ...]:
     if cfg.rank.method == "learned" and rank_planned(cfg) is None:
         # graph_edges: the transition features (the fit pass builds its own graph too).
         out += ["train", "items", "graph_edges"]
+        if cfg.rank.text_features:
+            out.append("item_embeddings")
         if ranker_fit_planned(cfg) is None:
             out.append("ranker_model")
     if llm_scores_used(cfg) is None:
