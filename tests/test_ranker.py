@@ -126,18 +126,26 @@ def test_features_equal_the_python_model(spark, tmp_path):
     rng = np.random.default_rng(1)
     vecs = rng.normal(size=(n_items, 6)).astype(np.float32)
     vecs[rng.random(n_items) < 0.33] = 0.0
+    # LLM scores for a sample of the pairs (the others: null).
+    pairs = tableio.read_polars(run, "candidates").select("user_id", "item_id")
+    llm = pairs.sample(fraction=0.3, seed=2).with_columns(
+        pl.Series("llm_score", rng.normal(size=int(pairs.height * 0.3)))
+    )
     got = candidate_features(
         tableio.read_spark(spark, run, "candidates"), tableio.read_spark(spark, run, "train"),
         tableio.read_spark(spark, run, "items"), tableio.read_spark(spark, run, "graph_edges"),
-        sources, 0.3, vecs, 3.0,
+        sources, 0.3, vecs, 3.0, spark.createDataFrame(llm.to_pandas()),
     ).collect()  # fmt: skip
+    llm_of = {(r["user_id"], r["item_id"]): r["llm_score"] for r in llm.to_dicts()}
     ref = reference_features(
         *(tableio.read_polars(run, t).to_dicts() for t in ("candidates", "train", "items")),
         tableio.read_polars(run, "graph_edges").to_dicts(), sources, 0.3, vecs.tolist(),
     )  # fmt: skip
     assert len(got) == len(ref) > 100
-    names = feature_names(sources, text=True)
-    assert names[-1] == "text_cos"
+    names = feature_names(sources, text=True, llm=True)
+    assert names[-2:] == ["text_cos", "llm_score"]
+    for key, f in ref.items():
+        f["llm_score"] = llm_of.get(key)
     seen_nulls = set()
     for row in got:
         want = ref[(row["user_id"], row["item_id"])]
@@ -149,7 +157,7 @@ def test_features_equal_the_python_model(spark, tmp_path):
                 tol = 1e-5 if n == "text_cos" else 1e-9  # float32 vectors
                 assert row[n] == pytest.approx(want[n], rel=tol, abs=tol), n
     # The data exercises the null paths (a source that did not propose, no edge).
-    assert {"trans_last1", "text_cos"} <= seen_nulls
+    assert {"trans_last1", "text_cos", "llm_score"} <= seen_nulls
     assert any(n.startswith("score_") for n in seen_nulls)
 
 
@@ -293,3 +301,30 @@ def test_too_few_labelled_users_fall_back_to_the_fusion(spark, tmp_path, capfd):
     assert ranks.select("user_id", "item_id", "rank").equals(
         cands.select("user_id", "item_id", "rank")
     )
+
+
+def test_llm_score_feature_runs_the_llm_stages_in_both_passes(spark, tmp_path):
+    """rank.llm_feature: summaries and llm_scores run in the fit pass and in the run (the same
+    user sample), and the fitted model takes llm_score as a feature."""
+    import ray
+
+    from tests.llm_fixtures import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny")
+    run = tmp_path / "r"
+    write_events(run, planted_log())
+    sets = [
+        "llm.enabled=true", "rank.llm_feature=true", f"llm.model={model}", "llm.max_users=12",
+        "llm.score_top_m=4", "summaries.max_new_tokens=4", "ray.num_cpus=2",
+    ]  # fmt: skip
+    try:
+        out = _stages(run, sets)
+    finally:
+        ray.shutdown()
+    assert {out[s] for s in ("summaries", "llm_scores", "fit_ranker", "rank")} == {"ran"}
+    for d in (run, run / "fit"):
+        scored = tableio.read_polars(d, "llm_scores").filter(pl.col("llm_score").is_not_null())
+        assert scored["user_id"].n_unique() == 12
+    meta = json.loads((run / "models" / "ranker" / "meta.json").read_text())
+    assert meta["features"][-1] == "llm_score"
+    assert tableio.read_manifest(run, "rankings")["extra"]["order"] == "learned ranker"

@@ -307,6 +307,9 @@ class RankConfig:
     # item_embeddings stage (Ray, the llm extra) and items with a title or text.
     text_features: bool = False
     text_half_life: Annotated[float, Range(gt=0)] = 10.0  # history events
+    # The LLM yes/no score as a feature (null for pairs without one): the LLM stages then run
+    # in the run and in its fit pass, for the same llm.max_users sample.
+    llm_feature: bool = False
 
 
 @dataclass
@@ -357,6 +360,8 @@ def llm_scores_used(cfg: Config) -> str | None:
     """None when the rank stage will use LLM scores, else why not (the plan prints it)."""
     if not cfg.llm.enabled:
         return "llm.enabled = false"
+    if cfg.rank.method == "learned" and cfg.rank.llm_feature and cfg.eval.target != "valid":
+        return None  # a feature of the learned ranker
     if cfg.eval.target != "valid" and cfg.rank.llm_weight == 0:
         return "rank.llm_weight = 0 (fit it with eval.target = valid)"
     return None

@@ -22,6 +22,8 @@ Per user (train events):
   user_hist_len              events of the user
   user_since_last            days since the user's last event
   user_repeat_rate           1 - distinct items / events
+With LLM scores (rank.llm_feature):
+  llm_score                  the llm_scores table's score of the pair (null: not scored)
 With item text embeddings (rank.text_features):
   text_cos                   cosine between the item's embedding and the user's history
                              embedding (recency-weighted, half-life rank.text_half_life events);
@@ -42,12 +44,13 @@ USER = ("user_hist_len", "user_since_last", "user_repeat_rate")
 
 
 TEXT = ("text_cos",)
+LLM = ("llm_score",)
 
 
-def feature_names(sources: Sequence[str], text: bool = False) -> list[str]:
+def feature_names(sources: Sequence[str], text: bool = False, llm: bool = False) -> list[str]:
     """The feature columns, in the order the model sees them."""
     per_source = [c for s in sources for c in (f"score_{s}", f"rank_{s}")]
-    return [*per_source, *PAIR, *ITEM, *USER, *(TEXT if text else ())]
+    return [*per_source, *PAIR, *ITEM, *USER, *(TEXT if text else ()), *(LLM if llm else ())]
 
 
 def time_bounds(train) -> tuple[float, float]:
@@ -69,10 +72,12 @@ def candidate_features(
     recent_fraction: float,
     item_vecs=None,
     half_life: float = 10.0,
+    llm_scores=None,
 ):
     """candidates (contract `candidates`), train (events contract), items, graph_edges or None,
-    item_vecs (items x d array by item_idx, zero rows: no text) or None ->
-    DataFrame[user_id, item_id, *feature_names(sources, text)] (doubles), one per candidate."""
+    item_vecs (items x d array by item_idx, zero rows: no text) or None, llm_scores or None ->
+    DataFrame[user_id, item_id, *feature_names(sources, text, llm)] (doubles), one per
+    candidate."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -116,7 +121,11 @@ def candidate_features(
     if item_vecs is not None:
         text = _text_affinity(out, train, item_vecs, half_life)
         out = out.join(text, ["user_id", "item_id"], "left")
-    return out.select("user_id", "item_id", *feature_names(sources, item_vecs is not None))
+    if llm_scores is not None:
+        llm = llm_scores.select("user_id", "item_id", F.col("llm_score").cast("double"))
+        out = out.join(llm.dropDuplicates(["user_id", "item_id"]), ["user_id", "item_id"], "left")
+    names = feature_names(sources, item_vecs is not None, llm_scores is not None)
+    return out.select("user_id", "item_id", *names)
 
 
 def _text_affinity(pairs, train, item_vecs, half_life: float):

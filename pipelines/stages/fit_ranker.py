@@ -20,7 +20,10 @@ from pipelines.stage import Stage, StageContext
 SHIFT = {"test": "valid", "serve": "test"}
 SHARED = ("events", "items")  # the fit pass reads the run's own copies
 # The sections the fit pass's own stages read (the stage key of fit_ranker covers them).
-FIT_KEYS = ("split", "graph", "ppr", "neighbors", "candidates", "rank", "eval.target", "run.seed")
+FIT_KEYS = (
+    "split", "graph", "ppr", "neighbors", "candidates", "rank", "eval.target", "run.seed",
+    "llm", "summaries",
+)  # fmt: skip
 
 
 def fit_pass_config(cfg: Config) -> Config:
@@ -28,7 +31,7 @@ def fit_pass_config(cfg: Config) -> Config:
     fit = copy.deepcopy(cfg)
     fit.eval.target = SHIFT[cfg.eval.target]
     fit.rank.method = "fusion"
-    fit.llm.enabled = False
+    fit.llm.enabled = cfg.llm.enabled and cfg.rank.llm_feature
     return fit
 
 
@@ -45,7 +48,8 @@ def run_fit_pass(run_dir: Path, cfg: Config) -> tuple[Path, Config]:
         if not link.is_symlink():
             os.symlink(Path("..") / name, link)
     planned = plan_stages(list(STAGES.values()), fit_cfg).names
-    wanted = [n for n in STAGES if n in planned or n == "graph"]
+    extra = {"graph"} | ({"summaries", "llm_scores"} if fit_cfg.llm.enabled else set())
+    wanted = [n for n in STAGES if n in planned or n in extra]
     wanted = [n for n in wanted if n not in ("ingest", "evaluate", "rank")]
     run_stages(fit_dir, fit_cfg, [STAGES[n] for n in wanted])
     return fit_dir, fit_cfg
@@ -74,10 +78,11 @@ def run(ctx: StageContext) -> None:
         return tableio.read_spark(spark, fit_dir, name)
 
     sources = source_names(fit_dir)
-    names = feature_names(sources, cfg.text_features)
+    llm = read("llm_scores") if fit_cfg.llm.enabled else None
+    names = feature_names(sources, cfg.text_features, llm is not None)
     feats = candidate_features(
         read("candidates"), read("train"), read("items"), read("graph_edges"), sources,
-        cfg.recent_fraction, text_vectors(ctx, cfg.text_features), cfg.text_half_life,
+        cfg.recent_fraction, text_vectors(ctx, cfg.text_features), cfg.text_half_life, llm,
     )  # fmt: skip
     labelled = labelled_pairs(feats, read("holdout"), fit_cfg.eval.target)
     sample, n_labelled = training_sample(

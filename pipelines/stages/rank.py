@@ -121,6 +121,20 @@ def text_vectors(ctx: StageContext, wanted: bool):
     return item_vector_matrix(ctx.read_arrow("item_embeddings", ["item_idx", "embedding"]), n_items)
 
 
+def llm_scores(ctx: StageContext, wanted: bool):
+    """The run's llm_scores (Spark), when the model uses the LLM score feature."""
+    from pipelines.errors import ConfigError
+
+    if not wanted:
+        return None
+    if "llm_scores" not in ctx.stage.inputs_for(ctx.config):
+        raise ConfigError(
+            "the ranker uses the LLM score feature (llm_score) but this run has no LLM scores",
+            hint="--set rank.llm_feature=true (and llm.enabled=true)",
+        )
+    return ctx.read_spark("llm_scores")
+
+
 def rank_learned(ctx: StageContext, folder) -> None:
     from pipelines.evaluation.per_source import source_names
     from pipelines.ranker.artifact import load_model
@@ -136,7 +150,7 @@ def rank_learned(ctx: StageContext, folder) -> None:
     feats = candidate_features(
         cands, ctx.read_spark("train"), ctx.read_spark("items"), edges, sources,
         ctx.config.rank.recent_fraction, text_vectors(ctx, "text_cos" in model.features),
-        ctx.config.rank.text_half_life,
+        ctx.config.rank.text_half_life, llm_scores(ctx, "llm_score" in model.features),
     )  # fmt: skip
     scored = score_pairs(feats, model.text, model.features)
     out = rank_by_score(scored, cands, [f"score_{n}" for n in sources])
