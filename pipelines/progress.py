@@ -95,6 +95,9 @@ def _active_context():  # -> pyspark.SparkContext | None
     return getattr(context, "_active_spark_context", None)
 
 
+_WATCHERS: list[str] = []  # prefixes of the active watchers, innermost last
+
+
 @contextmanager
 def watch_spark(prefix: str, interval: float = 10.0) -> Iterator[None]:
     """Report Spark progress as `{prefix} spark: …` while the body runs (see module doc)."""
@@ -104,10 +107,13 @@ def watch_spark(prefix: str, interval: float = 10.0) -> Iterator[None]:
     line = ProgressLine(interval)
     stop = threading.Event()
     t0 = time.monotonic()
+    _WATCHERS.append(prefix)
 
     def poll() -> None:
         # The first report waits one interval: short stages print nothing extra.
         while not stop.wait(min(line.interval, interval)):
+            if _WATCHERS[-1] != prefix:  # a nested run (the fit pass) reports its own stages
+                continue
             sc = _active_context()
             if sc is None or time.monotonic() - t0 < interval:
                 continue
@@ -126,3 +132,4 @@ def watch_spark(prefix: str, interval: float = 10.0) -> Iterator[None]:
         stop.set()
         thread.join(timeout=5)
         line.close()
+        _WATCHERS.remove(prefix)

@@ -68,18 +68,25 @@ def _output_current(
 
 
 def run_stages(
-    run_dir: str | Path, cfg: Config, selected: list[Stage], *, force: bool = False
+    run_dir: str | Path,
+    cfg: Config,
+    selected: list[Stage],
+    *,
+    force: bool = False,
+    label: str = "",
 ) -> dict[str, str]:
     """Run exactly the selected stages, in order; returns {stage: 'ran' | 'skipped'}."""
-    return run_plan(run_dir, cfg, Plan(order_stages(selected, cfg), forced=True), force=force)
+    plan = Plan(order_stages(selected, cfg), forced=True)
+    return run_plan(run_dir, cfg, plan, force=force, label=label)
 
 
 def run_plan(
-    run_dir: str | Path, cfg: Config, plan: Plan, *, force: bool = False
+    run_dir: str | Path, cfg: Config, plan: Plan, *, force: bool = False, label: str = ""
 ) -> dict[str, str]:
     """Run a plan's stages in order (see pipelines/plan.py); returns {stage: 'ran' | 'skipped'}.
 
-    The plan is printed first and written to <run>/plan.json."""
+    The plan is printed first and written to <run>/plan.json. `label` goes before each stage
+    name in the log ("fit/": a run nested in another, the fit pass)."""
     run_dir = Path(run_dir)
     outcome: dict[str, str] = {}
     superseders = None if plan.forced else set(plan.names)
@@ -88,7 +95,7 @@ def run_plan(
         tableio.write_text_atomic(run_dir / "config.toml", config_to_toml(cfg))
         tableio.write_text_atomic(run_dir / "plan.json", json.dumps(plan.to_json(), indent=2))
         for line in plan.lines():
-            print(line, file=sys.stderr, flush=True)
+            print(f"{label}{line}", file=sys.stderr, flush=True)
         for stage in plan.stages:
             missing = [i for i in stage.inputs_for(cfg) if not tableio.is_committed(run_dir, i)]
             if missing:
@@ -102,23 +109,23 @@ def run_plan(
                 _output_current(run_dir, stage, key, o, superseders) for o in stage.outputs
             ):
                 print(
-                    f"[{stage.name}] skipped: outputs committed for these inputs and config",
+                    f"[{label}{stage.name}] skipped: outputs committed for these inputs and config",
                     file=sys.stderr,
                     flush=True,
                 )
                 outcome[stage.name] = "skipped"
                 continue
-            ctx = StageContext(run_dir, cfg, stage, key, fps)
+            ctx = StageContext(run_dir, cfg, stage, key, fps, label=label)
             t0 = time.perf_counter()
             ctx.log(f"running: {stage.description or stage.name}")
-            with watch_spark(f"[{stage.name}]", cfg.run.progress_seconds):
+            with watch_spark(ctx.tag, cfg.run.progress_seconds):
                 stage.fn(ctx)
             unwritten = [o for o in stage.outputs if o not in ctx.written]
             if unwritten:
                 raise RuntimeError(f"stage '{stage.name}' did not write {unwritten}")
             rows = ", ".join(f"{k} {v['rows']:,}" for k, v in ctx.written.items())
             print(
-                f"[{stage.name}] done in {time.perf_counter() - t0:.1f}s: {rows}",
+                f"{ctx.tag} done in {time.perf_counter() - t0:.1f}s: {rows}",
                 file=sys.stderr,
                 flush=True,
             )

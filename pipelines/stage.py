@@ -59,6 +59,11 @@ class StageContext:
     _spark: Any = None
     written: dict[str, dict[str, Any]] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    label: str = ""  # before the stage name in log lines: "fit/" inside a fit pass
+
+    @property
+    def tag(self) -> str:
+        return f"[{self.label}{self.stage.name}]"
 
     @property
     def spark(self):  # -> SparkSession
@@ -69,7 +74,7 @@ class StageContext:
         return self._spark
 
     def log(self, msg: str) -> None:
-        print(f"[{self.stage.name}] {msg}", file=sys.stderr, flush=True)
+        print(f"{self.tag} {msg}", file=sys.stderr, flush=True)
 
     def read_spark(self, name: str):
         return tableio.read_spark(self.spark, self.run_dir, name)

@@ -14,7 +14,11 @@ import pytest
 from pipelines import tableio
 
 # llm.enabled = false: the plan leaves out summaries, llm_scores and rank.
-PLANNED = ["ingest", "split", "graph", "ppr", "neighbors", "candidates", "evaluate"]
+PLANNED = [
+    "ingest", "split", "graph", "ppr", "neighbors", "candidates", "fit_ranker", "rank", "evaluate",
+]  # fmt: skip
+# The learned ranker's fit pass: the same stages one event earlier, in <run>/fit/.
+FIT_PASS = ["fit/split", "fit/graph", "fit/ppr", "fit/neighbors", "fit/candidates"]
 
 pytestmark = pytest.mark.spark
 
@@ -74,9 +78,11 @@ def test_run_evaluate_show_and_rerun(tmp_path, sequences_file):
     assert re.search(r"^\[\w+\] spark: job \d+ \[[#.]{20}\] +\d+% ", first.stderr, re.M)
     assert "plan: " + " > ".join(PLANNED) in first.stderr
     assert "plan: skip llm_scores: llm.enabled = false" in first.stderr
-    assert [
-        ln.split("]")[0][1:] for ln in first.stderr.splitlines() if "] done in " in ln
-    ] == PLANNED
+    assert [ln.split("]")[0][1:] for ln in first.stderr.splitlines() if "] done in " in ln] == [
+        *PLANNED[:6],
+        *FIT_PASS,
+        *PLANNED[6:],
+    ]
     run = tmp_path / "t"
     for table in (
         "events",
@@ -90,10 +96,12 @@ def test_run_evaluate_show_and_rerun(tmp_path, sequences_file):
         "item_neighbors",
         "user_neighbors",
         "candidates",
+        "ranker_model",
         "rankings",
         "metrics",
     ):
         assert tableio.is_committed(run, table), table
+    assert tableio.is_committed(run / "fit", "candidates")
     assert not tableio.is_committed(run, "llm_scores")
     assert (run / "report.md").read_text().startswith("#")
     files = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file() and p.name != ".lock"}
@@ -184,7 +192,7 @@ def test_serve_run_and_evaluate_against_new_events(tmp_path, sequences_file):
         "run", "--input", str(sequences_file), "--format", "sequences", "--out", str(tmp_path),
         "--run-id", "s", "--set", "spark.master=local[2]", "--set", "eval.target=serve",
         "--set", 'candidates.sources=["item_cf"]', "--set", "eval.ks=[5,10]",
-        "--set", "llm.enabled=false", cwd=root,
+        "--set", "llm.enabled=false", "--set", "rank.method=fusion", cwd=root,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "plan: ingest > split > neighbors > candidates > evaluate" in run.stderr

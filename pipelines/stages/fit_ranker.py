@@ -51,7 +51,7 @@ def run_fit_pass(run_dir: Path, cfg: Config) -> tuple[Path, Config]:
     extra = {"graph"} | ({"summaries", "llm_scores"} if fit_cfg.llm.enabled else set())
     wanted = [n for n in STAGES if n in planned or n in extra]
     wanted = [n for n in wanted if n not in ("ingest", "evaluate", "rank")]
-    run_stages(fit_dir, fit_cfg, [STAGES[n] for n in wanted])
+    run_stages(fit_dir, fit_cfg, [STAGES[n] for n in wanted], label="fit/")
     return fit_dir, fit_cfg
 
 
