@@ -27,21 +27,25 @@ sys.path.insert(0, str(ROOT))
 from pipelines import tableio  # noqa: E402
 from pipelines.config import load_config  # noqa: E402
 from pipelines.evaluation.per_source import source_names  # noqa: E402
-from pipelines.ranker.features import ITEM, PAIR, USER, candidate_features  # noqa: E402
+from pipelines.ranker.artifact import item_vector_matrix  # noqa: E402
+from pipelines.ranker.features import ITEM, PAIR, TEXT, USER, candidate_features  # noqa: E402
 from pipelines.ranker.fit import fit_lambdarank, labelled_pairs, training_sample  # noqa: E402
 from pipelines.spark_session import get_spark  # noqa: E402
 from udfs.ranker_score import feature_matrix  # noqa: E402
 
 
-def groups(sources: list[str]) -> dict[str, list[str]]:
+def groups(sources: list[str], text: bool) -> dict[str, list[str]]:
     src = [c for s in sources for c in (f"score_{s}", f"rank_{s}")]
     base = [*src, "fused_score", "fused_rank", "n_sources"]
     trans = [c for c in PAIR if c.startswith("trans_")]
-    return {
+    out = {
         "ranker: source scores and ranks": base,
         "+ item and user statistics": [*base, *ITEM, *USER],
         "+ transitions from the last items (default)": [*base, *ITEM, *USER, *trans],
     }
+    if text:
+        out["+ text affinity (rank.text_features)"] = [*base, *ITEM, *USER, *trans, *TEXT]
+    return out
 
 
 def label_positions(scores: np.ndarray, users: np.ndarray, label: np.ndarray) -> dict:
@@ -76,12 +80,17 @@ def bench_run(spark, run: Path) -> dict:
     fit_dir = run / "fit"
     fit_cfg = load_config(fit_dir / "config.toml")
     sources = source_names(run)
+    vecs = None
+    if tableio.is_committed(run, "item_embeddings"):
+        n_items = tableio.read_manifest(run, "items")["rows"]
+        emb = tableio.read_arrow(run, "item_embeddings", ["item_idx", "embedding"])
+        vecs = item_vector_matrix(emb, n_items) if emb.num_rows else None
 
     def feats(d: Path):
         read = lambda t: tableio.read_spark(spark, d, t)  # noqa: E731
         return candidate_features(
             read("candidates"), read("train"), read("items"), read("graph_edges"), sources,
-            cfg.rank.recent_fraction,
+            cfg.rank.recent_fraction, vecs, cfg.rank.text_half_life,
         ), read("holdout")  # fmt: skip
 
     f_fit, h_fit = feats(fit_dir)
@@ -103,7 +112,7 @@ def bench_run(spark, run: Path) -> dict:
     base_g, base_h = per_user(base, keys, test_users)
     out["rows"].append({"model": "fusion (fused candidate order)", "ndcg@10": base_g.mean(),
                         "hr@10": base_h.mean()})  # fmt: skip
-    for name, names in groups(sources).items():
+    for name, names in groups(sources, vecs is not None).items():
         t0 = time.perf_counter()
         res = fit_lambdarank(train_tab.select(["user_id", "item_id", "label", *names]), names, cfg.rank,
                              cfg.run.seed)  # fmt: skip

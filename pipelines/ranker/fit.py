@@ -123,9 +123,20 @@ def fit_lambdarank(table, names: Sequence[str], cfg, seed: int) -> FitResult:
     curve = evals["held_out"][f"ndcg@{cfg.fit_k}"]
     gain = booster.feature_importance("gain", iteration=booster.best_iteration)
     split = booster.feature_importance("split", iteration=booster.best_iteration)
+    # The fused order on the same held-out users: the bar the ranker has to clear.
+    if "fused_rank" in names:
+        xh, yh, gh = x[row_held], y[row_held], sizes[held]
+        fused = -xh[:, list(names).index("fused_rank")]
+        learned = booster.predict(xh, num_iteration=booster.best_iteration)
+        fusion_ndcg = group_ndcg(fused, fused, yh, gh, cfg.fit_k)
+        ranker_ndcg = group_ndcg(learned, fused, yh, gh, cfg.fit_k)
+    else:
+        fusion_ndcg = ranker_ndcg = None
     report = {
         "fit_users": int((~held).sum()),
         "held_out_users": int(held.sum()),
+        f"held_out_fusion_ndcg@{cfg.fit_k}": fusion_ndcg,
+        f"held_out_ranker_ndcg@{cfg.fit_k}": ranker_ndcg,
         "rows": int(len(y)),
         "best_iteration": int(booster.best_iteration),
         f"held_out_ndcg@{cfg.fit_k}": round(float(curve[booster.best_iteration - 1]), 6),
@@ -135,3 +146,19 @@ def fit_lambdarank(table, names: Sequence[str], cfg, seed: int) -> FitResult:
         },
     }
     return FitResult(booster, report)
+
+
+def group_ndcg(
+    scores: np.ndarray, tiebreak: np.ndarray, labels: np.ndarray, sizes: np.ndarray, k: int
+) -> float:
+    """Mean NDCG@k over consecutive groups (one relevant row each at most), rows ordered by
+    descending score, ties by descending `tiebreak` (the fused order, as scoring breaks them)."""
+    total, start = 0.0, 0
+    for n in sizes:
+        sl = slice(start, start + int(n))
+        order = np.lexsort((-tiebreak[sl], -scores[sl]))
+        hits = np.flatnonzero(labels[sl][order] > 0)
+        if hits.size and hits[0] < k:
+            total += 1.0 / np.log2(hits[0] + 2)
+        start += int(n)
+    return round(total / max(1, len(sizes)), 6)

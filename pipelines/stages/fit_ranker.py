@@ -101,12 +101,24 @@ def run(ctx: StageContext) -> None:
     ctx.log(f"fitting on {table.num_rows:,} rows of {n_labelled:,} labelled fit-pass users")
     result = fit_lambdarank(table, names, cfg, ctx.config.run.seed)
     report = {**result.report, "labelled_users": n_labelled, "fit_target": fit_cfg.eval.target}
+    k = cfg.fit_k
+    learned, fused = report[f"held_out_ranker_ndcg@{k}"], report[f"held_out_fusion_ndcg@{k}"]
+    if learned is not None and learned - fused <= cfg.min_gain:
+        why = (
+            f"the fitted ranker does not beat the fusion on the held-out fit-pass users "
+            f"(NDCG@{k} {learned} vs {fused}, {report['held_out_users']} users): rankings "
+            "keep the fusion order"
+        )
+        ctx.log(why)
+        empty = spark.createDataFrame([], "feature string, gain double, splits long")
+        ctx.write("ranker_model", empty, extra={"fitted": False, "reason": why, "report": report})
+        return
     folder = model_dir(ctx.run_dir)
     text = result.booster.model_to_string(num_iteration=result.booster.best_iteration)
     save_model(folder, text, names, {"report": report, "stage_key": ctx.stage_key})
     ctx.log(
-        f"ranker: {report['best_iteration']} rounds, held-out "
-        f"NDCG@{cfg.fit_k} {report[f'held_out_ndcg@{cfg.fit_k}']} -> {folder}"
+        f"ranker: {report['best_iteration']} rounds, held-out NDCG@{k} {learned} "
+        f"(fusion {fused}) -> {folder}"
     )
     imp = report["importance"]
     rows = [(n, float(imp[n]["gain"]), int(imp[n]["split"])) for n in names]
