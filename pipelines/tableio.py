@@ -296,6 +296,13 @@ def _check_replaceable(target: Path) -> None:
 
 def _swap_into_place(tmp: Path, target: Path) -> None:
     _check_replaceable(target)
+    replace_dir(tmp, target)
+
+
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Put the finished folder `tmp` at `target`: the old one (if any) is moved aside first and
+    removed after, so a reader finds the old folder or the new one (or, for an instant, none),
+    never a mix."""
     old = None
     if target.exists():
         old = target.with_name(f".old-{target.name}-{uuid.uuid4().hex[:8]}")

@@ -8,7 +8,6 @@ later run at such a folder, so a daily run can reuse a model refitted weekly.
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ def model_dir(run_dir: str | Path) -> Path:
 
 def save_model(folder: str | Path, text: str, features: list[str], meta: dict[str, Any]) -> None:
     """Write the model folder atomically: a sibling temp folder, meta.json last, swapped in."""
-    from pipelines.tableio import fsync_tree
+    from pipelines.tableio import fsync_tree, replace_dir
 
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -42,13 +41,7 @@ def save_model(folder: str | Path, text: str, features: list[str], meta: dict[st
     (tmp / MODEL).write_text(text)
     (tmp / META).write_text(json.dumps({**meta, "features": features}, indent=2, sort_keys=True))
     fsync_tree(tmp)
-    old = None
-    if folder.exists():
-        old = folder.with_name(f".old-{folder.name}-{uuid.uuid4().hex[:8]}")
-        folder.rename(old)
-    tmp.rename(folder)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, folder)
 
 
 def load_model(folder: str | Path) -> RankerModel:

@@ -5,9 +5,9 @@ rank.model) scores every candidate's features in Spark tasks and orders each use
 that score (pipelines/ranker/score.py). When there is no model (the fit pass had too few
 labelled users, or eval.target = valid) it falls back to the fusion below, said in the log.
 
-rank.method = fusion: per user, the candidates with an LLM score (the top llm.score_top_m) are re-ordered by
-z(candidate score) + w * z(llm score) (udfs/rank_fusion.py); the others keep their
-candidate order below them. With eval.target = "valid" the weight w is fitted on the
+rank.method = fusion: per user, the candidates with an LLM score (the top
+llm.score_top_m) are re-ordered by z(candidate score) + w * z(llm score)
+(udfs/rank_fusion.py); the others keep their candidate order below them. With eval.target = "valid" the weight w is fitted on the
 valid holdout (grid rank.grid, NDCG@rank.fit_k) and written to <run>/rank_weights.toml,
 to pass to a test run as --set rank.llm_weight=<w>; with "test" it is rank.llm_weight.
 Without LLM scores (llm.enabled = false) rankings is the candidate order.
@@ -172,16 +172,16 @@ def run(ctx: StageContext) -> None:
     if folder is not None:
         rank_learned(ctx, folder)
         return
-    cands = ctx.read_polars("candidates")
     score_cols = [f"score_{n}" for n in source_names(ctx.run_dir)]
     cols = ["user_id", "item_id", "rank", "score", *score_cols]
     if "llm_scores" not in ctx.stage.inputs_for(ctx.config):
         ctx.write(
             "rankings",
-            cands.select(cols).sort("user_id", "rank"),
+            ctx.read_spark("candidates").select(cols).sortWithinPartitions("user_id", "rank"),
             extra={"order": "candidate order (fusion)"},
         )
         return
+    cands = ctx.read_polars("candidates")
     llm = ctx.read_polars("llm_scores")
     llm = llm.filter(pl.col("llm_score").is_not_null()).select("user_id", "item_id", "llm_score")
     if llm.height == 0:
