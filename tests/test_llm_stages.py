@@ -226,8 +226,9 @@ def test_failing_user_gets_error_rows_and_the_job_goes_on(tmp_path, ray_local):
     model = build_tiny_model(tmp_path / "gpt2", gpt2_positions=limit)
     cfg = load_config(
         None,
-        [f"llm.model={model}", "llm.max_users=0", "llm.score_top_m=4", "ray.num_cpus=2"],
-    )
+        [f"llm.model={model}", "llm.max_users=0", "llm.score_top_m=4", "ray.num_cpus=2",
+         "rank.method=fusion"],
+    )  # fmt: skip
     run_stages(run, cfg, [STAGES["llm_scores"], STAGES["rank"]])
     scores = tableio.read_polars(run, "llm_scores")
     bad = scores.filter(pl.col("error").is_not_null())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import shutil
 from collections import defaultdict
 
 import numpy as np
@@ -281,24 +282,33 @@ def test_fit_pass_labels_do_not_leak_the_test_item(spark, planted_run):
     assert learned <= max(fused, 1 / n_cands) + 0.1, (learned, fused, leaked)
 
 
+def _copy(run, tmp_path, keep_model: bool = True):
+    """The planted run as another run: its committed stages (and fit pass) are skipped."""
+    other = tmp_path / "copy"
+    shutil.copytree(run, other, symlinks=True)
+    if not keep_model:
+        shutil.rmtree(other / "models")
+    return other
+
+
 def test_model_folder_round_trips_through_rank_model(spark, planted_run, tmp_path):
-    other = tmp_path / "r2"
-    write_events(other, planted_log())
+    other = _copy(planted_run, tmp_path, keep_model=False)  # the model only via rank.model
     out = _stages(other, [f"rank.model={planted_run / 'models' / 'ranker'}"])
-    assert "fit_ranker" not in out and out["rank"] == "ran"
+    assert "fit_ranker" not in out and out["rank"] == "ran" and out["candidates"] == "skipped"
     a = tableio.read_polars(planted_run, "rankings").sort("user_id", "rank")
     b = tableio.read_polars(other, "rankings").sort("user_id", "rank")
     assert a.select("user_id", "item_id", "rank").equals(b.select("user_id", "item_id", "rank"))
     np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), rtol=0, atol=0)
 
 
-def test_too_few_labelled_users_fall_back_to_the_fusion(spark, tmp_path, capfd):
-    run = tmp_path / "r"
-    write_events(run, planted_log())
-    _stages(run, ["rank.min_fit_users=100000"])
+def test_too_few_labelled_users_fall_back_to_the_fusion(spark, planted_run, tmp_path, capfd):
+    run = _copy(planted_run, tmp_path)
+    out = _stages(run, ["rank.min_fit_users=100000"])
+    err = capfd.readouterr().err
+    assert out["fit_ranker"] == "ran" and "[fit/candidates] skipped" in err
     m = tableio.read_manifest(run, "ranker_model")
     assert m["extra"]["fitted"] is False and m["rows"] == 0
-    assert "falls back to the fusion order" in capfd.readouterr().err
+    assert "falls back to the fusion order" in err
     ranks = tableio.read_polars(run, "rankings").sort("user_id", "rank")
     cands = tableio.read_polars(run, "candidates").sort("user_id", "rank")
     assert ranks.select("user_id", "item_id", "rank").equals(
@@ -306,7 +316,7 @@ def test_too_few_labelled_users_fall_back_to_the_fusion(spark, tmp_path, capfd):
     )
 
 
-def test_llm_score_feature_runs_the_llm_stages_in_both_passes(spark, tmp_path):
+def test_llm_score_feature_runs_the_llm_stages_in_both_passes(spark, planted_run, tmp_path):
     """rank.llm_feature: summaries and llm_scores run in the fit pass and in the run (the same
     user sample), and the fitted model takes llm_score as a feature."""
     import ray
@@ -314,8 +324,7 @@ def test_llm_score_feature_runs_the_llm_stages_in_both_passes(spark, tmp_path):
     from tests.llm_fixtures import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")
-    run = tmp_path / "r"
-    write_events(run, planted_log())
+    run = _copy(planted_run, tmp_path)
     sets = [
         "llm.enabled=true", "rank.llm_feature=true", f"llm.model={model}", "llm.max_users=12",
         "llm.score_top_m=4", "summaries.max_new_tokens=4", "ray.num_cpus=2",

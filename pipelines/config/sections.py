@@ -292,9 +292,11 @@ class RankConfig:
     method: Literal["learned", "fusion"] = "learned"
     model: str = ""  # a fitted model folder (<run>/models/ranker) to reuse; empty: fit one
     min_fit_users: Count = 50  # labelled fit-pass users needed to fit a ranker
-    # The ranker is used only when its NDCG@fit_k on the held-out fit-pass users beats the
-    # fusion order's on the same users by more than this (else: fusion, said in the log).
+    # The ranker is used only when its NDCG@fit_k gain over the fusion order on the held-out
+    # fit-pass users exceeds min_gain + min_gain_z standard errors of that gain (else: fusion,
+    # said in the log): a small log's ranker can look better on a few dozen users by chance.
     min_gain: float = 0.0
+    min_gain_z: Annotated[float, Range(ge=0)] = 1.0
     max_fit_users: Count = 20000  # user sample the ranker is fitted on (driver memory)
     max_negatives: Count = 200  # candidates kept per fit user besides the label
     valid_fraction: Annotated[float, Range(gt=0, lt=0.5)] = 0.1  # fit users for early stopping

@@ -128,15 +128,19 @@ def fit_lambdarank(table, names: Sequence[str], cfg, seed: int) -> FitResult:
         xh, yh, gh = x[row_held], y[row_held], sizes[held]
         fused = -xh[:, list(names).index("fused_rank")]
         learned = booster.predict(xh, num_iteration=booster.best_iteration)
-        fusion_ndcg = group_ndcg(fused, fused, yh, gh, cfg.fit_k)
-        ranker_ndcg = group_ndcg(learned, fused, yh, gh, cfg.fit_k)
+        fusion_users = user_ndcg(fused, fused, yh, gh, cfg.fit_k)
+        diff = user_ndcg(learned, fused, yh, gh, cfg.fit_k) - fusion_users
+        fusion_ndcg = round(float(fusion_users.mean()), 6)
+        ranker_ndcg = round(float(fusion_users.mean() + diff.mean()), 6)
+        gain_se = round(float(diff.std(ddof=1) / np.sqrt(len(diff))), 6) if len(diff) > 1 else 0.0
     else:
-        fusion_ndcg = ranker_ndcg = None
+        fusion_ndcg = ranker_ndcg = gain_se = None
     report = {
         "fit_users": int((~held).sum()),
         "held_out_users": int(held.sum()),
         f"held_out_fusion_ndcg@{cfg.fit_k}": fusion_ndcg,
         f"held_out_ranker_ndcg@{cfg.fit_k}": ranker_ndcg,
+        "held_out_gain_se": gain_se,  # standard error of the per-user NDCG gain
         "rows": int(len(y)),
         "best_iteration": int(booster.best_iteration),
         f"held_out_ndcg@{cfg.fit_k}": round(float(curve[booster.best_iteration - 1]), 6),
@@ -148,17 +152,19 @@ def fit_lambdarank(table, names: Sequence[str], cfg, seed: int) -> FitResult:
     return FitResult(booster, report)
 
 
-def group_ndcg(
+def user_ndcg(
     scores: np.ndarray, tiebreak: np.ndarray, labels: np.ndarray, sizes: np.ndarray, k: int
-) -> float:
-    """Mean NDCG@k over consecutive groups (one relevant row each at most), rows ordered by
-    descending score, ties by descending `tiebreak` (the fused order, as scoring breaks them)."""
-    total, start = 0.0, 0
-    for n in sizes:
+) -> np.ndarray:
+    """NDCG@k of each of the consecutive groups (one relevant row each at most), rows ordered
+    by descending score, ties by descending `tiebreak` (the fused order, as scoring breaks
+    them). Cost: O(rows log group size)."""
+    out = np.zeros(len(sizes))
+    start = 0
+    for g, n in enumerate(sizes):
         sl = slice(start, start + int(n))
         order = np.lexsort((-tiebreak[sl], -scores[sl]))
         hits = np.flatnonzero(labels[sl][order] > 0)
         if hits.size and hits[0] < k:
-            total += 1.0 / np.log2(hits[0] + 2)
+            out[g] = 1.0 / np.log2(hits[0] + 2)
         start += int(n)
-    return round(total / max(1, len(sizes)), 6)
+    return out

@@ -103,11 +103,13 @@ def run(ctx: StageContext) -> None:
     report = {**result.report, "labelled_users": n_labelled, "fit_target": fit_cfg.eval.target}
     k = cfg.fit_k
     learned, fused = report[f"held_out_ranker_ndcg@{k}"], report[f"held_out_fusion_ndcg@{k}"]
-    if learned is not None and learned - fused <= cfg.min_gain:
+    bar = cfg.min_gain + cfg.min_gain_z * report["held_out_gain_se"]
+    if learned - fused <= bar:
         why = (
-            f"the fitted ranker does not beat the fusion on the held-out fit-pass users "
-            f"(NDCG@{k} {learned} vs {fused}, {report['held_out_users']} users): rankings "
-            "keep the fusion order"
+            f"the fitted ranker does not beat the fusion clearly enough on the held-out "
+            f"fit-pass users (NDCG@{k} {learned} vs {fused}, {report['held_out_users']} users; "
+            f"gain must exceed {bar:.4f} = rank.min_gain + rank.min_gain_z x its standard "
+            "error): rankings keep the fusion order"
         )
         ctx.log(why)
         empty = spark.createDataFrame([], "feature string, gain double, splits long")
