@@ -8,7 +8,7 @@ growing feature groups, each scored on the run's own candidates and measured on 
 test holdout (NDCG@10 / HR@10 over every test user; a user whose item is not a candidate
 counts 0, as in `walkrank evaluate`). The difference to the fusion gets a paired bootstrap
 95% interval over users. Feature importances (gain share) of the full model are printed
-beside it. Results go to benchmarks/results/ranker_bench.json.
+beside it. Results go to benchmarks/results/ranker_bench.json (the runs of RESULTS.md: ranker_bench_*.json).
 """
 
 from __future__ import annotations
