@@ -18,6 +18,7 @@ from pipelines.config import Config, ranker_fit_planned
 from pipelines.stage import Stage, StageContext
 
 SHIFT = {"test": "valid", "serve": "test"}
+IMPORTANCE = "feature string, gain double, splits long"  # the ranker_model table
 SHARED = ("events", "items")  # the fit pass reads the run's own copies
 # The sections the fit pass's own stages read (the stage key of fit_ranker covers them).
 FIT_KEYS = (
@@ -27,7 +28,8 @@ FIT_KEYS = (
 
 
 def fit_pass_config(cfg: Config) -> Config:
-    """The run's config, one event earlier, without LLM stages or a ranker of its own."""
+    """The run's config, one event earlier, without a ranker of its own (and without the LLM
+    stages unless the LLM score is a feature)."""
     fit = copy.deepcopy(cfg)
     fit.eval.target = SHIFT[cfg.eval.target]
     fit.rank.method = "fusion"
@@ -67,9 +69,7 @@ def run(ctx: StageContext) -> None:
     spark = ctx.spark
     why = ranker_fit_planned(ctx.config)
     if why is not None:  # run by name (--stages, a scheduler's task) where the plan skips it
-        ctx.log(f"nothing to fit: {why}")
-        empty = spark.createDataFrame([], "feature string, gain double, splits long")
-        ctx.write("ranker_model", empty, extra={"fitted": False, "reason": why})
+        _no_model(ctx, f"nothing to fit: {why}")
         return
     fit_dir, fit_cfg = run_fit_pass(ctx.run_dir, ctx.config)
     ctx.log(f"fit pass committed in {fit_dir} (target {fit_cfg.eval.target})")
@@ -93,9 +93,7 @@ def run(ctx: StageContext) -> None:
             f"the fit pass has {n_labelled} users whose label is among their candidates "
             f"(< rank.min_fit_users = {cfg.min_fit_users}): rankings keep the fusion order"
         )
-        ctx.log(why)
-        empty = spark.createDataFrame([], "feature string, gain double, splits long")
-        ctx.write("ranker_model", empty, extra={"fitted": False, "reason": why})
+        _no_model(ctx, why)
         return
     table = sample.select("user_id", "item_id", "label", *names).toArrow()
     ctx.log(f"fitting on {table.num_rows:,} rows of {n_labelled:,} labelled fit-pass users")
@@ -111,9 +109,7 @@ def run(ctx: StageContext) -> None:
             f"gain must exceed {bar:.4f} = rank.min_gain + rank.min_gain_z x its standard "
             "error): rankings keep the fusion order"
         )
-        ctx.log(why)
-        empty = spark.createDataFrame([], "feature string, gain double, splits long")
-        ctx.write("ranker_model", empty, extra={"fitted": False, "reason": why, "report": report})
+        _no_model(ctx, why, report)
         return
     folder = model_dir(ctx.run_dir)
     text = result.booster.model_to_string(num_iteration=result.booster.best_iteration)
@@ -126,9 +122,22 @@ def run(ctx: StageContext) -> None:
     rows = [(n, float(imp[n]["gain"]), int(imp[n]["split"])) for n in names]
     ctx.write(
         "ranker_model",
-        spark.createDataFrame(rows, "feature string, gain double, splits long"),
+        spark.createDataFrame(rows, IMPORTANCE),
         extra={"fitted": True, "model": str(folder), "report": report},
     )
+
+
+def _no_model(ctx: StageContext, why: str, report: dict | None = None) -> None:
+    """Commit an empty ranker_model saying why; rank then keeps the fusion order. A model
+    folder of an earlier fit is removed, so nothing points at a model this run rejected."""
+    import shutil
+
+    from pipelines.ranker.artifact import model_dir
+
+    ctx.log(why)
+    shutil.rmtree(model_dir(ctx.run_dir), ignore_errors=True)
+    extra = {"fitted": False, "reason": why, **({"report": report} if report else {})}
+    ctx.write("ranker_model", ctx.spark.createDataFrame([], IMPORTANCE), extra=extra)
 
 
 STAGE = Stage(
