@@ -267,7 +267,9 @@ def _fixture_summaries(run: Path, users: list[str]) -> None:
 def test_llm_disabled_keeps_candidate_order(tmp_path):
     run = tmp_path / "run"
     write_llm_run(run)
-    cfg = load_config(None, ["llm.enabled=false", "llm.model=/does/not/matter"])
+    cfg = load_config(
+        None, ["llm.enabled=false", "llm.model=/does/not/matter", "rank.method=fusion"]
+    )
     run_stages(run, cfg, LLM)
     assert tableio.read_manifest(run, "user_summaries")["rows"] == 0
     assert tableio.read_manifest(run, "llm_scores")["extra"]["disabled"] is True

@@ -232,7 +232,7 @@ def run(ctx: StageContext) -> None:
 def rank_inputs(cfg: Config) -> tuple[str, ...]:
     """What rank reads under `cfg`: the learned ranker's tables, the LLM scores when used."""
     out: list[str] = []
-    if cfg.rank.method == "learned" and rank_planned(cfg) is None:
+    if cfg.rank.method == "learned" and (cfg.rank.model or ranker_fit_planned(cfg) is None):
         # graph_edges: the transition features (the fit pass builds its own graph too).
         out += ["train", "items", "graph_edges"]
         if cfg.rank.text_features:
