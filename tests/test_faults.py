@@ -43,7 +43,7 @@ from pipelines.config import Config, load_config
 from pipelines.errors import DiskFullError, InjectedFaultError
 from pipelines.faults import FAULT_ENV, KINDS
 from pipelines.runner import run_stages
-from pipelines.stages import STAGES, select_stages
+from pipelines.stages import STAGES
 from pipelines.synthetic_logs import LogModel, generate_logs
 from tests.llm_fixtures import build_tiny_model
 
@@ -96,9 +96,15 @@ def _settings(data: Path, model: Path) -> list[str]:
         "summaries.batch_size=1",
         "ray.num_cpus=2",
         "run.progress_seconds=0",
-        # Not planned (nothing reads item_embeddings yet); the forced runs below write it empty.
+        # Not planned (nothing reads item_embeddings here).
         "embeddings.enabled=false",
     ]
+
+
+def planned(cfg: Config) -> list:
+    """The stages the CLI's plan runs (what the kill cells run through `walkrank run`): every
+    in-process run runs the same ones, so every run commits the same tables."""
+    return api.plan(cfg).stages
 
 
 @dataclass
@@ -133,7 +139,7 @@ def world(spark, tmp_path_factory):
     generate_logs(3000, 11, data, LogModel(n_items=150), progress=False)
     settings = _settings(data, build_tiny_model(base / "tiny"))
     cfg = load_config(None, settings)
-    run_stages(base / "clean", cfg, select_stages(None))
+    run_stages(base / "clean", cfg, planned(cfg))
     yield World(base, settings, cfg, contents(base / "clean"))
     import ray
 
@@ -269,7 +275,7 @@ def test_fault_at_every_stage_then_resume(world, kind, tmp_path, monkeypatch, ca
             monkeypatch.setenv(FAULT_ENV, f"{point}:{kind}")
             expected = InjectedFaultError if kind == "raise" else DiskFullError
             try:
-                run_stages(run, world.cfg, select_stages(None))
+                run_stages(run, world.cfg, planned(world.cfg))
                 problems = ["the run finished: no fault fired"]
             except expected as exc:
                 problems = []
@@ -306,7 +312,7 @@ def test_fault_at_every_stage_then_resume(world, kind, tmp_path, monkeypatch, ca
         assert res.returncode == 0, res.stderr[-3000:]
         log = res.stderr
     else:
-        outcome = run_stages(run, world.cfg, select_stages(None))
+        outcome = run_stages(run, world.cfg, planned(world.cfg))
         assert outcome["evaluate"] == "ran" and outcome["ingest"] == "skipped"
         log = capfd.readouterr().err
     # The last run starts at the stage cut last: every other stage is skipped.
