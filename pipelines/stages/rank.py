@@ -105,33 +105,33 @@ def _model_folder(ctx: StageContext):
     return None
 
 
+def _feature_table(ctx: StageContext, table: str, feature: str, setting: str) -> None:
+    """A model trained with `feature` needs `table` among this run's inputs (its setting on)."""
+    from pipelines.errors import ConfigError
+
+    if table not in ctx.stage.inputs_for(ctx.config):
+        raise ConfigError(
+            f"the ranker uses the feature {feature} but this run does not read {table}",
+            hint=f"--set {setting}=true",
+        )
+
+
 def text_vectors(ctx: StageContext, wanted: bool):
     """The item embedding matrix for the text feature, when the model uses it."""
-    from pipelines.errors import ConfigError
     from pipelines.ranker.artifact import item_vector_matrix
 
     if not wanted:
         return None
-    if "item_embeddings" not in ctx.stage.inputs_for(ctx.config):
-        raise ConfigError(
-            "the ranker uses the text feature (text_cos) but rank.text_features is false",
-            hint="--set rank.text_features=true",
-        )
+    _feature_table(ctx, "item_embeddings", "text_cos", "rank.text_features")
     n_items = ctx.manifest("items")["rows"]
     return item_vector_matrix(ctx.read_arrow("item_embeddings", ["item_idx", "embedding"]), n_items)
 
 
 def llm_scores(ctx: StageContext, wanted: bool):
     """The run's llm_scores (Spark), when the model uses the LLM score feature."""
-    from pipelines.errors import ConfigError
-
     if not wanted:
         return None
-    if "llm_scores" not in ctx.stage.inputs_for(ctx.config):
-        raise ConfigError(
-            "the ranker uses the LLM score feature (llm_score) but this run has no LLM scores",
-            hint="--set rank.llm_feature=true (and llm.enabled=true)",
-        )
+    _feature_table(ctx, "llm_scores", "llm_score", "rank.llm_feature")
     return ctx.read_spark("llm_scores")
 
 
