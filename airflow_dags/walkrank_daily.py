@@ -7,9 +7,9 @@ they agree), then `evaluate_previous`:
   "spark", "host": "spark://head", "port": 7077}'; `spark-submit` on the worker's PATH, as the
   Spark provider requires). Executors get WalkRank's environment from the archive `make dist`
   builds (`--archives walkrank-env.tar.gz#env`, `spark.pyspark.python=./env/bin/python`).
-- Ray stages (`item_embeddings`, `summaries`, `llm_scores`) are Ray jobs, submitted to the
-  cluster's job server with the Ray Jobs API (`JobSubmissionClient`); the code travels in the
-  job's runtime env.
+- Ray stages (`item_embeddings`, `summaries`, `summary_embeddings`, `llm_scores`) are Ray
+  jobs, submitted to the cluster's job server with the Ray Jobs API (`JobSubmissionClient`);
+  the code travels in the job's runtime env.
 - The run is a serve run (`eval.target=serve`: every event up to the day is used; rankings
   are each user's next items). Its id is the day D its data interval [D, D + 1) covers
   (`2026-11-25`; the run starts when D ends, and Airflow 3 gives it the logical date D + 1); a
@@ -83,10 +83,11 @@ STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "neighbors": ("spark", ("split",)),
     "item_embeddings": ("ray", ("ingest",)),
     "candidates": ("spark", ("ppr", "neighbors")),
-    "fit_ranker": ("spark", ("candidates",)),
+    "fit_ranker": ("spark", ("candidates", "item_embeddings")),
     "summaries": ("ray", ("candidates",)),
+    "summary_embeddings": ("ray", ("summaries",)),
     "llm_scores": ("ray", ("summaries",)),
-    "rank": ("spark", ("fit_ranker", "llm_scores")),
+    "rank": ("spark", ("fit_ranker", "llm_scores", "summary_embeddings")),
     "evaluate": ("local", ("rank",)),
 }
 

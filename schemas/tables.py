@@ -134,6 +134,19 @@ ITEM_EMBEDDINGS = _contract(
     ("embedding", pa.list_(pa.float32()), False, "mean-pooled encoder output, L2-normalised"),
     ("model", pa.string(), False, "model path or id"),
 )
+SUMMARY_EMBEDDINGS = _contract(
+    "summary_embeddings",
+    "Text embeddings of the users' LLM summaries (users without a summary get no row).",
+    ("user_id", pa.string(), False, "original user id"),
+    (
+        "text_hash",
+        pa.string(),
+        False,
+        "hash of the exact summary embedded and the encoder: an unchanged hash is reused",
+    ),
+    ("embedding", pa.list_(pa.float32()), False, "mean-pooled encoder output, L2-normalised"),
+    ("model", pa.string(), False, "model path or id"),
+)
 CANDIDATES = _contract(
     "candidates",
     "Multi-source candidates per user; one extra score column per source (score_<source>).",
@@ -231,6 +244,7 @@ CONTRACTS: dict[str, TableContract] = {
         ITEM_NEIGHBORS,
         USER_NEIGHBORS,
         ITEM_EMBEDDINGS,
+        SUMMARY_EMBEDDINGS,
         CANDIDATES,
         USER_SUMMARIES,
         LLM_SCORES,

@@ -66,6 +66,18 @@ def reference_text_cos(hist_idx: list[int], item: int, vecs, half_life: float):
     return sum(m * float(v) for m, v in zip(mean, vecs[item], strict=True)) / norm_u / norm_i
 
 
+def reference_summary_cos(user_vec: list[float] | None, item_vec: list[float]):
+    """cosine(summary vector, item vector), None when the user has no summary or either
+    vector is all zeros."""
+    if user_vec is None:
+        return None
+    nu = sum(v * v for v in user_vec) ** 0.5
+    ni = sum(float(v) ** 2 for v in item_vec) ** 0.5
+    if nu == 0 or ni == 0:
+        return None
+    return sum(a * float(b) for a, b in zip(user_vec, item_vec, strict=True)) / nu / ni
+
+
 def reference_features(cands, train, items, edges, sources, recent_fraction, vecs=None):
     """{(user, item): {feature: value}} computed row by row from the tables' rows."""
     secs = [r["ts"].timestamp() for r in train]
@@ -135,21 +147,32 @@ def test_features_equal_the_python_model(spark, tmp_path):
     llm = pairs.sample(fraction=0.3, seed=2).with_columns(
         pl.Series("llm_score", rng.normal(size=int(pairs.height * 0.3)))
     )
+    # Summary vectors for half the users (one of them all zeros), in the items' space.
+    users = sorted(pairs["user_id"].unique().to_list())[::2]
+    summ = rng.normal(size=(len(users), vecs.shape[1])).astype(np.float32)
+    summ[0] = 0.0
+    summaries = spark.createDataFrame(
+        [(u, v.tolist()) for u, v in zip(users, summ, strict=True)],
+        "user_id string, embedding array<float>",
+    )
     got = candidate_features(
         tableio.read_spark(spark, run, "candidates"), tableio.read_spark(spark, run, "train"),
         tableio.read_spark(spark, run, "items"), tableio.read_spark(spark, run, "graph_edges"),
-        sources, 0.3, vecs, 3.0, spark.createDataFrame(llm.to_pandas()),
+        sources, 0.3, vecs, 3.0, spark.createDataFrame(llm.to_pandas()), summaries,
     ).collect()  # fmt: skip
     llm_of = {(r["user_id"], r["item_id"]): r["llm_score"] for r in llm.to_dicts()}
+    summary_of = dict(zip(users, summ.tolist(), strict=True))
+    idx = dict(tableio.read_polars(run, "items").select("item_id", "item_idx").iter_rows())
     ref = reference_features(
         *(tableio.read_polars(run, t).to_dicts() for t in ("candidates", "train", "items")),
         tableio.read_polars(run, "graph_edges").to_dicts(), sources, 0.3, vecs.tolist(),
     )  # fmt: skip
     assert len(got) == len(ref) > 100
-    names = feature_names(sources, text=True, llm=True)
-    assert names[-2:] == ["text_cos", "llm_score"]
-    for key, f in ref.items():
-        f["llm_score"] = llm_of.get(key)
+    names = feature_names(sources, text=True, llm=True, summary=True)
+    assert names[-3:] == ["text_cos", "llm_score", "summary_cos"]
+    for (user, item), f in ref.items():
+        f["llm_score"] = llm_of.get((user, item))
+        f["summary_cos"] = reference_summary_cos(summary_of.get(user), vecs[idx[item]].tolist())
     seen_nulls = set()
     for row in got:
         want = ref[(row["user_id"], row["item_id"])]
@@ -158,10 +181,11 @@ def test_features_equal_the_python_model(spark, tmp_path):
                 assert row[n] is None, (row["user_id"], row["item_id"], n)
                 seen_nulls.add(n)
             else:
-                tol = 1e-5 if n == "text_cos" else 1e-9  # float32 vectors
+                tol = 1e-5 if n.endswith("_cos") else 1e-9  # float32 vectors
                 assert row[n] == pytest.approx(want[n], rel=tol, abs=tol), n
-    # The data exercises the null paths (a source that did not propose, no edge).
-    assert {"trans_last1", "text_cos", "llm_score"} <= seen_nulls
+    # The data exercises the null paths (a source that did not propose, no edge, no text).
+    assert {"trans_last1", "text_cos", "llm_score", "summary_cos"} <= seen_nulls
+    assert sum(r["summary_cos"] is not None for r in got) > 50
     assert any(n.startswith("score_") for n in seen_nulls)
 
 
@@ -316,9 +340,10 @@ def test_too_few_labelled_users_fall_back_to_the_fusion(spark, planted_run, tmp_
     )
 
 
-def test_llm_score_feature_runs_the_llm_stages_in_both_passes(spark, planted_run, tmp_path):
-    """rank.llm_feature: summaries and llm_scores run in the fit pass and in the run (the same
-    user sample), and the fitted model takes llm_score as a feature."""
+def test_llm_features_run_the_llm_stages_in_both_passes(spark, planted_run, tmp_path):
+    """rank.llm_feature and rank.summary_feature: summaries, llm_scores and
+    summary_embeddings run in the fit pass and in the run (the same user sample), and the
+    fitted model takes llm_score and summary_cos as features."""
     import ray
 
     from tests.llm_fixtures import build_tiny_model
@@ -328,15 +353,26 @@ def test_llm_score_feature_runs_the_llm_stages_in_both_passes(spark, planted_run
     sets = [
         "llm.enabled=true", "rank.llm_feature=true", f"llm.model={model}", "llm.max_users=12",
         "llm.score_top_m=4", "summaries.max_new_tokens=4", "ray.num_cpus=2",
+        "rank.summary_feature=true",
     ]  # fmt: skip
     try:
         out = _stages(run, sets)
     finally:
         ray.shutdown()
-    assert {out[s] for s in ("summaries", "llm_scores", "fit_ranker", "rank")} == {"ran"}
+    ran = ("item_embeddings", "summaries", "llm_scores", "summary_embeddings", "fit_ranker", "rank")
+    assert {out[s] for s in ran} == {"ran"}
     for d in (run, run / "fit"):
         scored = tableio.read_polars(d, "llm_scores").filter(pl.col("llm_score").is_not_null())
         assert scored["user_id"].n_unique() == 12
+        # One unit vector per user with a non-empty summary, in the items' 384 dimensions.
+        summ = tableio.read_polars(d, "user_summaries").filter(
+            pl.col("error").is_null() & (pl.col("summary").str.strip_chars() != "")
+        )
+        emb = tableio.read_polars(d, "summary_embeddings")
+        assert sorted(emb["user_id"]) == sorted(summ["user_id"]) and emb.height > 0
+        norms = np.linalg.norm(np.stack(emb["embedding"].to_numpy()), axis=1)
+        np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+        assert len(emb["embedding"][0]) == 384
     meta = json.loads((run / "models" / "ranker" / "meta.json").read_text())
-    assert meta["features"][-1] == "llm_score"
+    assert meta["features"][-2:] == ["llm_score", "summary_cos"]
     assert tableio.read_manifest(run, "rankings")["extra"]["order"] == "learned ranker"

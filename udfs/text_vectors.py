@@ -181,3 +181,41 @@ def history_affinity_batches(
             ],
             names=["user_id", "item_id", "text_cos"],
         )
+
+
+def summary_affinity_batches(batches, item_vecs: np.ndarray):
+    # Iterator[pa.RecordBatch] -> Iterator[pa.RecordBatch]
+    """The summary-affinity feature, per user in a `mapInArrow` task: rows (user_id,
+    embedding: the user's summary vector, cand_id, cand_idx: the candidates) -> rows
+    (user_id, item_id, summary_cos) = cosine(summary vector, item vector), null where the
+    item has no vector (a zero row of `item_vecs`) or the summary vector is zero.
+    Cost: O(candidates x d) per user."""
+    import pyarrow as pa
+
+    has = np.einsum("ij,ij->i", item_vecs, item_vecs) > 0
+    unit = l2_normalize(item_vecs)
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        flat = np.asarray(batch.column("embedding").flatten(), dtype=np.float64)
+        users = l2_normalize(flat.reshape(batch.num_rows, -1))
+        if users.shape[1] != unit.shape[1]:
+            raise ValueError(
+                f"summary vectors have {users.shape[1]} dimensions, item vectors "
+                f"{unit.shape[1]}: embed both with the same encoder (embeddings.model)"
+            )
+        cands = batch.column("cand_idx")
+        c_off = np.asarray(cands.offsets, dtype=np.int64)
+        c_rows = np.asarray(cands.flatten(), dtype=np.int64)
+        per_user = np.repeat(np.arange(batch.num_rows), np.diff(c_off))
+        cos = np.einsum("ij,ij->i", users[per_user], unit[c_rows])
+        valid = has[c_rows] & (np.abs(users[per_user]).sum(axis=1) > 0)
+        ids = np.asarray(batch.column("user_id").to_pylist(), dtype=object)
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array(np.repeat(ids, np.diff(c_off)), pa.string()),
+                batch.column("cand_id").flatten(),
+                pa.array(cos, pa.float64(), mask=~valid),
+            ],
+            names=["user_id", "item_id", "summary_cos"],
+        )

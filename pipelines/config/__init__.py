@@ -41,6 +41,8 @@ from pipelines.config.sections import (
     llm_scores_used,
     rank_planned,
     ranker_fit_planned,
+    summaries_used,
+    summary_feature_used,
 )
 from pipelines.config.validate import CHOICES, check_section, validate
 
@@ -70,6 +72,8 @@ __all__ = [
     "llm_scores_used",
     "rank_planned",
     "ranker_fit_planned",
+    "summaries_used",
+    "summary_feature_used",
     "load_config",
     "parse_literal",
     "profile_names",

@@ -315,6 +315,10 @@ class RankConfig:
     # The LLM yes/no score as a feature (null for pairs without one): the LLM stages then run
     # in the run and in its fit pass, for the same llm.max_users sample.
     llm_feature: bool = False
+    # The summary-affinity feature (item embedding vs the embedding of the user's LLM summary,
+    # null for users without one): the summaries stage then runs in the run and its fit pass
+    # (llm.max_users sample), summary_embeddings and item_embeddings on Ray.
+    summary_feature: bool = False
 
 
 @dataclass
@@ -370,6 +374,25 @@ def llm_scores_used(cfg: Config) -> str | None:
     if cfg.eval.target != "valid" and cfg.rank.llm_weight == 0:
         return "rank.llm_weight = 0 (fit it with eval.target = valid)"
     return None
+
+
+def summary_feature_used(cfg: Config) -> str | None:
+    """None when the learned ranker takes the summary-affinity feature, else why not."""
+    if not cfg.rank.summary_feature:
+        return "rank.summary_feature = false"
+    if not cfg.llm.enabled:
+        return "llm.enabled = false (no summaries)"
+    if not cfg.embeddings.enabled:
+        return "embeddings.enabled = false"
+    if cfg.rank.method != "learned" or cfg.eval.target == "valid":
+        return "no learned ranker in this run (rank.method = fusion or eval.target = valid)"
+    return None
+
+
+def summaries_used(cfg: Config) -> str | None:
+    """None when a stage reads user_summaries: the LLM scores' prompts or the summary feature."""
+    why = llm_scores_used(cfg)
+    return None if why is None or summary_feature_used(cfg) is None else why
 
 
 def ranker_fit_planned(cfg: Config) -> str | None:

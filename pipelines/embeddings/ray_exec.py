@@ -23,8 +23,7 @@ from pipelines.config import Config
 from pipelines.llm.placement import place_actors
 from pipelines.progress import ProgressLine, bar
 
-EMBED_OUT_FIELDS = [("item_id", pa.string()), ("embedding", pa.list_(pa.float32()))]
-EMBED_OUT = pa.schema(EMBED_OUT_FIELDS)
+EMBEDDING = pa.field("embedding", pa.list_(pa.float32()))
 
 
 def vectors_to_arrow(vecs: np.ndarray) -> pa.ListArray:
@@ -36,7 +35,8 @@ def vectors_to_arrow(vecs: np.ndarray) -> pa.ListArray:
 
 
 class EmbedWorker:
-    """The callable class of the actor pool: (item_id, text) rows -> (item_id, embedding)."""
+    """The callable class of the actor pool: (key, text) rows -> (key, embedding), the key
+    being the first column (item_id, user_id)."""
 
     def __init__(self, spec: dict[str, Any], params: dict[str, Any]) -> None:
         import torch
@@ -59,13 +59,15 @@ class EmbedWorker:
             batch_size=self.params["batch_size"],
             max_length=self.params["max_length"],
         )
-        return pa.table([batch.column("item_id"), vectors_to_arrow(vecs)], schema=EMBED_OUT)
+        key = batch.schema.names[0]
+        return pa.table({key: batch.column(0), "embedding": vectors_to_arrow(vecs)})
 
 
 def embed_on_ray(
     cfg: Config, rows: pa.Table, path: str, stage: str, log: Callable[[str], None]
 ) -> tuple[pa.Table, dict[str, Any]]:
-    """rows (item_id, text) -> ((item_id, embedding) of every row, stats for the manifest)."""
+    """rows (key, text) -> ((key, embedding) of every row, stats for the manifest); the key is
+    the first column (item_id for items, user_id for summaries)."""
     from pipelines.ray_runtime import init_ray
 
     ecfg = cfg.embeddings
@@ -78,7 +80,7 @@ def embed_on_ray(
     ctx.print_on_execution_start = False
     placement = place_actors(ecfg, int(ray.cluster_resources().get("GPU", 0)))
     log(
-        f"{rows.num_rows} items on {placement.actors} actor(s), {placement.resources} "
+        f"{rows.num_rows} texts on {placement.actors} actor(s), {placement.resources} "
         f"({placement.reason}), {placement.device} {placement.dtype}"
     )
     # Longest texts first, so each forward pass holds texts of similar length (little
@@ -114,15 +116,16 @@ def embed_on_ray(
         rate = done / elapsed if elapsed else 0.0
         left = (rows.num_rows - done) / rate if rate else float("nan")
         line.update(
-            f"[{stage}] embed {bar(done, rows.num_rows)} items, {rate:.1f} items/s, "
+            f"[{stage}] embed {bar(done, rows.num_rows)} texts, {rate:.1f} texts/s, "
             f"~{left:.0f}s left",
             force=done >= rows.num_rows,
         )
     line.close()
     seconds = time.perf_counter() - t0
-    out = pa.concat_tables(parts) if parts else EMBED_OUT.empty_table()
+    empty = pa.schema([rows.schema.field(0), EMBEDDING]).empty_table()
+    out = pa.concat_tables(parts) if parts else empty
     if out.num_rows != rows.num_rows:
-        raise RuntimeError(f"embedded {out.num_rows} of {rows.num_rows} items")
+        raise RuntimeError(f"embedded {out.num_rows} of {rows.num_rows} texts")
     stats = {
         **placement.stats(),
         "ray_seconds": round(seconds, 3),

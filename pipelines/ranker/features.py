@@ -28,6 +28,10 @@ With item text embeddings (rank.text_features):
   text_cos                   cosine between the item's embedding and the user's history
                              embedding (recency-weighted, half-life rank.text_half_life events);
                              null when the item or every history item has no text
+With summary embeddings (rank.summary_feature):
+  summary_cos                cosine between the item's embedding and the embedding of the
+                             user's LLM summary; null when the user has no summary or the
+                             item no text
 
 Cost: a few joins and windows over the candidates rows (users x top_n) and aggregations over
 train; nothing is collected to the driver but two scalars (the train's first and last time).
@@ -39,18 +43,23 @@ from collections.abc import Sequence
 
 DAY = 86400.0
 PAIR = ("fused_score", "fused_rank", "n_sources", "trans_last1", "trans_last2")
+PAIR_KEY = ["user_id", "item_id"]
 ITEM = ("item_pop", "item_pop_recent", "item_trend", "item_age")
 USER = ("user_hist_len", "user_since_last", "user_repeat_rate")
 
 
 TEXT = ("text_cos",)
 LLM = ("llm_score",)
+SUMMARY = ("summary_cos",)
 
 
-def feature_names(sources: Sequence[str], text: bool = False, llm: bool = False) -> list[str]:
+def feature_names(
+    sources: Sequence[str], text: bool = False, llm: bool = False, summary: bool = False
+) -> list[str]:
     """The feature columns, in the order the model sees them."""
     per_source = [c for s in sources for c in (f"score_{s}", f"rank_{s}")]
-    return [*per_source, *PAIR, *ITEM, *USER, *(TEXT if text else ()), *(LLM if llm else ())]
+    optional = [*(TEXT if text else ()), *(LLM if llm else ()), *(SUMMARY if summary else ())]
+    return [*per_source, *PAIR, *ITEM, *USER, *optional]
 
 
 def time_bounds(train) -> tuple[float, float]:
@@ -73,11 +82,14 @@ def candidate_features(
     item_vecs=None,
     half_life: float = 10.0,
     llm_scores=None,
+    summary_embeddings=None,
+    text: bool = True,
 ):
     """candidates (contract `candidates`), train (events contract), items, graph_edges or None,
-    item_vecs (items x d array by item_idx, zero rows: no text) or None, llm_scores or None ->
-    DataFrame[user_id, item_id, *feature_names(sources, text, llm)] (doubles), one per
-    candidate."""
+    item_vecs (items x d array by item_idx, zero rows: no text) or None, llm_scores or None,
+    summary_embeddings or None -> DataFrame[user_id, item_id, *feature_names(sources, text,
+    llm, summary)] (doubles), one per candidate. text_cos is computed when item_vecs is given
+    and `text`; summary_cos needs item_vecs too."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -118,17 +130,44 @@ def candidate_features(
         F.broadcast(items.select("item_id", F.col("item_idx").alias("_dst"))), "item_id", "left"
     )
     out = _with_transitions(out, train, graph_edges)
-    if item_vecs is not None:
-        text = _text_affinity(out, train, item_vecs, half_life)
-        out = out.join(text, ["user_id", "item_id"], "left")
+    text = text and item_vecs is not None
+    if summary_embeddings is not None and item_vecs is None:
+        raise ValueError("summary_cos needs the item vectors (item_vecs)")
+    lists = _candidate_lists(out) if text or summary_embeddings is not None else None
+    if text:
+        out = out.join(_text_affinity(lists, train, item_vecs, half_life), PAIR_KEY, "left")
     if llm_scores is not None:
         llm = llm_scores.select("user_id", "item_id", F.col("llm_score").cast("double"))
-        out = out.join(llm.dropDuplicates(["user_id", "item_id"]), ["user_id", "item_id"], "left")
-    names = feature_names(sources, item_vecs is not None, llm_scores is not None)
+        out = out.join(llm.dropDuplicates(PAIR_KEY), PAIR_KEY, "left")
+    if summary_embeddings is not None:
+        out = out.join(_summary_affinity(lists, summary_embeddings, item_vecs), PAIR_KEY, "left")
+    names = feature_names(sources, text, llm_scores is not None, summary_embeddings is not None)
     return out.select("user_id", "item_id", *names)
 
 
-def _text_affinity(pairs, train, item_vecs, half_life: float):
+def _candidate_lists(pairs):
+    """DataFrame[user_id, cand_id, cand_idx]: each user's candidates as two lists."""
+    from pyspark.sql import functions as F
+
+    return pairs.groupBy("user_id").agg(
+        F.collect_list("item_id").alias("cand_id"), F.collect_list("_dst").alias("cand_idx")
+    )
+
+
+def _summary_affinity(lists, summary_embeddings, item_vecs):
+    """DataFrame[user_id, item_id, summary_cos] of the users with a summary embedding: one
+    task row per user (udfs/text_vectors.py), the item vectors broadcast once."""
+    from udfs.text_vectors import summary_affinity_batches
+
+    vecs = lists.sparkSession.sparkContext.broadcast(item_vecs)
+    users = summary_embeddings.select("user_id", "embedding").dropDuplicates(["user_id"])
+    return lists.join(users, "user_id").mapInArrow(
+        lambda it: summary_affinity_batches(it, vecs.value),
+        "user_id string, item_id string, summary_cos double",
+    )
+
+
+def _text_affinity(lists, train, item_vecs, half_life: float):
     """DataFrame[user_id, item_id, text_cos]: one task computes a user's history vector once
     and its cosine with each of the user's candidates (udfs/text_vectors.py), the item
     vectors broadcast once."""
@@ -136,15 +175,12 @@ def _text_affinity(pairs, train, item_vecs, half_life: float):
 
     from udfs.text_vectors import history_affinity_batches
 
-    vecs = pairs.sparkSession.sparkContext.broadcast(item_vecs)
+    vecs = lists.sparkSession.sparkContext.broadcast(item_vecs)
     hist = train.groupBy("user_id").agg(
         F.sort_array(F.collect_list(F.struct("ts", "item_id", "item_idx"))).alias("_h")
     )
     hist = hist.select("user_id", F.col("_h.item_idx").alias("hist"))
-    cands = pairs.groupBy("user_id").agg(
-        F.collect_list("item_id").alias("cand_id"), F.collect_list("_dst").alias("cand_idx")
-    )
-    return cands.join(hist, "user_id", "left").mapInArrow(
+    return lists.join(hist, "user_id", "left").mapInArrow(
         lambda it: history_affinity_batches(it, vecs.value, half_life),
         "user_id string, item_id string, text_cos double",
     )

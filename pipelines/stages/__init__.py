@@ -16,6 +16,7 @@ from pipelines.stages import (
     rank,
     split,
     summaries,
+    summary_embeddings,
 )
 
 STAGES: dict[str, Stage] = {
@@ -30,6 +31,7 @@ STAGES: dict[str, Stage] = {
         candidates.STAGE,
         fit_ranker.STAGE,
         summaries.STAGE,
+        summary_embeddings.STAGE,
         llm_scores.STAGE,
         rank.STAGE,
         evaluate.STAGE,

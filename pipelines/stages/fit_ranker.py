@@ -14,12 +14,14 @@ import copy
 import os
 from pathlib import Path
 
-from pipelines.config import Config, ranker_fit_planned
+from pipelines.config import Config, ranker_fit_planned, summary_feature_used
 from pipelines.stage import Stage, StageContext
 
 SHIFT = {"test": "valid", "serve": "test"}
 IMPORTANCE = "feature string, gain double, splits long"  # the ranker_model table
 SHARED = ("events", "items")  # the fit pass reads the run's own copies
+# Run in the fit pass only for a feature that needs them (llm_stages), never by its own plan.
+LLM_STAGES = {"summaries", "llm_scores", "summary_embeddings"}
 # The sections the fit pass's own stages read (the stage key of fit_ranker covers them).
 FIT_KEYS = (
     "split", "graph", "ppr", "neighbors", "candidates", "rank", "eval.target", "run.seed",
@@ -29,12 +31,22 @@ FIT_KEYS = (
 
 def fit_pass_config(cfg: Config) -> Config:
     """The run's config, one event earlier, without a ranker of its own (and without the LLM
-    stages unless the LLM score is a feature)."""
+    stages unless the LLM score or the summary affinity is a feature)."""
     fit = copy.deepcopy(cfg)
     fit.eval.target = SHIFT[cfg.eval.target]
     fit.rank.method = "fusion"
-    fit.llm.enabled = cfg.llm.enabled and cfg.rank.llm_feature
+    fit.llm.enabled = bool(llm_stages(cfg))
     return fit
+
+
+def llm_stages(cfg: Config) -> set[str]:
+    """The Ray stages the fit pass runs for the run's LLM and summary features."""
+    out: set[str] = set()
+    if cfg.llm.enabled and cfg.rank.llm_feature:
+        out |= {"summaries", "llm_scores"}
+    if summary_feature_used(cfg) is None:
+        out |= {"summaries", "summary_embeddings"}
+    return out
 
 
 def run_fit_pass(run_dir: Path, cfg: Config) -> tuple[Path, Config]:
@@ -49,12 +61,17 @@ def run_fit_pass(run_dir: Path, cfg: Config) -> tuple[Path, Config]:
         link = fit_dir / name
         if not link.is_symlink():
             os.symlink(Path("..") / name, link)
-    planned = plan_stages(list(STAGES.values()), fit_cfg).names
-    extra = {"graph"} | ({"summaries", "llm_scores"} if fit_cfg.llm.enabled else set())
-    wanted = [n for n in STAGES if n in planned or n in extra]
+    ray_stages = llm_stages(cfg)
+    planned = set(plan_stages(list(STAGES.values()), fit_cfg).names) - LLM_STAGES
+    wanted = [n for n in STAGES if n in planned | ray_stages | {"graph"}]
     wanted = [n for n in wanted if n not in ("ingest", "evaluate", "rank")]
     run_stages(fit_dir, fit_cfg, [STAGES[n] for n in wanted], label="fit/")
     return fit_dir, fit_cfg
+
+
+def item_vectors_used(cfg: Config) -> bool:
+    """The item embeddings are read for text_cos or summary_cos."""
+    return cfg.rank.text_features or summary_feature_used(cfg) is None
 
 
 def run(ctx: StageContext) -> None:
@@ -78,11 +95,14 @@ def run(ctx: StageContext) -> None:
         return tableio.read_spark(spark, fit_dir, name)
 
     sources = source_names(fit_dir)
-    llm = read("llm_scores") if fit_cfg.llm.enabled else None
-    names = feature_names(sources, cfg.text_features, llm is not None)
+    ray_stages = llm_stages(ctx.config)
+    llm = read("llm_scores") if "llm_scores" in ray_stages else None
+    summary = read("summary_embeddings") if "summary_embeddings" in ray_stages else None
+    names = feature_names(sources, cfg.text_features, llm is not None, summary is not None)
+    vecs = text_vectors(ctx, cfg.text_features or summary is not None)
     feats = candidate_features(
         read("candidates"), read("train"), read("items"), read("graph_edges"), sources,
-        cfg.recent_fraction, text_vectors(ctx, cfg.text_features), cfg.text_half_life, llm,
+        cfg.recent_fraction, vecs, cfg.text_half_life, llm, summary, text=cfg.text_features,
     )  # fmt: skip
     labelled = labelled_pairs(feats, read("holdout"), fit_cfg.eval.target)
     sample, n_labelled = training_sample(
@@ -145,7 +165,7 @@ STAGE = Stage(
     fn=run,
     inputs=("events", "items"),
     # The item embeddings are the run's own: item text does not depend on the split.
-    config_inputs=lambda cfg: ("item_embeddings",) if cfg.rank.text_features else (),
+    config_inputs=lambda cfg: ("item_embeddings",) if item_vectors_used(cfg) else (),
     outputs=("ranker_model",),
     config_keys=FIT_KEYS,
     skip_reason=ranker_fit_planned,

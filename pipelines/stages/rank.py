@@ -20,7 +20,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipelines.config import Config, llm_scores_used, rank_planned, ranker_fit_planned
+from pipelines.config import (
+    Config,
+    llm_scores_used,
+    rank_planned,
+    ranker_fit_planned,
+    summary_feature_used,
+)
 from pipelines.stage import Stage, StageContext
 from udfs.rank_fusion import fit_llm_weight, rerank
 
@@ -117,7 +123,7 @@ def _feature_table(ctx: StageContext, table: str, feature: str, setting: str) ->
 
 
 def text_vectors(ctx: StageContext, wanted: bool):
-    """The item embedding matrix for the text feature, when the model uses it."""
+    """The item embedding matrix for the text and summary features, when the model uses one."""
     from pipelines.ranker.artifact import item_vector_matrix
 
     if not wanted:
@@ -135,6 +141,14 @@ def llm_scores(ctx: StageContext, wanted: bool):
     return ctx.read_spark("llm_scores")
 
 
+def summary_vectors(ctx: StageContext, wanted: bool):
+    """The run's summary_embeddings (Spark), when the model uses the summary feature."""
+    if not wanted:
+        return None
+    _feature_table(ctx, "summary_embeddings", "summary_cos", "rank.summary_feature")
+    return ctx.read_spark("summary_embeddings")
+
+
 def rank_learned(ctx: StageContext, folder) -> None:
     from pipelines.evaluation.per_source import source_names
     from pipelines.ranker.artifact import load_model
@@ -147,10 +161,13 @@ def rank_learned(ctx: StageContext, folder) -> None:
     edges = (
         ctx.read_spark("graph_edges") if "graph_edges" in ctx.stage.inputs_for(ctx.config) else None
     )
+    uses = set(model.features)
+    summary = summary_vectors(ctx, "summary_cos" in uses)  # first: its error names its setting
+    vecs = text_vectors(ctx, bool(uses & {"text_cos", "summary_cos"}))
     feats = candidate_features(
         cands, ctx.read_spark("train"), ctx.read_spark("items"), edges, sources,
-        ctx.config.rank.recent_fraction, text_vectors(ctx, "text_cos" in model.features),
-        ctx.config.rank.text_half_life, llm_scores(ctx, "llm_score" in model.features),
+        ctx.config.rank.recent_fraction, vecs, ctx.config.rank.text_half_life,
+        llm_scores(ctx, "llm_score" in uses), summary, text="text_cos" in uses,
     )  # fmt: skip
     scored = score_pairs(feats, model.text, model.features)
     out = rank_by_score(scored, cands, [f"score_{n}" for n in sources])
@@ -235,8 +252,10 @@ def rank_inputs(cfg: Config) -> tuple[str, ...]:
     if cfg.rank.method == "learned" and (cfg.rank.model or ranker_fit_planned(cfg) is None):
         # graph_edges: the transition features (the fit pass builds its own graph too).
         out += ["train", "items", "graph_edges"]
-        if cfg.rank.text_features:
+        if cfg.rank.text_features or summary_feature_used(cfg) is None:
             out.append("item_embeddings")
+        if summary_feature_used(cfg) is None:
+            out.append("summary_embeddings")
         if ranker_fit_planned(cfg) is None:
             out.append("ranker_model")
     if llm_scores_used(cfg) is None:

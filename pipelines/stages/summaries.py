@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipelines.config import llm_scores_used
+from pipelines.config import summaries_used
 from pipelines.stage import Stage, StageContext
 from schemas.tables import USER_SUMMARIES
 from udfs.prompts import PROMPT_VERSION, history_fingerprint
@@ -143,7 +143,7 @@ STAGE = Stage(
         "llm.seed",
         "run.seed",
     ),
-    skip_reason=llm_scores_used,
+    skip_reason=summaries_used,
     engine="ray",
     description="LLM user preference summaries on Ray actors (incremental, resumable)",
 )

@@ -52,6 +52,22 @@ FUSION = "rank.method=fusion"
         (["eval.target=valid"], [*ALL[:-1], "summaries", "llm_scores", "rank", "evaluate"]),
         (["eval.target=valid", "llm.enabled=false"], ALL),
         (["eval.target=serve"], LEARNED),
+        # The summary feature: summaries and both embedding tables, no LLM scores.
+        (
+            ["rank.summary_feature=true"],
+            [
+                *ALL[:5],
+                "item_embeddings",
+                "candidates",
+                "fit_ranker",
+                "summaries",
+                "summary_embeddings",
+                "rank",
+                "evaluate",
+            ],
+        ),  # fmt: skip
+        (["rank.summary_feature=true", "llm.enabled=false"], LEARNED),
+        (["rank.summary_feature=true", FUSION], ALL),
     ],
 )
 def test_plan_follows_the_config(sets, planned):
@@ -59,13 +75,11 @@ def test_plan_follows_the_config(sets, planned):
     assert plan.names == planned
     assert set(plan.names) | set(plan.skipped) == {
         "ingest", "split", "graph", "ppr", "neighbors", "item_embeddings", "candidates",
-        "fit_ranker", "summaries", "llm_scores", "rank", "evaluate",
+        "fit_ranker", "summaries", "summary_embeddings", "llm_scores", "rank", "evaluate",
     }  # fmt: skip
-    # Nothing reads item_embeddings yet: never planned, whatever the config.
-    assert plan.skipped["item_embeddings"] in (
-        "no planned stage reads item_embeddings",
-        "embeddings.enabled = false",
-    )
+    # Only the text and summary features read item_embeddings.
+    if "item_embeddings" not in plan.names:
+        assert plan.skipped["item_embeddings"] == "no planned stage reads item_embeddings"
 
 
 def test_skipped_stages_say_why():

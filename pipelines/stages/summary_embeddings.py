@@ -1,0 +1,94 @@
+"""summary_embeddings (Ray): the item encoder's vector of each user's LLM summary.
+
+The user side of the summary-affinity feature (rank.summary_feature): the same encoder and
+settings as item_embeddings (embeddings.*), so a summary and an item title share one space.
+Users without a summary (not sampled, short history, an error row) get no row. Incremental
+like item_embeddings: a committed row whose text_hash (the summary and the encoder) and model
+are unchanged is kept.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipelines.config import summary_feature_used
+from pipelines.stage import Stage, StageContext
+from schemas.tables import SUMMARY_EMBEDDINGS
+
+SCHEMA = dict(pl.from_arrow(SUMMARY_EMBEDDINGS.full_schema.empty_table()).schema)
+
+
+def summary_texts(summaries: pl.DataFrame, encoder_key: str) -> pl.DataFrame:
+    """user_summaries -> (user_id, text, text_hash) of the users with a non-empty summary."""
+    from udfs.text_vectors import text_hash
+
+    rows = summaries
+    if "error" in rows.columns:
+        rows = rows.filter(pl.col("error").is_null())
+    rows = rows.select("user_id", pl.col("summary").str.strip_chars().alias("text")).filter(
+        pl.col("text").is_not_null() & (pl.col("text") != "")
+    )
+    return rows.with_columns(
+        pl.Series(
+            "text_hash", [text_hash(t, encoder_key) for t in rows["text"].to_list()], pl.String
+        )
+    )
+
+
+def run(ctx: StageContext) -> None:
+    from pipelines import tableio
+    from pipelines.embeddings.encoder import encoder_key, encoder_name
+
+    ecfg = ctx.config.embeddings
+    if not ecfg.enabled:
+        ctx.write("summary_embeddings", pl.DataFrame(schema=SCHEMA), extra={"disabled": True})
+        return
+    name = encoder_name(ecfg.model)
+    rows = summary_texts(
+        ctx.read_polars("user_summaries"), encoder_key(name, ecfg.max_length, ecfg.dtype)
+    )
+    kept = pl.DataFrame(schema=SCHEMA)
+    if tableio.is_committed(ctx.run_dir, "summary_embeddings"):
+        kept = (
+            ctx.read_polars("summary_embeddings")
+            .filter(pl.col("model") == name)
+            .join(rows.select("user_id", "text_hash"), on=["user_id", "text_hash"], how="semi")
+            .select(list(SCHEMA))
+        )
+    todo = rows.join(kept.select("user_id"), on="user_id", how="anti")
+    ctx.log(f"{todo.height} summaries to embed, {kept.height} unchanged reused")
+    stats: dict = {}
+    new = pl.DataFrame(schema=SCHEMA)
+    if todo.height:
+        from pipelines.embeddings.encoder import resolve_encoder
+        from pipelines.embeddings.ray_exec import embed_on_ray
+
+        path, _ = resolve_encoder(ecfg.model)
+        out, stats = embed_on_ray(
+            ctx.config, todo.select("user_id", "text").to_arrow(), str(path), ctx.stage.name,
+            ctx.log,
+        )  # fmt: skip
+        new = (
+            pl.from_arrow(out)
+            .join(todo.select("user_id", "text_hash"), on="user_id")
+            .with_columns(pl.lit(name).alias("model"))
+            .select(list(SCHEMA))
+        )
+    table = pl.concat([kept, new.cast(SCHEMA)]).sort("user_id")
+    ctx.write(
+        "summary_embeddings",
+        table,
+        extra={**stats, "model": name, "embedded": new.height, "reused": kept.height},
+    )
+
+
+STAGE = Stage(
+    name="summary_embeddings",
+    fn=run,
+    inputs=("user_summaries",),
+    outputs=("summary_embeddings",),
+    config_keys=("embeddings",),
+    skip_reason=summary_feature_used,
+    engine="ray",
+    description="sentence-encoder embeddings of the users' LLM summaries on Ray actors",
+)
