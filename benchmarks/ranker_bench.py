@@ -28,7 +28,15 @@ from pipelines import tableio  # noqa: E402
 from pipelines.config import load_config  # noqa: E402
 from pipelines.evaluation.per_source import source_names  # noqa: E402
 from pipelines.ranker.artifact import item_vector_matrix  # noqa: E402
-from pipelines.ranker.features import ITEM, PAIR, TEXT, USER, candidate_features  # noqa: E402
+from pipelines.ranker.features import (  # noqa: E402
+    ITEM,
+    LLM,
+    PAIR,
+    SUMMARY,
+    TEXT,
+    USER,
+    candidate_features,
+)
 from pipelines.ranker.fit import fit_lambdarank, labelled_pairs, training_sample  # noqa: E402
 from pipelines.spark_session import get_spark  # noqa: E402
 from udfs.ranker_score import feature_matrix  # noqa: E402
@@ -86,11 +94,19 @@ def bench_run(spark, run: Path) -> dict:
         emb = tableio.read_arrow(run, "item_embeddings", ["item_idx", "embedding"])
         vecs = item_vector_matrix(emb, n_items) if emb.num_rows else None
 
+    # The LLM features where both passes have their tables (rank.llm_feature /
+    # rank.summary_feature runs, or the stages added by hand).
+    both = lambda t: all(tableio.is_committed(d, t) for d in (run, fit_dir))  # noqa: E731
+    llm = both("llm_scores")
+    summary = vecs is not None and both("summary_embeddings")
+
     def feats(d: Path):
         read = lambda t: tableio.read_spark(spark, d, t)  # noqa: E731
         return candidate_features(
             read("candidates"), read("train"), read("items"), read("graph_edges"), sources,
             cfg.rank.recent_fraction, vecs, cfg.rank.text_half_life,
+            read("llm_scores") if llm else None,
+            read("summary_embeddings") if summary else None,
         ), read("holdout")  # fmt: skip
 
     f_fit, h_fit = feats(fit_dir)
@@ -128,7 +144,61 @@ def bench_run(spark, run: Path) -> dict:
             "fit_seconds": round(time.perf_counter() - t0, 1),
             "top_gain_share": {k: round(v / total, 3) for k, v in top},
         })  # fmt: skip
+    if llm or summary:
+        out["llm"] = llm_rows(run, train_tab, main, users, label, sources, cfg, llm, summary)
     return out
+
+
+def llm_rows(run, train_tab, main, users, label, sources, cfg, llm, summary) -> dict:
+    """The LLM features on exactly the test users the LLM stages scored: the default ranker
+    with and without llm_score / summary_cos, fitted on the same fit-pass sample (the
+    features are null for the fit users outside the LLM sample), a paired bootstrap
+    interval of each difference to the ranker without them."""
+    scored = tableio.read_polars(run, "llm_scores")
+    scored = set(scored.filter(scored["llm_score"].is_not_null())["user_id"].to_list())
+    hold = tableio.read_polars(run, "holdout")
+    test = set(hold.filter(hold["split"] == "test")["user_id"].to_list())
+    keys_all = sorted(scored & test)
+    base = [c for s in sources for c in (f"score_{s}", f"rank_{s}")]
+    default = [*base, "fused_score", "fused_rank", "n_sources", *ITEM, *USER,
+               *(c for c in PAIR if c.startswith("trans_"))]  # fmt: skip
+    variants = {"ranker, default features (no LLM)": default}
+    if llm:
+        variants["+ LLM yes/no score (rank.llm_feature)"] = [*default, *LLM]
+    if summary:
+        variants["+ summary affinity (rank.summary_feature)"] = [*default, *SUMMARY]
+    if llm and summary:
+        variants["+ both"] = [*default, *LLM, *SUMMARY]
+    in_s = np.isin(users, keys_all)
+    sub_users, sub_label = users[in_s], label[in_s]
+    fused = -main.column("fused_rank").to_numpy()[in_s]
+    n = len(keys_all)
+    res = {"scored_test_users": n, "rows": []}
+
+    def measure(pred) -> tuple[np.ndarray, np.ndarray]:
+        pos = label_positions(pred, sub_users, sub_label)
+        return per_user(pos, keys_all, n)
+
+    ref_g, ref_h = measure(fused)
+    res["rows"].append({"model": "fusion", "ndcg@10": ref_g.mean(), "hr@10": ref_h.mean()})
+    first = None
+    for name, names in variants.items():
+        fit = fit_lambdarank(train_tab.select(["user_id", "item_id", "label", *names]), names,
+                             cfg.rank, cfg.run.seed)  # fmt: skip
+        pred = fit.booster.predict(feature_matrix(main, names))[in_s]
+        g, h = measure(pred)
+        row = {"model": name, "ndcg@10": g.mean(), "hr@10": h.mean()}
+        if first is None:
+            first = g
+        else:
+            row["delta_ndcg_ci95"] = list(bootstrap(g - first))
+            gain = {k: v["gain"] for k, v in fit.report["importance"].items()}
+            total = sum(gain.values()) or 1.0
+            row["gain_share"] = {
+                k: round(gain[k] / total, 3) for k in (*LLM, *SUMMARY) if k in gain
+            }
+        res["rows"].append(row)
+    return res
 
 
 def main() -> None:
@@ -150,6 +220,18 @@ def main() -> None:
             print(
                 f"  {row['model']:<48} NDCG@10 {row['ndcg@10']:.4f}  HR@10 {row['hr@10']:.4f}{extra}"
             )
+        if "llm" in r:
+            print(f"  on the {r['llm']['scored_test_users']} LLM-scored test users:")
+            for row in r["llm"]["rows"]:
+                ci = row.get("delta_ndcg_ci95")
+                extra = (
+                    f"  Δ vs no LLM 95% [{ci[0]:+.4f}, {ci[1]:+.4f}]  gain share "
+                    f"{row['gain_share']}" if ci else ""
+                )  # fmt: skip
+                print(
+                    f"    {row['model']:<46} NDCG@10 {row['ndcg@10']:.4f}  "
+                    f"HR@10 {row['hr@10']:.4f}{extra}"
+                )
 
 
 if __name__ == "__main__":
