@@ -6,6 +6,7 @@ import datetime as dt
 import random
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from pipelines.candidates.sources.ppr import user_ppr
@@ -23,7 +24,7 @@ def test_user_ppr_is_the_weighted_sum_of_item_rows(spark):
             if d != s:
                 ppr[s, d] = rng.random()
                 rows.append((s, d, float(ppr[s, d]), 1))
-    item_ppr = spark.createDataFrame(rows, "src int, dst int, score double, rank int")
+    item_ppr = pa.table({c: [r[n] for r in rows] for n, c in enumerate(["src", "dst", "score"])})
     base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     events = []
     for u in range(n_users):
@@ -36,7 +37,16 @@ def test_user_ppr_is_the_weighted_sum_of_item_rows(spark):
     history, decay, top_n = 4, 0.5, 5
     got = {}
     seen = train.select("user_idx", "item_idx").distinct()
-    scored = user_ppr(item_ppr, train, history=history, decay=decay, top_n=top_n, seen=seen)
+    scored = user_ppr(
+        spark,
+        item_ppr,
+        train,
+        n_items=n_items,
+        history=history,
+        decay=decay,
+        top_n=top_n,
+        seen=seen,
+    )
     for r in scored.collect():
         got.setdefault(r.user_idx, []).append((r.item_idx, r.score))
     for u in range(n_users):

@@ -4,6 +4,11 @@ A user's personalization vector puts recency-weighted mass on their last `histor
 items (pipelines/candidates/recent.py; settings `candidates.ppr`). Their PPR vector is then
 the same weighted sum of the items' (top-k truncated) `item_ppr` rows: no walk per user.
 Items without an item_ppr row (no out-edges, or not a PPR seed) add nothing.
+
+The sum runs in mapInArrow tasks over item_ppr broadcast as CSR
+(pipelines/candidates/broadcast_topk.py). The broadcast is ≈ 16 · nnz bytes, nnz = n_items ·
+ppr.top_k: 1M items at top_k 100 is ~1.6 GB on the driver and on every executor, about where
+it stops being sensible; past that, partition item_ppr by src and join it instead.
 """
 
 from __future__ import annotations
@@ -11,20 +16,30 @@ from __future__ import annotations
 from pipelines.candidates.inputs import SourceInputs
 
 
-def user_ppr(item_ppr, train, *, history: int, decay: float, top_n: int, seen=None):
-    """DataFrame[user_idx, item_idx, score]: top_n of Σ_i w_i · item_ppr(i, ·) per user."""
-    from pipelines.candidates.inputs import top_per_user
-    from pipelines.candidates.recent import recent_item_weights, weighted_item_sum
+def user_ppr(
+    spark, item_ppr, train, *, n_items: int, history: int, decay: float, top_n: int, seen=None
+):
+    """DataFrame[user_idx, item_idx, score]: top_n of Σ_i w_i · item_ppr(i, ·) per user.
 
-    weights = recent_item_weights(train, history, decay)
-    scored = weighted_item_sum(weights, item_ppr, "src", "dst", "score")
-    return top_per_user(scored, top_n, seen)
+    item_ppr: pyarrow.Table[src, dst, score]."""
+    from pyspark.sql import functions as F
+
+    from pipelines.candidates.broadcast_topk import broadcast_topk, csr_table
+    from pipelines.candidates.recent import recent_item_weights
+
+    entries = recent_item_weights(train, history, decay).select(
+        "user_idx", F.col("item_idx").alias("row"), F.col("w").alias("weight")
+    )
+    csr = csr_table(item_ppr, "src", "dst", "score", n_items)
+    return broadcast_topk(spark, entries, seen, csr, top_n)
 
 
 def ppr_source(inputs: SourceInputs, tables: dict, settings):
     return user_ppr(
-        tables["item_ppr"],
+        inputs.spark,
+        inputs.read_arrow("item_ppr", ["src", "dst", "score"]),
         inputs.train,
+        n_items=inputs.n_items,
         history=settings.history,
         decay=settings.decay,
         top_n=inputs.per_source,
