@@ -15,9 +15,10 @@ user's multiset of entries; `weighted_row_sum_topk_reference` adds in the same o
 bit-identical.
 
 Cost: E = Σ_u Σ_{i in entries(u)} len(row_i) expanded terms; one sort of the E cell keys
-(np.unique) and one of the surviving cells for the top k: O(E log E) time, O(E) memory, with
-users processed in chunks of about `max_entries` terms so memory stays bounded whatever the
-batch size. No dense accumulator: the cost does not grow with the number of columns.
+(np.unique) and one of the surviving cells for the top k: O(E log E) time. Users are taken in
+chunks of about `max_entries` terms (a user is never split), so memory is O(max_entries),
+~100 bytes a term at peak (~100 MB at the default), whatever the batch size. No dense
+accumulator: the cost does not grow with the number of columns.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def weighted_row_sum_topk(
     seen_items: np.ndarray,
     k: int,
     positive_only: bool = False,
-    max_entries: int = 1 << 22,
+    max_entries: int = 1 << 20,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(user int64, item int32, score float64): per user position u of the batch, the top k
     of Σ_i w_u(i) · row_i by (score desc, item asc), items in seen[u] removed.

@@ -7,8 +7,9 @@ and each mapInArrow task expands its users' rows in numpy (udfs/weighted_topk.py
 users' entries (a few per user) and their seen items are shuffled, and each task emits at most
 k rows per user.
 
-The broadcast costs 12 bytes per table entry (int32 column, float64 value) plus 8 per row,
-≈ 16 · nnz with its pickled copy, held by the driver and by every executor.
+The broadcast holds 12 bytes per table entry (int32 column, float64 value) plus 8 per row, on
+the driver (with its serialized copy: ≈ 16 · nnz bytes in all) and on every executor. Each
+source's docstring says where that stops being sensible for its table.
 """
 
 from __future__ import annotations
