@@ -389,6 +389,11 @@ def summary_feature_used(cfg: Config) -> str | None:
     return None
 
 
+def item_vectors_used(cfg: Config) -> bool:
+    """The ranker reads item_embeddings: for text_cos or summary_cos."""
+    return cfg.rank.text_features or summary_feature_used(cfg) is None
+
+
 def summaries_used(cfg: Config) -> str | None:
     """None when a stage reads user_summaries: the LLM scores' prompts or the summary feature."""
     why = llm_scores_used(cfg)

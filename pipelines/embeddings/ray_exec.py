@@ -132,3 +132,25 @@ def embed_on_ray(
         "items_per_s": round(rows.num_rows / seconds, 2) if seconds else None,
     }
     return out, stats
+
+
+def embed_rows(cfg: Config, todo, key: str, stage: str, log: Callable[[str], None], schema: dict):
+    """todo (polars: key, text, text_hash and any other columns of `schema`) -> (rows of
+    `schema` with the embedding and the encoder's name, stats for the manifest); no Ray job
+    when todo is empty."""
+    import polars as pl
+
+    from pipelines.embeddings.encoder import encoder_name, resolve_encoder
+
+    if todo.height == 0:
+        return pl.DataFrame(schema=schema), {}
+    path, _ = resolve_encoder(cfg.embeddings.model)
+    out, stats = embed_on_ray(cfg, todo.select(key, "text").to_arrow(), str(path), stage, log)
+    new = (
+        pl.from_arrow(out)
+        .join(todo.drop("text"), on=key)
+        .with_columns(pl.lit(encoder_name(cfg.embeddings.model)).alias("model"))
+        .select(list(schema))
+        .cast(schema)
+    )
+    return new, stats

@@ -14,7 +14,7 @@ import copy
 import os
 from pathlib import Path
 
-from pipelines.config import Config, ranker_fit_planned, summary_feature_used
+from pipelines.config import Config, item_vectors_used, ranker_fit_planned, summary_feature_used
 from pipelines.stage import Stage, StageContext
 
 SHIFT = {"test": "valid", "serve": "test"}
@@ -67,11 +67,6 @@ def run_fit_pass(run_dir: Path, cfg: Config) -> tuple[Path, Config]:
     wanted = [n for n in wanted if n not in ("ingest", "evaluate", "rank")]
     run_stages(fit_dir, fit_cfg, [STAGES[n] for n in wanted], label="fit/")
     return fit_dir, fit_cfg
-
-
-def item_vectors_used(cfg: Config) -> bool:
-    """The item embeddings are read for text_cos or summary_cos."""
-    return cfg.rank.text_features or summary_feature_used(cfg) is None
 
 
 def run(ctx: StageContext) -> None:

@@ -49,24 +49,10 @@ def run(ctx: StageContext) -> None:
         f"{todo.height} items to embed, {kept.height} unchanged reused, "
         f"{no_text} without title or text skipped"
     )
-    stats: dict = {}
-    new = pl.DataFrame(schema=SCHEMA)
-    if todo.height:
-        from pipelines.embeddings.encoder import resolve_encoder
-        from pipelines.embeddings.ray_exec import embed_on_ray
+    from pipelines.embeddings.ray_exec import embed_rows
 
-        path, _ = resolve_encoder(ecfg.model)
-        out, stats = embed_on_ray(
-            ctx.config, todo.select("item_id", "text").to_arrow(), str(path), ctx.stage.name,
-            ctx.log,
-        )  # fmt: skip
-        new = (
-            pl.from_arrow(out)
-            .join(todo.select("item_id", "item_idx", "text_hash"), on="item_id")
-            .with_columns(pl.lit(name).alias("model"))
-            .select(list(SCHEMA))
-        )
-    table = pl.concat([kept.select(list(SCHEMA)), new.cast(SCHEMA)]).sort("item_idx")
+    new, stats = embed_rows(ctx.config, todo, "item_id", ctx.stage.name, ctx.log, SCHEMA)
+    table = pl.concat([kept.select(list(SCHEMA)), new]).sort("item_idx")
     dim = len(table["embedding"][0]) if table.height else None
     ctx.log(f"{new.height} items embedded, {kept.height} reused (dim {dim})")
     ctx.write(

@@ -22,6 +22,7 @@ import polars as pl
 
 from pipelines.config import (
     Config,
+    item_vectors_used,
     llm_scores_used,
     rank_planned,
     ranker_fit_planned,
@@ -252,7 +253,7 @@ def rank_inputs(cfg: Config) -> tuple[str, ...]:
     if cfg.rank.method == "learned" and (cfg.rank.model or ranker_fit_planned(cfg) is None):
         # graph_edges: the transition features (the fit pass builds its own graph too).
         out += ["train", "items", "graph_edges"]
-        if cfg.rank.text_features or summary_feature_used(cfg) is None:
+        if item_vectors_used(cfg):
             out.append("item_embeddings")
         if summary_feature_used(cfg) is None:
             out.append("summary_embeddings")

@@ -57,24 +57,10 @@ def run(ctx: StageContext) -> None:
         )
     todo = rows.join(kept.select("user_id"), on="user_id", how="anti")
     ctx.log(f"{todo.height} summaries to embed, {kept.height} unchanged reused")
-    stats: dict = {}
-    new = pl.DataFrame(schema=SCHEMA)
-    if todo.height:
-        from pipelines.embeddings.encoder import resolve_encoder
-        from pipelines.embeddings.ray_exec import embed_on_ray
+    from pipelines.embeddings.ray_exec import embed_rows
 
-        path, _ = resolve_encoder(ecfg.model)
-        out, stats = embed_on_ray(
-            ctx.config, todo.select("user_id", "text").to_arrow(), str(path), ctx.stage.name,
-            ctx.log,
-        )  # fmt: skip
-        new = (
-            pl.from_arrow(out)
-            .join(todo.select("user_id", "text_hash"), on="user_id")
-            .with_columns(pl.lit(name).alias("model"))
-            .select(list(SCHEMA))
-        )
-    table = pl.concat([kept, new.cast(SCHEMA)]).sort("user_id")
+    new, stats = embed_rows(ctx.config, todo, "user_id", ctx.stage.name, ctx.log, SCHEMA)
+    table = pl.concat([kept, new]).sort("user_id")
     ctx.write(
         "summary_embeddings",
         table,
