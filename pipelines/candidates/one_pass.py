@@ -63,7 +63,15 @@ def fused_candidates(
     """forms: {source name: RowSum} in source order -> DataFrame[user_id, item_idx, rank,
     score, sources, score_<name>...]: fuse_sources' output for the sources' `fn` lists (each
     the top `inputs.per_source` of its form, `inputs.seen` removed), keyed by user_id,
-    partitioned by user_idx (into `partitions`, default Spark's setting)."""
+    partitioned by user_idx (into `partitions`, default Spark's setting).
+
+    A NaN or infinite table value is an error naming its source, here on the driver; in the
+    tasks, a non-finite list score (fuse_lists) or any other kernel error names it too."""
+    from udfs.fuse_lists import non_finite_message
+
+    for name, form in forms.items():
+        if not np.isfinite(form.csr[2]).all():
+            raise ValueError(non_finite_message(name))
     plan = TaskPlan(
         names=tuple(forms),
         weights=tuple(float(weights.get(n, 1.0)) for n in forms),
@@ -128,8 +136,8 @@ def fuse_user_batch(rb, csrs, plan: TaskPlan):
             _, ws = flat(rb.column(f"_w{i}"))
         else:  # one entry (row 0, weight 1) per user
             offsets, rows, ws = np.arange(n + 1), np.zeros(n, np.int64), np.ones(n)
-        lists.append(
-            weighted_row_sum_topk(
+        try:
+            top = weighted_row_sum_topk(
                 offsets,
                 rows,
                 ws,
@@ -139,7 +147,9 @@ def fuse_user_batch(rb, csrs, plan: TaskPlan):
                 plan.k,
                 positive_only=plan.positive_only[i],
             )
-        )
+        except ValueError as err:  # e.g. a NaN weight: say which source
+            raise ValueError(f"candidate source '{plan.names[i]}': {err}") from err
+        lists.append(top)
     user, item, rank, score, per_source = fuse_lists(
         lists, plan.names, plan.weights, plan.method, plan.rrf_k, plan.top_n
     )

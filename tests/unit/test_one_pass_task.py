@@ -121,3 +121,29 @@ def test_task_equals_the_references(seed, k, top_n, method):
     # A slice of the batch gives that slice's users' rows (tasks fuse in slices).
     part = _rows(fuse_user_batch(rb.slice(5, 4), csrs, plan))
     assert part == [r for r in got if r[0] in {f"u{u}" for u in range(5, 9)}]
+
+
+def test_non_finite_input_is_an_error_naming_the_source():
+    from types import SimpleNamespace
+
+    from pipelines.candidates.broadcast_topk import RowSum
+    from pipelines.candidates.one_pass import fused_candidates
+
+    good = csr_from_triples(np.zeros(2), np.array([1, 2]), np.array([1.0, 2.0]), 1)
+    bad = csr_from_triples(np.zeros(2), np.array([1, 2]), np.array([1.0, np.inf]), 1)
+    inputs = SimpleNamespace(spark=None, per_source=3)  # raised before Spark is touched
+    forms = {"ppr": RowSum(None, good), "popular": RowSum(None, bad)}
+    with pytest.raises(ValueError, match=r"candidate source 'popular' produced a non-finite"):
+        fused_candidates(inputs, forms, {}, "weighted", 60.0, 10)
+
+    rng = np.random.default_rng(0)
+    rb = _batch(rng, 4)
+    ws = rb.column("_w1").to_pylist()
+    ws = [None if w is None else [float("nan")] * len(w) for w in ws]
+    rb = rb.set_column(
+        rb.schema.get_field_index("_w1"), "_w1", pa.array(ws, pa.list_(pa.float64()))
+    )
+    table = _table(rng, N_ITEMS, [0.5, 1.0])
+    plan = TaskPlan(("ppr", "item_cf"), (1.0, 1.0), (True, True), (False, False), 3, "rrf", 60.0, 5)
+    with pytest.raises(ValueError, match=r"candidate source 'item_cf': score must not contain NaN"):
+        fuse_user_batch(rb, [table, table], plan)
