@@ -160,6 +160,7 @@ def fuse_user_batch(rb, csrs, plan: TaskPlan):
     sources = pa.ListArray.from_arrays(
         pa.array(sources_offsets),
         pa.array(np.asarray(plan.names, dtype=object)[proposed.nonzero()[1]], pa.string()),
+        type=pa.list_(pa.field("element", pa.string())),  # Spark's array<string>
     )
     columns = [
         rb.column("user_id").take(pa.array(user)),
