@@ -8,10 +8,11 @@ section in `CandidatesConfig` (pipelines/config.py), named by `section`. docs/ar
 walks through an example.
 
 A source that is a weighted sum of rows of a table (pipelines/candidates/broadcast_topk.py
-`RowSum`) also names its `kernel`, a function of the same arguments returning that form:
-when every enabled source has one, the candidates are built in one pass over users with no
+`RowSum`) also names its `kernel`, a function of the same arguments returning that form,
+whose `source_topk` gives the rows `fn` gives (the built-in `fn`s are exactly that). When
+every enabled source has one, the candidates are built in one pass over users with no
 shuffle of per-source rows (pipelines/candidates/one_pass.py); otherwise each `fn` runs and
-their rows are fused by a shuffle (fusion.py).
+their rows are fused by a shuffle (fusion.py). A source without `kernel` needs nothing more.
 
 The registry imports no Spark code (functions are named, imported when a source runs), so
 the config can validate `candidates.sources` against it.
