@@ -34,6 +34,9 @@ class RowSum:
     entries: Any
     csr: tuple[np.ndarray, np.ndarray, np.ndarray]  # (indptr, indices, values), broadcast
     positive_only: bool = False  # keep only scores > 0
+    # Forms with equal keys have the same entries (e.g. ("recent", history, decay)): the
+    # one-pass build then groups and ships them once. None: never shared.
+    entries_key: Any = None
 
     @property
     def nbytes(self) -> int:

@@ -38,14 +38,30 @@ MAX_BROADCAST_BYTES = 4 << 30
 MAX_LIST_ROWS = 1 << 20
 
 
+def entry_columns(forms: dict[str, RowSum]) -> tuple[int | None, ...]:
+    """Per source, the index i of its _r<i>/_w<i> entry columns: forms with equal
+    `entries_key` share the first one's; None for a form without entries."""
+    first: dict[Any, int] = {}
+    out = []
+    for i, form in enumerate(forms.values()):
+        if form.entries is None:
+            out.append(None)
+        elif form.entries_key is None:
+            out.append(i)
+        else:
+            out.append(first.setdefault(form.entries_key, i))
+    return tuple(out)
+
+
 def _user_rows(inputs, forms: dict[str, RowSum], partitions: int | None):
-    """DataFrame[user_idx, user_id, _r<i>, _w<i> per source with entries, seen], one row per
+    """DataFrame[user_idx, user_id, _r<i>, _w<i> per distinct entries, seen], one row per
     user of `inputs.user_ids`, hash-partitioned by user_idx."""
     from pipelines.candidates.broadcast_topk import entry_lists, with_seen_lists
 
     users = inputs.user_ids.select("user_idx", "user_id")
+    columns = entry_columns(forms)
     for i, form in enumerate(forms.values()):
-        if form.entries is not None:
+        if columns[i] == i:
             users = users.join(entry_lists(form.entries, f"_r{i}", f"_w{i}"), "user_idx", "left")
     users = with_seen_lists(users, inputs.seen)
     return users.repartition(partitions, "user_idx") if partitions else users
@@ -75,7 +91,7 @@ def fused_candidates(
     plan = TaskPlan(
         names=tuple(forms),
         weights=tuple(float(weights.get(n, 1.0)) for n in forms),
-        has_entries=tuple(f.entries is not None for f in forms.values()),
+        entries=entry_columns(forms),
         positive_only=tuple(f.positive_only for f in forms.values()),
         k=inputs.per_source,
         method=method,
@@ -107,7 +123,7 @@ class TaskPlan:
 
     names: tuple[str, ...]
     weights: tuple[float, ...]
-    has_entries: tuple[bool, ...]  # False: one entry (row 0, weight 1) per user
+    entries: tuple[int | None, ...]  # i of its _r<i>/_w<i>; None: (row 0, weight 1) per user
     positive_only: tuple[bool, ...]
     k: int  # per_source
     method: str
@@ -131,9 +147,10 @@ def fuse_user_batch(rb, csrs, plan: TaskPlan):
     seen_offsets, seen_items = flat(rb.column("seen"))
     lists = []
     for i, csr in enumerate(csrs):
-        if plan.has_entries[i]:
-            offsets, rows = flat(rb.column(f"_r{i}"))
-            _, ws = flat(rb.column(f"_w{i}"))
+        c = plan.entries[i]
+        if c is not None:
+            offsets, rows = flat(rb.column(f"_r{c}"))
+            _, ws = flat(rb.column(f"_w{c}"))
         else:  # one entry (row 0, weight 1) per user
             offsets, rows, ws = np.arange(n + 1), np.zeros(n, np.int64), np.ones(n)
         try:

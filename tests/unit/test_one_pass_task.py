@@ -3,6 +3,7 @@ against the plain-Python references of its two kernels, without Spark."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -51,9 +52,10 @@ def _reference(rb, csrs, plan):
     seen_offsets = np.cumsum([0] + [len(s) for s in seen])
     lists = []
     for i, csr in enumerate(csrs):
-        if plan.has_entries[i]:
-            rows = [r or [] for r in d[f"_r{i}"]]
-            ws = [w or [] for w in d[f"_w{i}"]]
+        c = plan.entries[i]
+        if c is not None:
+            rows = [r or [] for r in d[f"_r{c}"]]
+            ws = [w or [] for w in d[f"_w{c}"]]
         else:
             rows, ws = [[0]] * n, [[1.0]] * n
         offsets = np.cumsum([0] + [len(r) for r in rows])
@@ -96,7 +98,7 @@ def test_task_equals_the_references(seed, k, top_n, method):
     plan = TaskPlan(
         names=("item_cf", "transition", "popular"),
         weights=(2.0, 1.5, 0.25),
-        has_entries=(True, True, False),
+        entries=(0, 1, None),
         positive_only=(False, True, False),
         k=k,
         method=method,
@@ -118,6 +120,9 @@ def test_task_equals_the_references(seed, k, top_n, method):
     got = _rows(out)
     assert got == _reference(rb, csrs, plan)  # bit-identical
     assert all(not math.isnan(x) for r in got for x in r[5:] if x is not None)
+    # Two sources with the same entries read one pair of columns.
+    shared = dataclasses.replace(plan, entries=(0, 0, None))
+    assert _rows(fuse_user_batch(rb, csrs, shared)) == _reference(rb, csrs, shared)
     # A slice of the batch gives that slice's users' rows (tasks fuse in slices).
     part = _rows(fuse_user_batch(rb.slice(5, 4), csrs, plan))
     assert part == [r for r in got if r[0] in {f"u{u}" for u in range(5, 9)}]
@@ -144,6 +149,21 @@ def test_non_finite_input_is_an_error_naming_the_source():
         rb.schema.get_field_index("_w1"), "_w1", pa.array(ws, pa.list_(pa.float64()))
     )
     table = _table(rng, N_ITEMS, [0.5, 1.0])
-    plan = TaskPlan(("ppr", "item_cf"), (1.0, 1.0), (True, True), (False, False), 3, "rrf", 60.0, 5)
+    plan = TaskPlan(("ppr", "item_cf"), (1.0, 1.0), (0, 1), (False, False), 3, "rrf", 60.0, 5)
     with pytest.raises(ValueError, match=r"candidate source 'item_cf': score must not contain NaN"):
         fuse_user_batch(rb, [table, table], plan)
+
+
+def test_forms_with_equal_entries_keys_share_a_column():
+    from pipelines.candidates.broadcast_topk import RowSum
+    from pipelines.candidates.one_pass import entry_columns
+
+    csr = csr_from_triples(np.zeros(1), np.array([1]), np.array([1.0]), 1)
+    forms = {
+        "transition": RowSum("e0", csr, entries_key=("recent", 2, 0.5)),
+        "ppr": RowSum("e1", csr, entries_key=("recent", 10, 0.7)),
+        "item_cf": RowSum("e2", csr, entries_key=("recent", 10, 0.7)),
+        "user_cf": RowSum("e3", csr),
+        "popular": RowSum(None, csr),
+    }
+    assert entry_columns(forms) == (0, 1, 1, 3, None)

@@ -25,7 +25,8 @@ def item_cf_kernel(inputs: SourceInputs, tables: dict, settings) -> RowSum:
         "user_idx", F.col("item_idx").alias("row"), F.col("w").alias("weight")
     )
     table = inputs.read_arrow("item_neighbors", ["item_idx", "neighbor_idx", "sim"])
-    return RowSum(entries, csr_table(table, "item_idx", "neighbor_idx", "sim", inputs.n_items))
+    csr = csr_table(table, "item_idx", "neighbor_idx", "sim", inputs.n_items)
+    return RowSum(entries, csr, entries_key=("recent", settings.history, settings.decay))
 
 
 def item_cf_source(inputs: SourceInputs, tables: dict, settings):

@@ -27,7 +27,8 @@ def ppr_form(item_ppr, train, *, n_items: int, history: int, decay: float) -> Ro
     entries = recent_item_weights(train, history, decay).select(
         "user_idx", F.col("item_idx").alias("row"), F.col("w").alias("weight")
     )
-    return RowSum(entries, csr_table(item_ppr, "src", "dst", "score", n_items))
+    csr = csr_table(item_ppr, "src", "dst", "score", n_items)
+    return RowSum(entries, csr, entries_key=("recent", history, decay))
 
 
 def user_ppr(
