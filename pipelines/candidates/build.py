@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from pipelines.candidates.inputs import SourceInputs
-from pipelines.candidates.registry import SOURCES, enabled
+from pipelines.candidates.registry import SOURCES, enabled, without_kernel
+
+
+def _stage_log(msg: str) -> None:
+    print(f"[candidates] {msg}", file=sys.stderr, flush=True)
 
 
 def source_inputs(spark, events, train, n_items: int, cfg, read_arrow) -> SourceInputs:
@@ -25,27 +31,92 @@ def source_inputs(spark, events, train, n_items: int, cfg, read_arrow) -> Source
     )
 
 
-def build_candidates(inputs: SourceInputs, tables: dict[str, Any], items, cfg, partitions: int):
+def build_candidates(
+    inputs: SourceInputs,
+    tables: dict[str, Any],
+    items,
+    cfg,
+    partitions: int,
+    *,
+    one_pass: bool = True,
+    log: Callable[[str], None] = _stage_log,
+):
     """-> (candidates DataFrame keyed by string ids, one score column per source, sorted by
-    (user_id, rank) within its user partitions; the source names in column order)."""
+    (user_id, rank) within its user partitions; the source names in column order).
+
+    When every enabled source has a kernel form, the sources and their fusion run in one
+    pass over users (pipelines/candidates/one_pass.py); otherwise (or `one_pass=False`, or
+    tables too large to broadcast together) each source's `fn` runs and fusion.py fuses the
+    rows with a shuffle. Both give the same table; `log` says which ran and why."""
     from pyspark.sql import functions as F
 
     from pipelines.candidates.fusion import fuse_sources
+    from pipelines.candidates.one_pass import MAX_BROADCAST_BYTES, broadcast_bytes
 
     names = enabled(cfg.sources)
+    forms = _kernel_forms(inputs, tables, cfg, names, log) if one_pass else {}
+    if forms and broadcast_bytes(forms) <= MAX_BROADCAST_BYTES:
+        from pipelines.candidates.one_pass import fused_candidates
+
+        log(f"sources {names} and their fusion in one pass over users (no shuffle of their rows)")
+        fused = fused_candidates(
+            inputs, forms, cfg.weights, cfg.fusion, cfg.rrf_k, cfg.top_n, partitions
+        )
+        # Rows leave the tasks with their user_id, partitioned by user: only the item ids are
+        # joined (broadcast), and the sort is within partitions.
+        named = fused.join(F.broadcast(items.select("item_idx", "item_id")), "item_idx")
+    else:
+        per_source = _per_source_rows(inputs, tables, cfg, names, forms)
+        fused = fuse_sources(per_source, cfg.weights, cfg.fusion, cfg.rrf_k, cfg.top_n, partitions)
+        # fused is hash-partitioned by user_idx: the id joins keep that, and the table is
+        # written from it sorted per partition (no second shuffle of every row by user_id).
+        named = (
+            fused.join(F.broadcast(items.select("item_idx", "item_id")), "item_idx")
+            .join(inputs.user_ids, "user_idx")
+            .drop("user_idx")
+        )
+    score_cols = [f"score_{n}" for n in names]
+    out = named.select("user_id", "item_id", "rank", "score", "sources", *score_cols)
+    return out.sortWithinPartitions("user_id", "rank"), names
+
+
+def _kernel_forms(inputs, tables, cfg, names, log) -> dict[str, Any]:
+    """{name: RowSum} of every source, or {} when one has no kernel form (logged)."""
+    from pipelines.candidates.one_pass import MAX_BROADCAST_BYTES, broadcast_bytes
+
+    plain = without_kernel(names)
+    if plain:
+        log(f"sources {plain} have no kernel form: each source runs alone, rows fused by a shuffle")
+        return {}
+    forms = {}
+    for name in names:
+        src = SOURCES[name]
+        forms[name] = src.load_kernel()(
+            inputs, {t: tables[t] for t in src.reads}, src.settings(cfg)
+        )
+    size = broadcast_bytes(forms)
+    if size > MAX_BROADCAST_BYTES:
+        log(
+            f"the sources' tables are {size / 2**30:.1f} GiB together, above the one-pass limit "
+            f"of {MAX_BROADCAST_BYTES / 2**30:.1f} GiB: each source runs alone, rows fused by a "
+            "shuffle"
+        )
+    return forms
+
+
+def _per_source_rows(inputs, tables, cfg, names, forms) -> dict[str, Any]:
+    """{name: DataFrame[user_idx, item_idx, score]}: each source's `fn`, or its already built
+    kernel form run alone (the same rows)."""
+    from pipelines.candidates.broadcast_topk import source_topk
+
     # Each source is read once, by the fusion's single union: nothing to cache.
     per_source = {}
     for name in names:
         src = SOURCES[name]
-        per_source[name] = src.load()(inputs, {t: tables[t] for t in src.reads}, src.settings(cfg))
-    fused = fuse_sources(per_source, cfg.weights, cfg.fusion, cfg.rrf_k, cfg.top_n, partitions)
-    # fused is hash-partitioned by user_idx: the id joins keep that, and the table is written
-    # from it sorted per partition (no second shuffle of every row by user_id).
-    named = (
-        fused.join(F.broadcast(items.select("item_idx", "item_id")), "item_idx")
-        .join(inputs.user_ids, "user_idx")
-        .drop("user_idx", "item_idx")
-    )
-    score_cols = [f"score_{n}" for n in names]
-    out = named.select("user_id", "item_id", "rank", "score", "sources", *score_cols)
-    return out.sortWithinPartitions("user_id", "rank"), names
+        if name in forms:
+            per_source[name] = source_topk(inputs, forms[name])
+        else:
+            per_source[name] = src.load()(
+                inputs, {t: tables[t] for t in src.reads}, src.settings(cfg)
+            )
+    return per_source

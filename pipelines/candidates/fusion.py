@@ -1,4 +1,10 @@
-"""Fuse per-source candidate lists into one ranked list per user."""
+"""Fuse per-source candidate lists into one ranked list per user, by a shuffle of their rows.
+
+Used when a source has no kernel form (or the tables are too large to broadcast together):
+otherwise the fusion runs in the task that computes the lists (pipelines/candidates/
+one_pass.py) as udfs/fuse_lists.py, the same operations in numpy, bit for bit. A change to
+the fusion here is a change there.
+"""
 
 from __future__ import annotations
 

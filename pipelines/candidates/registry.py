@@ -7,6 +7,13 @@ item_idx, score]` (at most `inputs.per_source` rows per user, seen items exclude
 section in `CandidatesConfig` (pipelines/config.py), named by `section`. docs/architecture.md
 walks through an example.
 
+A source that is a weighted sum of rows of a table (pipelines/candidates/broadcast_topk.py
+`RowSum`) also names its `kernel`, a function of the same arguments returning that form,
+whose `source_topk` gives the rows `fn` gives (the built-in `fn`s are exactly that). When
+every enabled source has one, the candidates are built in one pass over users with no
+shuffle of per-source rows (pipelines/candidates/one_pass.py); otherwise each `fn` runs and
+their rows are fused by a shuffle (fusion.py). A source without `kernel` needs nothing more.
+
 The registry imports no Spark code (functions are named, imported when a source runs), so
 the config can validate `candidates.sources` against it.
 """
@@ -25,26 +32,40 @@ class Source:
     fn: str  # "module:function"
     reads: tuple[str, ...] = ()  # run tables it reads besides events, train and items
     section: str | None = None  # its settings: the field of CandidatesConfig of that name
+    kernel: str | None = None  # "module:function" -> RowSum, for the one-pass build
 
     def load(self) -> Callable[..., Any]:
-        module, _, attr = self.fn.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return _attr(self.fn)
+
+    def load_kernel(self) -> Callable[..., Any] | None:
+        return _attr(self.kernel) if self.kernel else None
 
     def settings(self, candidates_cfg: Any) -> Any:
         return getattr(candidates_cfg, self.section) if self.section else None
 
 
+def _attr(path: str) -> Callable[..., Any]:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 _PKG = "pipelines.candidates.sources"
+
+
+def _source(name: str, reads: tuple[str, ...] = ()) -> Source:
+    """A built-in source: `fn` and `kernel` are <name>_source and <name>_kernel of its module."""
+    module = f"{_PKG}.{name}"
+    return Source(name, f"{module}:{name}_source", reads, name, f"{module}:{name}_kernel")
+
+
 SOURCES: dict[str, Source] = {
     s.name: s
     for s in (
-        Source("popular", f"{_PKG}.popular:popular_source", section="popular"),
-        Source(
-            "transition", f"{_PKG}.transition:transition_source", ("graph_edges",), "transition"
-        ),
-        Source("ppr", f"{_PKG}.ppr:ppr_source", ("item_ppr",), "ppr"),
-        Source("item_cf", f"{_PKG}.item_cf:item_cf_source", ("item_neighbors",), "item_cf"),
-        Source("user_cf", f"{_PKG}.user_cf:user_cf_source", ("user_neighbors",), "user_cf"),
+        _source("popular"),
+        _source("transition", ("graph_edges",)),
+        _source("ppr", ("item_ppr",)),
+        _source("item_cf", ("item_neighbors",)),
+        _source("user_cf", ("user_neighbors",)),
     )
 }
 # Always added: the fallback of users with little or no history.
@@ -54,6 +75,11 @@ FALLBACK = "popular"
 def enabled(names: list[str]) -> list[str]:
     """The sources a run uses: the configured ones plus the fallback, in that order."""
     return list(dict.fromkeys([*names, FALLBACK]))
+
+
+def without_kernel(names: list[str]) -> list[str]:
+    """The given sources that have no kernel form (each needs the shuffle fusion)."""
+    return [n for n in names if SOURCES[n].kernel is None]
 
 
 def tables_read(names: list[str]) -> tuple[str, ...]:

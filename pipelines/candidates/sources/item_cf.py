@@ -11,13 +11,14 @@ item_idx and joined instead.
 
 from __future__ import annotations
 
+from pipelines.candidates.broadcast_topk import RowSum
 from pipelines.candidates.inputs import SourceInputs
 
 
-def item_cf_source(inputs: SourceInputs, tables: dict, settings):
+def item_cf_kernel(inputs: SourceInputs, tables: dict, settings) -> RowSum:
     from pyspark.sql import functions as F
 
-    from pipelines.candidates.broadcast_topk import broadcast_topk, csr_table
+    from pipelines.candidates.broadcast_topk import csr_table
     from pipelines.candidates.recent import recent_item_weights
 
     entries = recent_item_weights(inputs.train, settings.history, settings.decay).select(
@@ -25,4 +26,10 @@ def item_cf_source(inputs: SourceInputs, tables: dict, settings):
     )
     table = inputs.read_arrow("item_neighbors", ["item_idx", "neighbor_idx", "sim"])
     csr = csr_table(table, "item_idx", "neighbor_idx", "sim", inputs.n_items)
-    return broadcast_topk(inputs.spark, entries, inputs.seen, csr, inputs.per_source)
+    return RowSum(entries, csr, entries_key=("recent", settings.history, settings.decay))
+
+
+def item_cf_source(inputs: SourceInputs, tables: dict, settings):
+    from pipelines.candidates.broadcast_topk import source_topk
+
+    return source_topk(inputs, item_cf_kernel(inputs, tables, settings))

@@ -5,7 +5,11 @@ Also the fallback that every user gets, so cold users always have candidates.
 
 from __future__ import annotations
 
+import numpy as np
+
+from pipelines.candidates.broadcast_topk import RowSum
 from pipelines.candidates.inputs import SourceInputs
+from udfs.weighted_topk import csr_from_triples
 
 
 def popular_items(train, window_days: float):
@@ -20,15 +24,11 @@ def popular_items(train, window_days: float):
     return train.groupBy("item_idx").agg(F.count(F.lit(1)).cast("double").alias("score"))
 
 
-def popular_source(inputs: SourceInputs, tables: dict, settings):
-    """Per user: the `per_source` most popular items the user has not seen, in popularity order
-    (ties: smaller item_idx).
-
-    Every user's list comes from one short head of the popularity ranking: the top k plus the
-    most head items any user has seen. A user's row holds the head positions they have seen
-    (a join of the small seen-and-head pairs), and a filter + slice over the head array picks
-    their k, with no users x head cross join to anti-join and sort (which grows with
-    users x head; benchmarks/RESULTS.md, scaling).
+def popular_head(inputs: SourceInputs, settings):
+    """(head, seen_pos): the first `per_source` + (the most head items any user has seen)
+    items of the popularity ranking (ties: smaller item_idx) as [(pos, item_idx, score)], and
+    DataFrame[user_idx, _seen array<int>] of the head positions each user has seen (None
+    without `inputs.seen`). Any user's `per_source` unseen most popular items are in the head.
     """
     from pyspark.sql import functions as F
 
@@ -56,6 +56,33 @@ def popular_source(inputs: SourceInputs, tables: dict, settings):
         # Only as long as the largest overlap of any user with it requires.
         length = k + (seen_pos.agg(F.max(F.size("_seen"))).first()[0] or 0)
     head = [(p, r["item_idx"], float(r["score"])) for p, r in enumerate(longest[:length])]
+    return head, seen_pos
+
+
+def popular_kernel(inputs: SourceInputs, tables: dict, settings) -> RowSum:
+    """The head as a one-row table every user sums with weight 1 (score = count exactly):
+    a user's top k of it minus their seen items is the list `popular_source` gives. Costs
+    len(head) terms per user (the kernel expands the whole row)."""
+    head, _ = popular_head(inputs, settings)
+    items = np.array([h[1] for h in head], dtype=np.int32)
+    scores = np.array([h[2] for h in head], dtype=np.float64)
+    return RowSum(None, csr_from_triples(np.zeros(len(head)), items, scores, 1))
+
+
+def popular_source(inputs: SourceInputs, tables: dict, settings):
+    """Per user: the `per_source` most popular items the user has not seen, in popularity order
+    (ties: smaller item_idx).
+
+    Every user's list comes from one short head of the popularity ranking (`popular_head`). A
+    user's row holds the head positions they have seen (a join of the small seen-and-head
+    pairs), and a filter + slice over the head array picks their k, with no users x head cross
+    join to anti-join and sort (which grows with users x head; benchmarks/RESULTS.md,
+    scaling).
+    """
+    from pyspark.sql import functions as F
+
+    k = inputs.per_source
+    head, seen_pos = popular_head(inputs, settings)
     # The head travels as one row holding an array (not a literal in the plan, which may be
     # thousands of items long), broadcast to every task.
     head_row = inputs.spark.createDataFrame(

@@ -13,7 +13,22 @@ it stops being sensible; past that, partition item_ppr by src and join it instea
 
 from __future__ import annotations
 
+from pipelines.candidates.broadcast_topk import RowSum
 from pipelines.candidates.inputs import SourceInputs
+
+
+def ppr_form(item_ppr, train, *, n_items: int, history: int, decay: float) -> RowSum:
+    """Σ_i w_i · item_ppr(i, ·) in kernel form; item_ppr: pyarrow.Table[src, dst, score]."""
+    from pyspark.sql import functions as F
+
+    from pipelines.candidates.broadcast_topk import csr_table
+    from pipelines.candidates.recent import recent_item_weights
+
+    entries = recent_item_weights(train, history, decay).select(
+        "user_idx", F.col("item_idx").alias("row"), F.col("w").alias("weight")
+    )
+    csr = csr_table(item_ppr, "src", "dst", "score", n_items)
+    return RowSum(entries, csr, entries_key=("recent", history, decay))
 
 
 def user_ppr(
@@ -22,26 +37,23 @@ def user_ppr(
     """DataFrame[user_idx, item_idx, score]: top_n of Σ_i w_i · item_ppr(i, ·) per user.
 
     item_ppr: pyarrow.Table[src, dst, score]."""
-    from pyspark.sql import functions as F
+    from pipelines.candidates.broadcast_topk import broadcast_topk
 
-    from pipelines.candidates.broadcast_topk import broadcast_topk, csr_table
-    from pipelines.candidates.recent import recent_item_weights
-
-    entries = recent_item_weights(train, history, decay).select(
-        "user_idx", F.col("item_idx").alias("row"), F.col("w").alias("weight")
-    )
-    csr = csr_table(item_ppr, "src", "dst", "score", n_items)
-    return broadcast_topk(spark, entries, seen, csr, top_n)
+    form = ppr_form(item_ppr, train, n_items=n_items, history=history, decay=decay)
+    return broadcast_topk(spark, form.entries, seen, form.csr, top_n)
 
 
-def ppr_source(inputs: SourceInputs, tables: dict, settings):
-    return user_ppr(
-        inputs.spark,
+def ppr_kernel(inputs: SourceInputs, tables: dict, settings) -> RowSum:
+    return ppr_form(
         inputs.read_arrow("item_ppr", ["src", "dst", "score"]),
         inputs.train,
         n_items=inputs.n_items,
         history=settings.history,
         decay=settings.decay,
-        top_n=inputs.per_source,
-        seen=inputs.seen,
     )
+
+
+def ppr_source(inputs: SourceInputs, tables: dict, settings):
+    from pipelines.candidates.broadcast_topk import source_topk
+
+    return source_topk(inputs, ppr_kernel(inputs, tables, settings))

@@ -11,13 +11,17 @@ row-stochastic graph_edges.prob matrix:
 i.e. the probability of the paths of length h from the seeds to j. T is computed once per
 seed item (not per user) by `udfs.multihop` on executors, with the graph broadcast as CSR;
 each item keeps its `beam` heaviest frontier entries between hops and its top
-`per_source` rows of T.
+`per_source` rows of T. T is then collected as CSR and the users' sums run as the weighted
+row-sum kernel (pipelines/candidates/broadcast_topk.py): ≈ 16 · n_seeds · per_source bytes
+broadcast, ~1.6 GB at 1M seed items and per_source 100, where it stops being sensible (join
+T partitioned by src instead).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from pipelines.candidates.broadcast_topk import RowSum
 from pipelines.candidates.inputs import SourceInputs
 
 # Item -> item top-k scores: the shape of item_ppr.
@@ -69,12 +73,14 @@ def multi_hop_table(
     return work.mapInArrow(run, SCHEMA)
 
 
-def transition_source(inputs: SourceInputs, tables: dict, settings):
-    """Per user: top `per_source` of Σ_i s_i · T(i, ·) over the last `settings.last` items."""
+def transition_kernel(inputs: SourceInputs, tables: dict, settings) -> RowSum:
+    """Σ_i s_i · T(i, ·) over the last `settings.last` items in kernel form: T computed for
+    the users' seed items, collected to the driver as CSR (≈ 16 bytes per entry, at most
+    n_items · per_source entries: the size of item_ppr at top_k = per_source)."""
     from pyspark.sql import functions as F
 
-    from pipelines.candidates.inputs import top_per_user
-    from pipelines.candidates.recent import recent_item_weights, weighted_item_sum
+    from pipelines.candidates.broadcast_topk import csr_table
+    from pipelines.candidates.recent import recent_item_weights
 
     weights = recent_item_weights(inputs.train, settings.last, settings.last_decay).persist()
     seeds = np.asarray(
@@ -89,6 +95,16 @@ def transition_source(inputs: SourceInputs, tables: dict, settings):
         hop_decay=settings.hop_decay,
         beam=settings.beam,
         k=inputs.per_source,
+    ).toArrow()
+    entries = weights.select("user_idx", F.col("item_idx").alias("row"), F.col("w").alias("weight"))
+    return RowSum(
+        entries, csr_table(table, "src", "dst", "score", inputs.n_items), positive_only=True
     )
-    scored = weighted_item_sum(weights, table, "src", "dst", "score").filter(F.col("score") > 0)
-    return top_per_user(scored, inputs.per_source, inputs.seen)
+
+
+def transition_source(inputs: SourceInputs, tables: dict, settings):
+    """Per user: top `per_source` of Σ_i s_i · T(i, ·) over the last `settings.last` items,
+    positive scores only."""
+    from pipelines.candidates.broadcast_topk import source_topk
+
+    return source_topk(inputs, transition_kernel(inputs, tables, settings))

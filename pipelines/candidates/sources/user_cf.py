@@ -14,13 +14,14 @@ table by user and join it to the neighbour pairs instead.
 
 from __future__ import annotations
 
+from pipelines.candidates.broadcast_topk import RowSum
 from pipelines.candidates.inputs import SourceInputs
 
 
-def user_cf_source(inputs: SourceInputs, tables: dict, settings):
+def user_cf_kernel(inputs: SourceInputs, tables: dict, settings) -> RowSum:
     from pyspark.sql import functions as F
 
-    from pipelines.candidates.broadcast_topk import broadcast_topk, csr_table
+    from pipelines.candidates.broadcast_topk import csr_table
     from pipelines.candidates.recent import recent_item_weights
 
     recent = recent_item_weights(inputs.train, settings.history, settings.decay).toArrow()
@@ -40,6 +41,10 @@ def user_cf_source(inputs: SourceInputs, tables: dict, settings):
         .filter(F.col("row") < n_rows)
         .select("user_idx", "row", F.col("sim").alias("weight"))
     )
-    return broadcast_topk(
-        inputs.spark, entries, inputs.seen, csr, inputs.per_source, positive_only=True
-    )
+    return RowSum(entries, csr, positive_only=True)
+
+
+def user_cf_source(inputs: SourceInputs, tables: dict, settings):
+    from pipelines.candidates.broadcast_topk import source_topk
+
+    return source_topk(inputs, user_cf_kernel(inputs, tables, settings))
