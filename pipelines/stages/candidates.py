@@ -29,7 +29,12 @@ def run(ctx: StageContext) -> None:
     )
     tables = {t: ctx.read_spark(t) for t in source_tables(ctx.config)}
     candidates, names = build_candidates(
-        inputs, tables, ctx.read_spark("items"), cfg, ctx.config.spark.shuffle_partitions
+        inputs,
+        tables,
+        ctx.read_spark("items"),
+        cfg,
+        ctx.config.spark.shuffle_partitions,
+        log=ctx.log,
     )
     ctx.write("candidates", candidates, extra={"sources": names})
     # Read back from its committed files: cheaper than caching the table (users x top_n rows).
