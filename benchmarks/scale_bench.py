@@ -1,15 +1,21 @@
 """How WalkRank's cost grows with the number of events, stage by stage.
 
 For each size N (events) it generates a synthetic log (`walkrank generate`, seed fixed), then
-runs each Spark stage in its own `walkrank run --stages <stage>` process, recording:
-- wall time of the stage (the runner's "[stage] done in Xs" line; JVM start-up excluded);
-- shuffle bytes written (summed over the tasks of the stage's Spark event log);
-- peak memory of the driver JVM and of the Python processes (driver and executor workers),
-  sampled every 0.2 s with psutil over the process tree, as PSS: Spark's Python workers are
-  forked from one daemon and share most pages, so summed RSS would count them many times.
-Then it fits time ∝ N^b per stage (least squares on log-log) and prints a markdown table.
+runs the pipeline as a user does: one `walkrank run` with the given config (default: the
+built-in defaults, fit pass and learned ranker included; pass `--set llm.enabled=false` to
+leave the LLM stages out), recording per stage (the fit pass's as fit/<stage>):
+- wall time (the runner's "[stage] done in Xs" line);
+- shuffle bytes written and bytes spilled to disk, summed over the tasks of the Spark event
+  log whose job group is the stage (pipelines/stage.py names it);
+- peak memory while the stage's log lines are the latest, sampled every 0.2 s with psutil:
+  the driver's Python process (RSS), the JVM (local mode: driver and executors) and Spark's
+  Python workers (PSS: they fork from one daemon and share most pages, so summed RSS would
+  count them many times).
+Then it fits time ∝ N^b per stage (least squares on log-log) and prints markdown tables.
+`--per-stage` runs each named stage in its own process instead (old vs new code of one stage).
 
-    python benchmarks/scale_bench.py --events 1000000,5000000,20000000 --out /tmp/scale
+    python benchmarks/scale_bench.py --events 1000000,5000000,20000000 --out /tmp/scale \\
+        --set llm.enabled=false
     python benchmarks/scale_bench.py --events 100000,300000 --out /tmp/scale-small  # quick
     python benchmarks/scale_bench.py --render A/scale.json B/scale.json --svg plot.svg
 
@@ -37,80 +43,136 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["ingest", "split", "graph", "ppr", "neighbors", "candidates"]
 
 
-def _sample_tree(pid: int, peaks: dict[str, int], stop: threading.Event) -> None:
+def _sample_tree(pid: int, peaks: dict[str, dict[str, int]], current: list[str],
+                 stop: threading.Event) -> None:  # fmt: skip
+    """Every 0.2 s until `stop`: the memory of the process tree under `pid`, as the peaks of
+    the stage named by current[0]: the driver's Python process (RSS), the JVM and the other
+    Python processes (Spark's workers, PSS)."""
     while not stop.is_set():
         try:
-            procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
-        jvm = py = 0
+        now = {"driver": 0, "jvm": 0, "python": 0}
         for p in procs:
             try:
+                if p.pid == pid:
+                    now["driver"] = p.memory_info().rss
+                    continue
                 try:
                     rss = p.memory_full_info().pss
                 except (psutil.AccessDenied, AttributeError):
                     rss = p.memory_info().rss
-                if "java" in p.name():
-                    jvm += rss
-                else:
-                    py += rss
+                now["jvm" if "java" in p.name() else "python"] += rss
             except psutil.NoSuchProcess:
                 continue
-        peaks["jvm"] = max(peaks["jvm"], jvm)
-        peaks["python"] = max(peaks["python"], py)
+        peak = peaks.setdefault(current[0], dict.fromkeys(now, 0))
+        for k, v in now.items():
+            peak[k] = max(peak[k], v)
         stop.wait(0.2)
 
 
-def shuffle_bytes(event_dir: Path) -> int:
-    """Sum of 'Shuffle Bytes Written' over every task of the event logs in event_dir."""
-    total = 0
+def spark_metrics(event_dir: Path) -> dict[str | None, dict[str, int]]:
+    """{job group: shuffle bytes written and bytes spilled to disk} summed over the tasks of
+    the Spark event logs in event_dir. The runner names each job's group after its stage
+    (pipelines/stage.py); jobs outside any stage count under None."""
+    group_of_stage: dict[int, str | None] = {}
+    out: dict[str | None, dict[str, int]] = {}
     logs = [p for p in event_dir.rglob("*") if p.is_file() and not p.name.startswith((".", "app"))]
     for log in logs:
         with log.open() as fh:
             for line in fh:
-                if '"SparkListenerTaskEnd"' not in line:
-                    continue
-                metrics = json.loads(line).get("Task Metrics") or {}
-                total += (metrics.get("Shuffle Write Metrics") or {}).get(
-                    "Shuffle Bytes Written", 0
-                )
-    return total
+                if '"SparkListenerJobStart"' in line:
+                    ev = json.loads(line)
+                    group = (ev.get("Properties") or {}).get("spark.jobGroup.id")
+                    for sid in ev.get("Stage IDs", []):
+                        group_of_stage[sid] = group
+                elif '"SparkListenerTaskEnd"' in line:
+                    ev = json.loads(line)
+                    m = ev.get("Task Metrics") or {}
+                    row = out.setdefault(
+                        group_of_stage.get(ev.get("Stage ID")), {"shuffle": 0, "spill": 0}
+                    )
+                    row["shuffle"] += (m.get("Shuffle Write Metrics") or {}).get(
+                        "Shuffle Bytes Written", 0
+                    )
+                    row["spill"] += m.get("Disk Bytes Spilled", 0)
+    return out
+
+
+def shuffle_bytes(event_dir: Path) -> int:
+    """Sum of 'Shuffle Bytes Written' over every task of the event logs in event_dir."""
+    return sum(m["shuffle"] for m in spark_metrics(event_dir).values())
+
+
+_DONE = re.compile(r"^\[([\w/]+)\] done in ([0-9.]+)s")
+_TAG = re.compile(r"^\[([\w/]+)\] ")
+
+
+def run_walkrank(
+    data: Path, out: Path, events_dir: Path, sets: list[str], config: str = "",
+    stages: str = "",
+) -> list[dict]:  # fmt: skip
+    """One `walkrank run` (of `stages`, default: the whole plan) with Spark event logs on:
+    a row per stage that ran, in order — its seconds (the runner's "done in" line), shuffle
+    bytes, bytes spilled to disk, and the peak memory of the driver's Python process, the
+    JVM and the Python workers while its log lines were the latest."""
+    events_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pipelines.cli", "run", "--input", str(data), "--out", str(out),
+           "--run-id", "r",
+           "--set", "spark.conf={'spark.eventLog.enabled' = 'true', "
+                    f"'spark.eventLog.dir' = '{events_dir}', 'spark.eventLog.compress' = 'false', "
+                    "'spark.eventLog.rolling.enabled' = 'false'}"]  # fmt: skip
+    if stages:
+        cmd += ["--stages", stages]
+    if config:
+        cmd += ["--config", config]
+    for s in sets:
+        cmd += ["--set", s]
+    peaks: dict[str, dict[str, int]] = {}
+    current = ["(start)"]
+    stop = threading.Event()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    sampler = threading.Thread(
+        target=_sample_tree, args=(proc.pid, peaks, current, stop), daemon=True
+    )
+    sampler.start()
+    done: list[tuple[str, float]] = []
+    tail: list[str] = []
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        tail = [*tail[-50:], line]
+        if m := _TAG.match(line):
+            current[0] = m.group(1)
+        if m := _DONE.match(line):
+            done.append((m.group(1), float(m.group(2))))
+    proc.wait()
+    stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"walkrank run failed:\n{''.join(tail)}")
+    metrics = spark_metrics(events_dir)
+    rows = []
+    for stage, seconds in done:
+        peak = peaks.get(stage, {"driver": 0, "jvm": 0, "python": 0})
+        m = metrics.get(stage, {"shuffle": 0, "spill": 0})
+        rows.append({
+            "stage": stage, "seconds": seconds, "shuffle_bytes": m["shuffle"],
+            "spill_bytes": m["spill"], "peak_driver_rss": peak["driver"],
+            "peak_jvm_rss": peak["jvm"], "peak_python_rss": peak["python"],
+        })  # fmt: skip
+    return rows
 
 
 def run_stage(
     stage: str, data: Path, out: Path, events_dir: Path, sets: list[str], config: str = ""
 ) -> dict:
-    events_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pipelines.cli", "run", "--input", str(data), "--out", str(out),
-           "--run-id", "r", "--stages", stage,
-           "--set", "spark.conf={'spark.eventLog.enabled' = 'true', "
-                    f"'spark.eventLog.dir' = '{events_dir}', 'spark.eventLog.compress' = 'false', "
-                    "'spark.eventLog.rolling.enabled' = 'false'}"]  # fmt: skip
-    if config:
-        cmd += ["--config", config]
-    for s in sets:
-        cmd += ["--set", s]
-    peaks = {"jvm": 0, "python": 0}
-    stop = threading.Event()
+    """One stage alone in its own `walkrank run --stages <stage>` process (run_walkrank)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    sampler = threading.Thread(target=_sample_tree, args=(proc.pid, peaks, stop), daemon=True)
-    sampler.start()
-    err = proc.stderr.read()
-    proc.wait()
-    stop.set()
-    sampler.join()
-    if proc.returncode != 0:
-        raise SystemExit(f"{stage} failed:\n{err[-3000:]}")
-    done = re.search(rf"\[{stage}\] done in ([0-9.]+)s", err)
-    return {
-        "stage": stage,
-        "seconds": float(done.group(1)) if done else math.nan,
-        "process_seconds": round(time.perf_counter() - t0, 2),
-        "shuffle_bytes": shuffle_bytes(events_dir),
-        "peak_jvm_rss": peaks["jvm"],
-        "peak_python_rss": peaks["python"],
-    }
+    rows = run_walkrank(data, out, events_dir, sets, config, stages=stage)
+    row = next((r for r in rows if r["stage"] == stage), {"stage": stage, "seconds": math.nan})
+    return {**row, "process_seconds": round(time.perf_counter() - t0, 2)}
 
 
 def growth_exponent(sizes: list[int], seconds: list[float]) -> float:
@@ -126,28 +188,33 @@ def main() -> None:
     ap.add_argument("--events", default="1000000,5000000,20000000")
     ap.add_argument("--out", default="/tmp/walkrank-scale")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--stages", default=",".join(STAGES))
+    ap.add_argument(
+        "--per-stage",
+        metavar="STAGES",
+        default="",
+        help="instead of one whole run per size, each of these stages in its own process "
+        f"(e.g. {','.join(STAGES)})",
+    )
     ap.add_argument(
         "--render",
         nargs="+",
         metavar="SCALE_JSON",
-        help="print the table of saved runs (later files win per size and stage); with --svg "
+        help="print the tables of saved runs (later files win per size and stage); with --svg "
         "also write the log-log plot",
     )
     ap.add_argument("--svg", default="", help="with --render: write the plot here")
     ap.add_argument("--config", default="", help="a TOML profile (default: the built-in defaults)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
-    stages = args.stages.split(",")
     if args.render:
         merged: dict[tuple[int, str], dict] = {}
         for f in args.render:
             for r in json.loads(Path(f).read_text())["rows"]:
                 merged[(r["events"], r["stage"])] = r
-        rows = sorted(merged.values(), key=lambda r: (r["events"], stages.index(r["stage"])))
-        print(render(rows, stages))
+        rows = sorted(merged.values(), key=lambda r: r["events"])
+        print(render(rows))
         if args.svg:
-            Path(args.svg).write_text(svg_plot(rows, stages))
+            Path(args.svg).write_text(svg_plot(rows, stage_order(rows)))
         return
     sizes = [int(x) for x in args.events.split(",")]
     out = Path(args.out)
@@ -160,52 +227,82 @@ def main() -> None:
                  "--seed", str(args.seed), "--out", str(data)],
                 cwd=ROOT, check=True,
             )  # fmt: skip
-        for stage in stages:
-            row = {
-                "events": n,
-                **run_stage(
-                    stage, data, out / f"run-{n}", out / f"ev-{n}-{stage}", args.sets, args.config
-                ),
-            }
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    machine = {"cores": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-               "python": platform.python_version()}  # fmt: skip
-    (out / "scale.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+        run_dir = out / f"run-{n}"
+        if args.per_stage:
+            got = [run_stage(s, data, run_dir, out / f"ev-{n}-{s}", args.sets, args.config)
+                   for s in args.per_stage.split(",")]  # fmt: skip
+        else:
+            t0 = time.perf_counter()
+            got = run_walkrank(data, run_dir, out / f"ev-{n}", args.sets, args.config)
+            got.append(whole_run(got, time.perf_counter() - t0))
+        for row in got:
+            rows.append({"events": n, **row})
+            print(json.dumps(rows[-1]), flush=True)
+        machine = {"cores": os.cpu_count(),
+                   "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+                   "python": platform.python_version()}  # fmt: skip
+        (out / "scale.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
     print(f"\nmachine: {machine}\n")
-    print(render(rows, stages))
+    print(render(rows))
 
 
-def render(rows: list[dict], stages: list[str]) -> str:
-    """The markdown table: per stage and size seconds / shuffle MiB / peak JVM / Python GiB,
-    the exponent b of time ∝ events^b fitted over every size, and b between the two largest
-    sizes (fixed start-up costs flatten the first; the second is closer to the asymptote)."""
+RUN = "whole run"
+
+
+def whole_run(rows: list[dict], seconds: float) -> dict:
+    """The row of the whole `walkrank run`: its wall time (process start-up included), the
+    sums of shuffle and spill, and the peaks over its stages."""
+    return {
+        "stage": RUN,
+        "seconds": round(seconds, 1),
+        "shuffle_bytes": sum(r["shuffle_bytes"] for r in rows),
+        "spill_bytes": sum(r["spill_bytes"] for r in rows),
+        **{k: max((r[k] for r in rows), default=0)
+           for k in ("peak_driver_rss", "peak_jvm_rss", "peak_python_rss")},
+    }  # fmt: skip
+
+
+def stage_order(rows: list[dict]) -> list[str]:
+    """Stage names in the order they first ran (the whole-run row last)."""
+    names = list(dict.fromkeys(r["stage"] for r in rows if r["stage"] != RUN))
+    return names + ([RUN] if any(r["stage"] == RUN for r in rows) else [])
+
+
+def render(rows: list[dict]) -> str:
+    """Two markdown tables. Seconds per stage and size, with the exponent b of time ∝
+    events^b fitted over every size and between the two largest (fixed start-up costs
+    flatten the first; the second is closer to the asymptote). Then per size: shuffle and
+    spill MiB, and peak GiB of the driver's Python process, the JVM and the Python workers."""
     sizes = sorted({r["events"] for r in rows})
+    stages = stage_order(rows)
+    got = {(r["events"], r["stage"]): r for r in rows}
     lines = [
-        "| stage | "
-        + " | ".join(f"{n / 1e6:g}M events: s / shuffle MiB / JVM GiB / Py GiB" for n in sizes)
+        "| stage | " + " | ".join(f"{n / 1e6:g}M events: s" for n in sizes)
         + " | b (all) | b (last two) |",
-        "|---|" + "---|" * (len(sizes) + 2),
-    ]
+        "|---|" + "---:|" * (len(sizes) + 2),
+    ]  # fmt: skip
     for s in stages:
-        got = {r["events"]: r for r in rows if r["stage"] == s}
+        ns = [n for n in sizes if (n, s) in got]
+        cells = [f"{got[n, s]['seconds']:.1f}" if (n, s) in got else "–" for n in sizes]
+        secs = [got[n, s]["seconds"] for n in ns]
+        b = growth_exponent(ns, secs) if len(ns) > 1 else math.nan
+        last = growth_exponent(ns[-2:], secs[-2:]) if len(ns) > 1 else math.nan
+        lines.append(f"| {s} | " + " | ".join(cells) + f" | {b:.2f} | {last:.2f} |")
+    lines += ["", "| stage | " + " | ".join(
+        f"{n / 1e6:g}M: shuffle / spill MiB, driver / JVM / workers GiB" for n in sizes) + " |",
+        "|---|" + "---:|" * len(sizes)]  # fmt: skip
+    for s in stages:
         cells = []
         for n in sizes:
-            r = got.get(n)
+            r = got.get((n, s))
             cells.append(
                 "–"
                 if r is None
-                else f"{r['seconds']:.1f} / {r['shuffle_bytes'] / 2**20:.0f} / "
-                f"{r['peak_jvm_rss'] / 2**30:.1f} / {r['peak_python_rss'] / 2**30:.1f}"
+                else f"{r['shuffle_bytes'] / 2**20:,.0f} / {r.get('spill_bytes', 0) / 2**20:,.0f}, "
+                f"{r.get('peak_driver_rss', 0) / 2**30:.1f} / {r['peak_jvm_rss'] / 2**30:.1f} / "
+                f"{r['peak_python_rss'] / 2**30:.1f}"
             )
-        ns = sorted(got)
-        b = growth_exponent(ns, [got[n]["seconds"] for n in ns]) if len(ns) > 1 else math.nan
-        last = (
-            growth_exponent(ns[-2:], [got[n]["seconds"] for n in ns[-2:]])
-            if len(ns) > 1
-            else math.nan
-        )
-        lines.append(f"| {s} | " + " | ".join(cells) + f" | {b:.2f} | {last:.2f} |")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -71,6 +71,10 @@ class StageContext:
             from pipelines.spark_session import get_spark
 
             self._spark = get_spark(self.config.spark)
+        # Every Spark job carries the stage that ran it (Spark UI, event logs: per-stage
+        # shuffle and spill in benchmarks/scale_bench.py). Set on each access, so a stage that
+        # resumes after a nested run (the fit pass) takes its name back.
+        self._spark.sparkContext.setJobGroup(f"{self.label}{self.stage.name}", self.tag)
         return self._spark
 
     def log(self, msg: str) -> None:
