@@ -101,11 +101,6 @@ def spark_metrics(event_dir: Path) -> dict[str | None, dict[str, int]]:
     return out
 
 
-def shuffle_bytes(event_dir: Path) -> int:
-    """Sum of 'Shuffle Bytes Written' over every task of the event logs in event_dir."""
-    return sum(m["shuffle"] for m in spark_metrics(event_dir).values())
-
-
 _DONE = re.compile(r"^\[([\w/]+)\] done in ([0-9.]+)s")
 _TAG = re.compile(r"^\[([\w/]+)\] ")
 
@@ -222,6 +217,8 @@ def main() -> None:
         return
     sizes = [int(x) for x in args.events.split(",")]
     out = Path(args.out)
+    machine = {"cores": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+               "python": platform.python_version()}  # fmt: skip
     rows = []
     for n in sizes:
         data = out / f"data-{n}"
@@ -242,9 +239,7 @@ def main() -> None:
         for row in got:
             rows.append({"events": n, **row})
             print(json.dumps(rows[-1]), flush=True)
-        machine = {"cores": os.cpu_count(),
-                   "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-                   "python": platform.python_version()}  # fmt: skip
+        # Written after each size: a later size that fails keeps the earlier ones.
         (out / "scale.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
     print(f"\nmachine: {machine}\n")
     print(render(rows))
