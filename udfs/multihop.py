@@ -1,18 +1,17 @@
 """Multi-hop transition scores from source items: Σ_h decay**(h-1) · (e_s P^h), top k per source.
 
 P is the row-stochastic transition matrix in CSR form (indptr, indices, prob). Each hop
-expands every frontier entry (s, i, m) into (s, j, m · P_ij) for the out-edges of i and sums
-duplicates; before the next hop each source keeps only its `beam` heaviest frontier entries
-(ties: smaller item first).
+expands every frontier entry (i, m) of a source into (j, m · P_ij) for the out-edges of i
+and sums duplicates; before the next hop the source keeps only its `beam` heaviest positive
+frontier entries (ties: smaller item first).
 
-Cost per chunk of B sources over n items, E = B · beam · d̄ expanded entries per hop (d̄ the
-mean out-degree of frontier items, bounded by the graph's max_out_degree): a hop is summed
-densely (one bincount over the B · n cells, O(B · n)) when E ≥ B · n / SPARSE_FACTOR, else
-sparsely (sort of the touched cells, O(E log E)). Dense-only hops would make the cost per
-source grow with the catalog; the switch keeps it near O(E log E) (benchmarks/multihop_bench.py,
-figures in benchmarks/RESULTS.md).
-Memory: O(B · n) floats, B = max_cells // min(n, beam · max degree).
-`multi_hop_reference` is the plain-Python definition the kernel must equal.
+Compiled (numba), one source at a time into dense accumulators over the n items with lists
+of the touched ones: a hop costs O(E) for its E = beam · d̄ expanded entries (d̄ the mean
+out-degree of frontier items, bounded by the graph's max_out_degree), the beam O(E) (a
+partition at the beam-th mass) plus O(beam log beam), the top k O(T) + O(k log k) for the
+T items reached. O(n) scratch memory, whatever the number of sources; the cost per source does
+not grow with the catalog. Each cell adds its terms in frontier-item order, each row in CSR
+order. `multi_hop_reference` is the plain-Python definition the kernel must equal.
 """
 
 from __future__ import annotations
@@ -21,100 +20,118 @@ from collections import defaultdict
 
 import numpy as np
 
-from udfs.topk import rank_runs, top_k_per_source
-
-#: A hop is expanded sparsely (sort the touched cells) when it touches fewer than
-#: 1 / SPARSE_FACTOR of the chunk's b * n cells, densely (a bincount over them) otherwise.
-SPARSE_FACTOR = 4
+from udfs.njit_cached import njit_cached
 
 
-def _hop(rows, cols, mass, indptr, indices, prob, n, b):
-    """One hop from the frontier entries (row, col, mass) -> (sorted distinct cells
-    ``row * n + j``, their summed mass; cells whose mass sums to zero dropped).
-
-    Dense: one bincount over all b * n cells, O(b * n).  Sparse: ``np.unique`` of the E
-    touched cells, O(E log E).  Both add the contributions in input order (bincount), so the
-    masses are bit-identical whichever is used."""
-    deg = indptr[cols + 1] - indptr[cols]
-    total = int(deg.sum())
-    if total == 0:
-        return np.empty(0, np.int64), np.empty(0)
-    # Edge position of every expanded entry: its item's first edge plus its offset in the run.
-    within = np.arange(total) - np.repeat(np.cumsum(deg) - deg, deg)
-    e = np.repeat(indptr[cols], deg) + within
-    key = np.repeat(rows, deg) * n + indices[e]
-    w = np.repeat(mass, deg) * prob[e]
-    if total * SPARSE_FACTOR >= b * n:
-        dense = np.bincount(key, weights=w, minlength=b * n)
-        cells = np.flatnonzero(dense)
-        return cells, dense[cells]
-    cells, inv = np.unique(key, return_inverse=True)
-    summed = np.bincount(inv, weights=w, minlength=cells.shape[0])
-    nz = summed != 0
-    return cells[nz], summed[nz]
+@njit_cached(inline="always")
+def _best(items, values, m, limit):
+    """Indices into items[:m] of the `limit` largest values (ties: smaller item first),
+    best first."""
+    js, vs = items[:m], values[:m]
+    if m > limit:
+        cut = -np.partition(-vs, limit - 1)[limit - 1]
+        keep = np.flatnonzero(vs >= cut)
+    else:
+        keep = np.arange(m)
+    keep = keep[np.argsort(js[keep])]
+    order = np.argsort(-vs[keep], kind="mergesort")  # stable: ties stay in item order
+    return keep[order[:limit]]
 
 
-def _beam(cells, mass, n, beam):
-    """Next frontier: each row's ``beam`` largest positive entries (ties: smaller item
-    first), as (rows, cols, mass) in (row, col) order.  O(E log E)."""
-    pos = mass > 0
-    cells, mass = cells[pos], mass[pos]
-    rows = cells // n
-    if rows.shape[0] == 0:  # every walk of the chunk ended in sinks
-        return rows, rows, mass
-    order = np.lexsort((cells, -mass, rows))
-    sel = np.sort(order[rank_runs(rows[order]) <= beam])
-    return rows[sel], cells[sel] % n, mass[sel]
-
-
-def _batch(src, indptr, indices, prob, hops, hop_decay, beam, k):
-    n, b = len(indptr) - 1, len(src)
-    rows, cols, mass = np.arange(b), src, np.ones(b)
-    hop_cells, hop_mass = [], []
-    for h in range(1, hops + 1):
-        cells, m = _hop(rows, cols, mass, indptr, indices, prob, n, b)
-        hop_cells.append(cells)
-        hop_mass.append(hop_decay ** (h - 1) * m)
-        if h < hops:
-            rows, cols, mass = _beam(cells, m, n, beam)
-    # Summed over hops in hop order (bincount), as a dense running total would.
-    cells, inv = np.unique(np.concatenate(hop_cells), return_inverse=True)
-    total = np.bincount(inv, weights=np.concatenate(hop_mass), minlength=cells.shape[0])
-    nz = total != 0
-    cells, total = cells[nz], total[nz]
-    return top_k_per_source(src[cells // n], cells % n, total, k)
+@njit_cached(nogil=True)
+def _multi_hop(indptr, indices, prob, sources, decays, beam, k):
+    n = indptr.shape[0] - 1
+    hops = decays.shape[0]
+    out_s = np.empty(sources.shape[0] * k, np.int32)
+    out_d = np.empty(sources.shape[0] * k, np.int32)
+    out_v = np.empty(sources.shape[0] * k, np.float64)
+    out_r = np.empty(sources.shape[0] * k, np.int32)
+    nxt = np.zeros(n, np.float64)
+    in_nxt = np.zeros(n, np.bool_)
+    total = np.zeros(n, np.float64)
+    in_total = np.zeros(n, np.bool_)
+    nxt_items = np.empty(n, np.int64)
+    total_items = np.empty(n, np.int64)
+    buf_j = np.empty(n, np.int64)
+    buf_v = np.empty(n, np.float64)
+    n_out = 0
+    for si in range(sources.shape[0]):
+        src = sources[si]
+        f_items = np.empty(1, np.int64)
+        f_mass = np.ones(1, np.float64)
+        f_items[0] = src
+        n_total = 0
+        for h in range(hops):
+            n_nxt = 0
+            for f in range(f_items.shape[0]):
+                i, m = f_items[f], f_mass[f]
+                for e in range(indptr[i], indptr[i + 1]):
+                    j = indices[e]
+                    if not in_nxt[j]:
+                        in_nxt[j] = True
+                        nxt[j] = 0.0
+                        nxt_items[n_nxt] = j
+                        n_nxt += 1
+                    nxt[j] += m * prob[e]
+            n_pos = 0
+            for c in range(n_nxt):
+                j = nxt_items[c]
+                in_nxt[j] = False
+                mass = nxt[j]
+                if mass != 0.0:
+                    if not in_total[j]:
+                        in_total[j] = True
+                        total[j] = 0.0
+                        total_items[n_total] = j
+                        n_total += 1
+                    total[j] += decays[h] * mass
+                if mass > 0.0:
+                    buf_j[n_pos] = j
+                    buf_v[n_pos] = mass
+                    n_pos += 1
+            if h + 1 < hops:
+                sel = _best(buf_j, buf_v, n_pos, beam)
+                sel = sel[np.argsort(buf_j[sel])]  # the frontier in item order
+                f_items = buf_j[sel].copy()
+                f_mass = buf_v[sel].copy()
+        m = 0
+        for c in range(n_total):
+            j = total_items[c]
+            in_total[j] = False
+            if j != src and total[j] != 0.0:
+                buf_j[m] = j
+                buf_v[m] = total[j]
+                m += 1
+        if m == 0 or k == 0:
+            continue
+        top = _best(buf_j, buf_v, m, k)
+        for r in range(top.shape[0]):
+            out_s[n_out] = src
+            out_d[n_out] = buf_j[top[r]]
+            out_v[n_out] = buf_v[top[r]]
+            out_r[n_out] = r + 1
+            n_out += 1
+    return out_s[:n_out], out_d[:n_out], out_v[:n_out], out_r[:n_out]
 
 
 def multi_hop_topk(
-    indptr,
-    indices,
-    prob,
-    sources,
-    *,
-    hops: int,
-    hop_decay: float,
-    beam: int,
-    k: int,
-    max_cells: int = 1 << 23,
-):
-    """(src int32, dst int32, score float64, rank int32) arrays, top k per source, dst != src.
-
-    Sources are processed in chunks of B = max_cells // min(n_items, beam · max degree)
-    (module doc): a hop touches at most B · beam · max degree cells and is only summed
-    densely when it touches at least B · n / SPARSE_FACTOR, so memory stays at a few
-    SPARSE_FACTOR · max_cells values whatever the catalog size.
-    """
-    n = len(indptr) - 1
-    src = np.asarray(sources, dtype=np.int64)
-    max_deg = int(np.diff(indptr).max()) if n else 0
-    chunk = max(1, max_cells // max(min(n, beam * max(max_deg, 1)), 1))
-    parts = [
-        _batch(src[o : o + chunk], indptr, indices, prob, hops, hop_decay, beam, k)
-        for o in range(0, len(src), chunk)
-    ]
-    if not parts:
-        return top_k_per_source(src, src, np.zeros(0), k)
-    return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+    indptr, indices, prob, sources, *, hops: int, hop_decay: float, beam: int, k: int
+):  # fmt: skip
+    """(src int32, dst int32, score float64, rank int32) arrays, top k per source, dst != src,
+    sorted by (src, rank) for sources given in ascending order (module doc for the cost)."""
+    if min(hops, beam, k) < 0:
+        raise ValueError("hops, beam and k must be >= 0")
+    # Python's float powers, as the reference computes them.
+    decays = np.array([hop_decay ** (h - 1) for h in range(1, hops + 1)], dtype=np.float64)
+    return _multi_hop(
+        np.asarray(indptr, dtype=np.int64),
+        np.asarray(indices, dtype=np.int64),
+        np.asarray(prob, dtype=np.float64),
+        np.asarray(sources, dtype=np.int64),
+        decays,
+        int(beam),
+        int(k),
+    )
 
 
 def multi_hop_reference(

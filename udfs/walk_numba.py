@@ -33,9 +33,9 @@ machine code in ``__pycache__`` so later processes load it in milliseconds).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from udfs.alias_table import AliasTables
+from udfs.njit_cached import njit_cached as _jit
 
 __all__ = ["TopKResult", "ppr_topk", "ppr_topk_reference"]
 
@@ -47,19 +47,6 @@ _ESTIMATORS = ("visits", "endpoint")
 #: Walks of a source advanced in lock-step (memory-level parallelism); any value gives the
 #: same result, since every walk has its own random stream.
 LANES = 8
-
-
-def _jit(**kw):
-    """njit with an on-disk cache where numba finds a writable place for it; code shipped in a
-    zip (spark-submit --py-files) has none, and then compiles once per process instead."""
-
-    def deco(fn):
-        try:
-            return njit(cache=True, **kw)(fn)
-        except RuntimeError:
-            return njit(cache=False, **kw)(fn)
-
-    return deco
 
 
 class TopKResult:

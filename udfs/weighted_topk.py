@@ -14,18 +14,18 @@ entries are taken in (item, weight) order, each row in its CSR order, and every 
 user's multiset of entries; `weighted_row_sum_topk_reference` adds in the same order and is
 bit-identical.
 
-Cost: E = Σ_u Σ_{i in entries(u)} len(row_i) expanded terms; one sort of the E cell keys
-(np.unique) and one of the surviving cells for the top k: O(E log E) time. Users are taken in
-chunks of about `max_entries` terms (a user is never split), so memory is O(max_entries),
-~100 bytes a term at peak (~100 MB at the default), whatever the batch size. No dense
-accumulator: the cost does not grow with the number of columns.
+Cost: E = Σ_u Σ_{i in entries(u)} len(row_i) expanded terms, C_u cells a user touches.
+Compiled (numba), one user at a time into a dense accumulator over the table's columns: O(E)
+for the sums, O(C_u) to select a user's top k (partition at the k-th score) and O(k log k)
+to order it, plus one O(n log n) sort of the entries; O(columns) scratch memory, whatever the
+batch size. No Python work per user or per term.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from udfs.topk import top_k_per_source
+from udfs.njit_cached import njit_cached
 
 __all__ = ["csr_from_triples", "weighted_row_sum_topk", "weighted_row_sum_topk_reference"]
 
@@ -61,27 +61,68 @@ def _lengths(offsets: np.ndarray, name: str) -> np.ndarray:
     return lengths
 
 
-def _chunk(users, items, weights, indptr, indices, values, seen_keys, k, positive_only):
-    """Top k of one chunk of entries (sorted by user, item, weight) -> (user, item, score)."""
-    deg = indptr[items + 1] - indptr[items]
-    total = int(deg.sum())
-    if total == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0)
-    # Table position of every expanded term: its row's first entry plus its offset in the row.
-    within = np.arange(total) - np.repeat(np.cumsum(deg) - deg, deg)
-    e = np.repeat(indptr[items], deg) + within
-    key = (np.repeat(users, deg) << 32) | indices[e].astype(np.int64)
-    term = np.repeat(weights, deg) * values[e]
-    cells, inv = np.unique(key, return_inverse=True)
-    # bincount adds each cell's terms in input order: the documented summation order.
-    score = np.bincount(inv.ravel(), weights=term, minlength=cells.shape[0])
-    keep = ~np.isin(cells, seen_keys)
-    if positive_only:
-        keep &= score > 0
-    u, j, s, _ = top_k_per_source(
-        cells[keep] >> 32, cells[keep] & 0xFFFFFFFF, score[keep], k, exclude_self=False
-    )
-    return u.astype(np.int64), j, s
+@njit_cached(nogil=True)
+def _row_sum_topk(
+    user_offsets, items, weights, indptr, indices, values, seen_offsets, seen_items, n_cols,
+    k, positive_only, capacity,
+):  # fmt: skip
+    """Entries sorted by (user, item, weight) -> (user, item, score) in (user, rank) order,
+    and whether any sum was NaN."""
+    out_u = np.empty(capacity, np.int64)
+    out_j = np.empty(capacity, np.int32)
+    out_s = np.empty(capacity, np.float64)
+    acc = np.zeros(n_cols, np.float64)
+    touched = np.zeros(n_cols, np.bool_)
+    seen = np.zeros(n_cols, np.bool_)
+    cells = np.empty(n_cols, np.int64)
+    cand_j = np.empty(n_cols, np.int64)
+    cand_s = np.empty(n_cols, np.float64)
+    n_out = 0
+    has_nan = False
+    for u in range(user_offsets.shape[0] - 1):
+        n_cells = 0
+        for e in range(user_offsets[u], user_offsets[u + 1]):
+            i, w = items[e], weights[e]
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                if not touched[j]:
+                    touched[j] = True
+                    acc[j] = 0.0
+                    cells[n_cells] = j
+                    n_cells += 1
+                acc[j] += w * values[p]  # the documented order: entries, then row order
+        for q in range(seen_offsets[u], seen_offsets[u + 1]):
+            if seen_items[q] < n_cols:
+                seen[seen_items[q]] = True
+        m = 0
+        for c in range(n_cells):
+            j = cells[c]
+            has_nan |= np.isnan(acc[j])
+            if not seen[j] and (acc[j] > 0.0 or not positive_only):
+                cand_j[m] = j
+                cand_s[m] = acc[j]
+                m += 1
+            touched[j] = False
+        for q in range(seen_offsets[u], seen_offsets[u + 1]):
+            if seen_items[q] < n_cols:
+                seen[seen_items[q]] = False
+        if m == 0 or k == 0:
+            continue
+        js, ss = cand_j[:m], cand_s[:m]
+        if m > k:  # keep scores >= the k-th largest (ties included), then order those
+            kth = -np.partition(-ss, k - 1)[k - 1]
+            keep = ss >= kth
+            js, ss = js[keep], ss[keep]
+        by_item = np.argsort(js)
+        js, ss = js[by_item], ss[by_item]
+        order = np.argsort(-ss, kind="mergesort")  # stable: ties stay in item order
+        n = min(k, order.shape[0])
+        for r in range(n):
+            out_u[n_out] = u
+            out_j[n_out] = js[order[r]]
+            out_s[n_out] = ss[order[r]]
+            n_out += 1
+    return out_u[:n_out], out_j[:n_out], out_s[:n_out], has_nan
 
 
 def weighted_row_sum_topk(
@@ -95,7 +136,6 @@ def weighted_row_sum_topk(
     seen_items: np.ndarray,
     k: int,
     positive_only: bool = False,
-    max_entries: int = 1 << 20,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(user int64, item int32, score float64): per user position u of the batch, the top k
     of Σ_i w_u(i) · row_i by (score desc, item asc), items in seen[u] removed.
@@ -103,8 +143,11 @@ def weighted_row_sum_topk(
     Every item a user's rows touch is a candidate, even when its terms sum to 0 or less (as a
     join + groupBy would); `positive_only` keeps only scores > 0. Sorted by (user, rank).
     Users with no entries, no reachable items, or only seen ones get no rows.
-    O(E log E) for E expanded terms (module doc); scores must not be NaN.
+    O(E) for E expanded terms, plus each user's selection (module doc); scores must not be
+    NaN.
     """
+    if k < 0:
+        raise ValueError("k must be >= 0")
     user_offsets = np.asarray(user_offsets, dtype=np.int64)
     items = np.asarray(user_items, dtype=np.int64)
     weights = np.asarray(user_weights, dtype=np.float64)
@@ -124,33 +167,18 @@ def weighted_row_sum_topk(
     users = np.repeat(np.arange(n_users, dtype=np.int64), lengths)
     order = np.lexsort((weights, items, users))
     items, weights = items[order], weights[order]
-    seen_keys = (np.repeat(np.arange(n_users, dtype=np.int64), seen_lengths) << 32) | seen_items
-
-    # Chunks of whole users, about max_entries expanded terms each.
+    indices = np.asarray(indices, dtype=np.int32)
+    values = np.asarray(values, dtype=np.float64)
+    n_cols = int(indices.max()) + 1 if indices.size else 0
     terms = np.bincount(users, weights=indptr[items + 1] - indptr[items], minlength=n_users)
-    before = np.cumsum(terms) - terms
-    bounds = np.flatnonzero(np.diff(before // max(int(max_entries), 1), prepend=-1))
-    bounds = np.append(bounds, n_users)
-    parts = []
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        a, b = user_offsets[lo], user_offsets[hi]
-        sa, sb = seen_offsets[lo], seen_offsets[hi]
-        parts.append(
-            _chunk(
-                users[a:b],
-                items[a:b],
-                weights[a:b],
-                indptr,
-                indices,
-                values,
-                seen_keys[sa:sb],
-                k,
-                positive_only,
-            )
-        )
-    if not parts:
-        return np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0)
-    return tuple(np.concatenate([p[c] for p in parts]) for c in range(3))
+    capacity = int(np.minimum(terms, max(int(k), 0)).sum())
+    u, j, s, has_nan = _row_sum_topk(
+        user_offsets, items, weights, indptr, indices, values, seen_offsets, seen_items,
+        n_cols, int(k), bool(positive_only), capacity,
+    )  # fmt: skip
+    if has_nan:
+        raise ValueError("score must not contain NaN")
+    return u, j, s
 
 
 def weighted_row_sum_topk_reference(
