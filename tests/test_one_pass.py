@@ -95,6 +95,12 @@ def _build(s, **kw):
     out, names = build_candidates(
         s.inputs, s.tables, s.items, s.cfg, PARTITIONS, log=logged.append, **kw
     )
+    # Each partition's rows in (user_id, rank) order, a user in one partition only: the
+    # table is written as it comes (the one-pass tasks take their users in user_id order).
+    parts = out.rdd.mapPartitions(lambda rows: [[(r[0], r[2]) for r in rows]]).collect()
+    assert all(p == sorted(p) for p in parts)
+    owners = [{u for u, _ in p} for p in parts]
+    assert sum(map(len, owners)) == len(set().union(*owners))
     rows = sorted(tuple(r) for r in out.collect())
     return rows, names, logged
 

@@ -55,15 +55,16 @@ def build_candidates(
 
     names = enabled(cfg.sources)
     forms = _kernel_forms(inputs, tables, cfg, names, log) if one_pass else {}
-    if forms and broadcast_bytes(forms) <= MAX_BROADCAST_BYTES:
+    fused_in_order = bool(forms) and broadcast_bytes(forms) <= MAX_BROADCAST_BYTES
+    if fused_in_order:
         from pipelines.candidates.one_pass import fused_candidates
 
         log(f"sources {names} and their fusion in one pass over users (no shuffle of their rows)")
         fused = fused_candidates(
             inputs, forms, cfg.weights, cfg.fusion, cfg.rrf_k, cfg.top_n, partitions
         )
-        # Rows leave the tasks with their user_id, partitioned by user: only the item ids are
-        # joined (broadcast), and the sort is within partitions.
+        # Rows leave the tasks with their user_id, partitioned by user and in (user_id, rank)
+        # order: only the item ids are joined (broadcast: the streamed rows keep their order).
         named = fused.join(F.broadcast(items.select("item_idx", "item_id")), "item_idx")
     else:
         per_source = _per_source_rows(inputs, tables, cfg, names, forms)
@@ -77,7 +78,7 @@ def build_candidates(
         )
     score_cols = [f"score_{n}" for n in names]
     out = named.select("user_id", "item_id", "rank", "score", "sources", *score_cols)
-    return out.sortWithinPartitions("user_id", "rank"), names
+    return (out if fused_in_order else out.sortWithinPartitions("user_id", "rank")), names
 
 
 def _kernel_forms(inputs, tables, cfg, names, log) -> dict[str, Any]:

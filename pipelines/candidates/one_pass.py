@@ -55,7 +55,7 @@ def entry_columns(forms: dict[str, RowSum]) -> tuple[int | None, ...]:
 
 def _user_rows(inputs, forms: dict[str, RowSum], partitions: int | None):
     """DataFrame[user_idx, user_id, _r<i>, _w<i> per distinct entries, seen], one row per
-    user of `inputs.user_ids`, hash-partitioned by user_idx."""
+    user of `inputs.user_ids`, hash-partitioned by user_idx, sorted by user_id within."""
     from pipelines.candidates.broadcast_topk import entry_lists, with_seen_lists
 
     users = inputs.user_ids.select("user_idx", "user_id")
@@ -64,7 +64,10 @@ def _user_rows(inputs, forms: dict[str, RowSum], partitions: int | None):
         if columns[i] == i:
             users = users.join(entry_lists(form.entries, f"_r{i}", f"_w{i}"), "user_idx", "left")
     users = with_seen_lists(users, inputs.seen)
-    return users.repartition(partitions, "user_idx") if partitions else users
+    users = users.repartition(partitions, "user_idx") if partitions else users
+    # Tasks take their users in user_id order, so their output rows come out in (user_id,
+    # rank) order: sorting users × top_n rows afterwards would cost a sort (and its spill).
+    return users.sortWithinPartitions("user_id")
 
 
 def fused_candidates(
@@ -79,7 +82,8 @@ def fused_candidates(
     """forms: {source name: RowSum} in source order -> DataFrame[user_id, item_idx, rank,
     score, sources, score_<name>...]: fuse_sources' output for the sources' `fn` lists (each
     the top `inputs.per_source` of its form, `inputs.seen` removed), keyed by user_id,
-    partitioned by user_idx (into `partitions`, default Spark's setting).
+    partitioned by user_idx (into `partitions`, default Spark's setting), each partition's
+    rows in (user_id, rank) order.
 
     A NaN or infinite table value is an error naming its source, here on the driver; in the
     tasks, a non-finite list score (fuse_lists) or any other kernel error names it too."""
