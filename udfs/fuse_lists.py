@@ -65,7 +65,14 @@ def _contributions(user, item, score, weight: float, method: str, rrf_k: float):
     contrib = np.empty(n)
     if n == 0:
         return contrib
-    order = np.lexsort((item, -score, user))
+    # The kernels' lists already come in (user, score desc, item) order: check in O(n)
+    # before paying for the sort.
+    same_user = user[1:] == user[:-1]
+    in_order = (user[1:] >= user[:-1]).all() and not (
+        same_user
+        & ((score[1:] > score[:-1]) | ((score[1:] == score[:-1]) & (item[1:] <= item[:-1])))
+    ).any()
+    order = np.arange(n) if in_order else np.lexsort((item, -score, user))
     rank = rank_runs(user[order])
     if method == "rrf":
         contrib[order] = weight / (rrf_k + rank.astype(np.float64))

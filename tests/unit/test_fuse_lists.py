@@ -61,6 +61,12 @@ def test_kernel_equals_reference(seed, top_n, method):
     want = fuse_lists_reference(lists, NAMES, WEIGHTS, method, 60.0, top_n)
     # The same double operations in the same order: bit-identical, not just close.
     assert got == want
+    # Lists already in (user, score desc, item) order, as the kernels give them, skip a sort.
+    ordered = []
+    for user, item, score in lists:
+        o = np.lexsort((item, -score, user))
+        ordered.append((user[o], item[o], score[o]))
+    assert _rows(fuse_lists(ordered, NAMES, WEIGHTS, method, 60.0, top_n)) == want
     per_user = {}
     for u, _, r, _, _ in got:
         per_user.setdefault(u, []).append(r)
