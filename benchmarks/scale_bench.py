@@ -10,7 +10,13 @@ leave the LLM stages out), recording per stage (the fit pass's as fit/<stage>):
 - peak memory while the stage's log lines are the latest, sampled every 0.2 s with psutil:
   the driver's Python process (RSS), the JVM (local mode: driver and executors) and Spark's
   Python workers (PSS: they fork from one daemon and share most pages, so summed RSS would
-  count them many times).
+  count them many times). Reading PSS costs the sampler about a fifth of one core, the same
+  at every size.
+A size whose run was killed (e.g. by the end of a session) is measured by running the same
+command again: the runner resumes the run directory, and the stages finished before come from
+<out>/stages-<N>.jsonl (each was measured whole in one process; the whole-run row then adds
+their seconds to the last process's wall time). Sizes already in <out>/scale.json are kept.
+To measure a size again from scratch, delete <out>/run-<N>, ev-<N> and stages-<N>.jsonl.
 Then it fits time ∝ N^b per stage (least squares on log-log) and prints markdown tables.
 `--per-stage` runs each named stage in its own process instead (old vs new code of one stage).
 
@@ -105,15 +111,30 @@ _DONE = re.compile(r"^\[([\w/]+)\] done in ([0-9.]+)s")
 _TAG = re.compile(r"^\[([\w/]+)\] ")
 
 
+def _journal(path: Path | None) -> dict[str, dict]:
+    """{stage: {seconds, peak}} that earlier processes of this run finished (one JSON line
+    each, appended as each stage finished)."""
+    if path is None or not path.exists():
+        return {}
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {e["stage"]: e for e in entries}
+
+
 def run_walkrank(
     data: Path, out: Path, events_dir: Path, sets: list[str], config: str = "",
-    stages: str = "",
+    stages: str = "", journal: Path | None = None,
 ) -> list[dict]:  # fmt: skip
     """One `walkrank run` (of `stages`, default: the whole plan) with Spark event logs on:
     a row per stage that ran, in order — its seconds (the runner's "done in" line), shuffle
     bytes, bytes spilled to disk, and the peak memory of the driver's Python process, the
-    JVM and the Python workers while its log lines were the latest."""
+    JVM and the Python workers while its log lines were the latest.
+
+    With a `journal`, each finished stage is appended to it as it finishes, so a run that is
+    killed (a session's end) and resumed (the runner skips committed stages) still reports
+    every stage: the ones an earlier process finished come from the journal, each measured
+    whole in one process, their shuffle and spill from the same event-log directory."""
     events_dir.mkdir(parents=True, exist_ok=True)
+    earlier = _journal(journal)
     cmd = [sys.executable, "-m", "pipelines.cli", "run", "--input", str(data), "--out", str(out),
            "--run-id", "r",
            "--set", "spark.conf={'spark.eventLog.enabled' = 'true', "
@@ -142,22 +163,32 @@ def run_walkrank(
             current[0] = m.group(1)
         if m := _DONE.match(line):
             done.append((m.group(1), float(m.group(2))))
+            if journal is not None:
+                entry = {"stage": m.group(1), "seconds": float(m.group(2)),
+                         "peak": dict(peaks.get(m.group(1), {}))}  # fmt: skip
+                with journal.open("a") as fh:
+                    fh.write(json.dumps(entry) + "\n")
     proc.wait()
     stop.set()
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"walkrank run failed:\n{''.join(tail)}")
     metrics = spark_metrics(events_dir)
-    if len(done) == 1:  # one stage: every job is its own (also for code without job groups)
+    if len(done) == 1 and not earlier:  # one stage: every job is its own (also for code
+        # without job groups)
         metrics = {
             done[0][0]: {k: sum(m[k] for m in metrics.values()) for k in ("shuffle", "spill")}
         }
+    ran = dict(done)
+    finished = [(s, e["seconds"]) for s, e in earlier.items() if s not in ran] + done
     rows = []
-    for stage, seconds in done:
-        peak = peaks.get(stage, {"driver": 0, "jvm": 0, "python": 0})
+    for stage, seconds in finished:
+        peak = peaks.get(stage) if stage in ran else earlier[stage]["peak"]
+        peak = {"driver": 0, "jvm": 0, "python": 0, **(peak or {})}
         m = metrics.get(stage, {"shuffle": 0, "spill": 0})
         rows.append({
-            "stage": stage, "seconds": seconds, "shuffle_bytes": m["shuffle"],
+            "stage": stage, "seconds": seconds, **({} if stage in ran else {"resumed": True}),
+            "shuffle_bytes": m["shuffle"],
             "spill_bytes": m["spill"], "peak_driver_rss": peak["driver"],
             "peak_jvm_rss": peak["jvm"], "peak_python_rss": peak["python"],
         })  # fmt: skip
@@ -219,7 +250,9 @@ def main() -> None:
     out = Path(args.out)
     machine = {"cores": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
                "python": platform.python_version()}  # fmt: skip
-    rows = []
+    saved = out / "scale.json"
+    # Sizes measured before (another invocation into the same --out) are kept.
+    rows = json.loads(saved.read_text())["rows"] if saved.exists() else []
     for n in sizes:
         data = out / f"data-{n}"
         if not (data / "_generator.json").exists():
@@ -233,9 +266,15 @@ def main() -> None:
             got = [run_stage(s, data, run_dir, out / f"ev-{n}-{s}", args.sets, args.config)
                    for s in args.per_stage.split(",")]  # fmt: skip
         else:
+            journal = out / f"stages-{n}.jsonl"
             t0 = time.perf_counter()
-            got = run_walkrank(data, run_dir, out / f"ev-{n}", args.sets, args.config)
-            got.append(whole_run(got, time.perf_counter() - t0))
+            got = run_walkrank(
+                data, run_dir, out / f"ev-{n}", args.sets, args.config, journal=journal
+            )
+            # A resumed run: the earlier processes' stages count with their own seconds.
+            ran_before = sum(r["seconds"] for r in got if r.get("resumed"))
+            got.append(whole_run(got, time.perf_counter() - t0 + ran_before))
+        rows = [r for r in rows if r["events"] != n]
         for row in got:
             rows.append({"events": n, **row})
             print(json.dumps(rows[-1]), flush=True)

@@ -70,18 +70,16 @@ def _history(run: Path, user: str, n: int) -> list[str]:
 def test_llm_stages_match_in_process_reference(tmp_path, tiny_path, ray_local):
     run = tmp_path / "run"
     write_llm_run(run)
-    cfg = load_config(
-        None,
-        [
-            f"llm.model={tiny_path}",
-            "llm.max_users=0",
-            "llm.score_top_m=6",
-            "llm.shard_users=3",
-            "eval.target=valid",
-            "summaries.max_new_tokens=5",
-            "ray.num_cpus=2",
-        ],
-    )
+    cfg_sets = [
+        f"llm.model={tiny_path}",
+        "llm.max_users=0",
+        "llm.score_top_m=6",
+        "llm.shard_users=3",
+        "eval.target=valid",
+        "summaries.max_new_tokens=5",
+        "ray.num_cpus=2",
+    ]
+    cfg = load_config(None, cfg_sets)
     assert run_stages(run, cfg, LLM) == dict.fromkeys(("summaries", "llm_scores", "rank"), "ran")
     model, tok = load_model(ModelSpec(str(tiny_path), "tiny", "cpu", "float32"))
     enc = PromptEncoder(tok)
@@ -173,6 +171,15 @@ def test_llm_stages_match_in_process_reference(tmp_path, tiny_path, ray_local):
     assert run_stages(run, cfg, LLM) == dict.fromkeys(
         ("summaries", "llm_scores", "rank"), "skipped"
     )
+
+    # Bounded memory: a cap far below the candidates table fuses users a bucket at a time,
+    # with the same weight and the same rankings as one bucket.
+    n_cands = tableio.read_manifest(run, "candidates")["rows"]
+    capped = load_config(None, [*cfg_sets, f"eval.max_rows_in_memory={n_cands // 5}"])
+    run_stages(run, capped, [STAGES["rank"]], force=True)
+    assert len(tableio.read_manifest(run, "rankings")["files"]) >= 5
+    assert tableio.read_manifest(run, "rankings")["extra"]["llm_weight"] == w
+    assert tableio.read_polars(run, "rankings").sort("user_id", "rank").equals(rankings)
 
     # Incremental summaries: only the user whose history changed is summarised again.
     train = tableio.read_arrow(run, "train")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+
 import networkx as nx
 import numpy as np
 import polars as pl
@@ -117,3 +122,50 @@ def test_numba_kernel_in_the_stage(spark, graph_run):
     rebatched = load_config(None, [*base, "ppr.batch_seeds=7"])
     run_stages(graph_run, rebatched, [STAGES["ppr"]], force=True)
     assert tableio.read_polars(graph_run, "item_ppr").sort("src", "rank").equals(before)
+
+
+SMALL_MEMORY = "512m"  # local mode: the driver JVM is also the executor, so the whole heap
+
+
+@pytest.mark.slow
+def test_auto_picks_distributed_above_the_edge_limit_in_small_memory(spark, graph_run, tmp_path):
+    """The distributed strategy where it is meant to run: a graph above
+    ppr.broadcast_max_edges, in a Spark with a small heap (its own `walkrank run` process).
+    `auto` picks it and says why, and its item_ppr agrees with the broadcast strategy's on
+    the same graph within Monte-Carlo error (and both with networkx's exact PPR)."""
+    dist_dir, bcast_dir = tmp_path / "d", tmp_path / "b"
+    shutil.copytree(graph_run, dist_dir)
+    n_edges = tableio.read_manifest(dist_dir, "graph_edges")["rows"]
+    limit = n_edges // 2
+    sets = ["ppr.top_k=50", "ppr.seeds=all", "ppr.strategy=auto",
+            f"ppr.broadcast_max_edges={limit}", f"spark.driver_memory={SMALL_MEMORY}"]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--out", str(tmp_path), "--run-id", "d",
+         "--stages", "ppr", "--force", *(a for s in sets for a in ("--set", s))],
+        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reason = f"{n_edges:,} edges > ppr.broadcast_max_edges {limit:,}"
+    assert f"strategy distributed ({reason})" in proc.stderr
+    extra = tableio.read_manifest(dist_dir, "item_ppr")["extra"]
+    assert (extra["strategy"], extra["strategy_reason"]) == ("distributed", reason)
+
+    shutil.copytree(graph_run, bcast_dir)
+    cfg = load_config(None, ["ppr.top_k=50", "ppr.seeds=all", "ppr.strategy=broadcast"])
+    run_stages(bcast_dir, cfg, [STAGES["ppr"]], force=True)
+    for d in (dist_dir, bcast_dir):
+        l1, bound, overlap, n_overlap = _compare(d, 0.3, DEFAULT_WALKS)
+        assert n_overlap >= 20 and l1 < bound and overlap >= 0.9, (d.name, l1, bound, overlap)
+    # Two independent estimates of each source's vector differ by about sqrt(2) times the
+    # error of one: on each source's broadcast top 20, within sqrt(2) x the per-node bound.
+    dist = tableio.read_polars(dist_dir, "item_ppr")
+    bcast = tableio.read_polars(bcast_dir, "item_ppr")
+    diffs, bounds = [], []
+    for src in sorted(set(bcast["src"].to_list())):
+        b = dict(bcast.filter(pl.col("src") == src).select("dst", "score").iter_rows())
+        e = dict(dist.filter(pl.col("src") == src).select("dst", "score").iter_rows())
+        top = sorted(b, key=lambda v: (-b[v], v))[:20]
+        diffs.append(sum(abs(e.get(v, 0.0) - b[v]) for v in top))
+        bounds.append(sum(np.sqrt(2 * b[v] * (1 - b[v]) / (0.3 * DEFAULT_WALKS)) for v in top))
+    assert np.mean(diffs) < np.mean(bounds), (np.mean(diffs), np.mean(bounds))

@@ -306,6 +306,46 @@ def test_fit_pass_labels_do_not_leak_the_test_item(spark, planted_run):
     assert learned <= max(fused, 1 / n_cands) + 0.1, (learned, fused, leaked)
 
 
+def test_features_of_the_chosen_users_alone_give_the_whole_tables_sample(spark, planted_run):
+    """fit_ranker picks its users from the candidates' ids first and computes features for
+    their candidates only: the training sample equals the one drawn from the features of the
+    whole table (every feature depends on its own user's rows and on train)."""
+    from pyspark.sql import functions as F
+
+    from pipelines.ranker.fit import (
+        labelled_pairs,
+        labelled_users,
+        sample_negatives,
+        training_sample,
+    )
+
+    sources = source_names(planted_run)
+    read = lambda t: tableio.read_spark(spark, planted_run, t)  # noqa: E731
+    hold = read("holdout")
+
+    def features(cands, partitions=None):
+        return candidate_features(
+            cands, read("train"), read("items"), read("graph_edges"), sources, 0.1,
+            partitions=partitions,
+        )  # fmt: skip
+
+    # The whole table's windows in more partitions than the default (rank at scale).
+    whole, n_whole = training_sample(
+        labelled_pairs(features(read("candidates"), partitions=5), hold, "test"), 25, 7, 3
+    )
+    pairs = labelled_pairs(read("candidates").select("user_id", "item_id"), hold, "test")
+    chosen, n = labelled_users(pairs, 25, 3)
+    chosen = spark.createDataFrame(chosen.collect(), "user_id string")
+    alone = features(read("candidates").join(F.broadcast(chosen), "user_id"))
+    part = sample_negatives(labelled_pairs(alone, hold, "test"), 7, 3)
+    cols = ["user_id", "item_id", "label", *feature_names(sources)]
+    a, b = ([tuple(r) for r in df.select(cols).orderBy("user_id", "item_id").collect()]
+            for df in (whole, part))  # fmt: skip
+    assert n == n_whole > 25 and len({r[0] for r in a}) == 25
+    assert all(sum(r[2] for r in a if r[0] == u) == 1 for u in {r[0] for r in a})
+    assert len(a) > 25 * 3 and a == b
+
+
 def _copy(run, tmp_path, keep_model: bool = True):
     """The planted run as another run: its committed stages (and fit pass) are skipped."""
     other = tmp_path / "copy"

@@ -59,7 +59,10 @@ def build_candidates(
     if fused_in_order:
         from pipelines.candidates.one_pass import fused_candidates
 
-        log(f"sources {names} and their fusion in one pass over users (no shuffle of their rows)")
+        log(
+            f"sources {names} and their fusion in one pass over users (no shuffle of their "
+            f"rows; {broadcast_bytes(forms) / 2**20:,.0f} MiB of tables broadcast to each worker)"
+        )
         fused = fused_candidates(
             inputs, forms, cfg.weights, cfg.fusion, cfg.rrf_k, cfg.top_n, partitions
         )

@@ -212,8 +212,8 @@ class EvalConfig:
     tables: list[Literal["rankings", "candidates"]] = field(
         default_factory=lambda: ["rankings", "candidates"]
     )
-    # evaluate reads each table in buckets of users of about this many rows (bounded driver
-    # memory; the metrics are the same for any value)
+    # evaluate (and rank's LLM fusion) read each table in buckets of users of about this many
+    # rows (bounded driver memory; the metrics and rankings are the same for any value)
     max_rows_in_memory: Count = 5_000_000
 
 

@@ -30,10 +30,9 @@ def labelled_pairs(features, holdout, split: str):
     )
 
 
-def training_sample(labelled, max_users: int, max_negatives: int, seed: int):
-    """Users with a labelled candidate, at most `max_users` of them (lowest seeded hash), each
-    with its label and at most `max_negatives` negatives -> (Spark DataFrame, labelled users)."""
-    from pyspark.sql import Window
+def labelled_users(labelled, max_users: int, seed: int):
+    """Users with a labelled pair (label 1), at most `max_users` of them (lowest seeded hash)
+    -> (DataFrame[user_id], how many users have a labelled pair)."""
     from pyspark.sql import functions as F
 
     users = (
@@ -43,16 +42,31 @@ def training_sample(labelled, max_users: int, max_negatives: int, seed: int):
         .withColumn("_uh", F.xxhash64("user_id", F.lit(seed)))
     )
     n_labelled = users.count()
-    chosen = users.orderBy("_uh", "user_id").limit(max_users)
+    return users.orderBy("_uh", "user_id").limit(max_users).select("user_id"), n_labelled
+
+
+def sample_negatives(labelled, max_negatives: int, seed: int):
+    """Each user's label and at most `max_negatives` negatives (lowest seeded hash)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     w = Window.partitionBy("user_id").orderBy(
         F.col("label").desc(), F.xxhash64("user_id", "item_id", F.lit(seed)), "item_id"
     )
-    sample = (
-        labelled.join(F.broadcast(chosen), "user_id")
-        .withColumn("_pos", F.row_number().over(w))
+    return (
+        labelled.withColumn("_pos", F.row_number().over(w))
         .filter(F.col("_pos") <= max_negatives + 1)
         .drop("_pos")
     )
+
+
+def training_sample(labelled, max_users: int, max_negatives: int, seed: int):
+    """Users with a labelled candidate, at most `max_users` of them (lowest seeded hash), each
+    with its label and at most `max_negatives` negatives -> (Spark DataFrame, labelled users)."""
+    from pyspark.sql import functions as F
+
+    chosen, n_labelled = labelled_users(labelled, max_users, seed)
+    sample = sample_negatives(labelled.join(F.broadcast(chosen), "user_id"), max_negatives, seed)
     return sample, n_labelled
 
 

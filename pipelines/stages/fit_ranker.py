@@ -70,11 +70,18 @@ def run_fit_pass(run_dir: Path, cfg: Config) -> tuple[Path, Config]:
 
 
 def run(ctx: StageContext) -> None:
+    from pyspark.sql import functions as F
+
     from pipelines import tableio
     from pipelines.evaluation.per_source import source_names
     from pipelines.ranker.artifact import model_dir, save_model
     from pipelines.ranker.features import candidate_features, feature_names
-    from pipelines.ranker.fit import fit_lambdarank, labelled_pairs, training_sample
+    from pipelines.ranker.fit import (
+        fit_lambdarank,
+        labelled_pairs,
+        labelled_users,
+        sample_negatives,
+    )
     from pipelines.stages.rank import text_vectors
 
     cfg = ctx.config.rank
@@ -85,6 +92,7 @@ def run(ctx: StageContext) -> None:
         return
     fit_dir, fit_cfg = run_fit_pass(ctx.run_dir, ctx.config)
     ctx.log(f"fit pass committed in {fit_dir} (target {fit_cfg.eval.target})")
+    spark = ctx.spark  # the fit pass's stages named the Spark job group: this stage's again
 
     def read(name):
         return tableio.read_spark(spark, fit_dir, name)
@@ -95,14 +103,20 @@ def run(ctx: StageContext) -> None:
     summary = read("summary_embeddings") if "summary_embeddings" in ray_stages else None
     names = feature_names(sources, cfg.text_features, llm is not None, summary is not None)
     vecs = text_vectors(ctx, cfg.text_features or summary is not None)
+    seed, target, holdout = ctx.config.run.seed, fit_cfg.eval.target, read("holdout")
+    # The users to learn from first, from the candidates' ids alone: features are then
+    # computed for their candidates only (at most rank.max_fit_users users, whatever the size
+    # of the run). Every feature of a pair depends on its own user's rows and on train, so
+    # they are the features the whole table would give those users.
+    pairs = labelled_pairs(read("candidates").select("user_id", "item_id"), holdout, target)
+    chosen, n_labelled = labelled_users(pairs, cfg.max_fit_users, seed)
+    chosen = spark.createDataFrame(chosen.collect(), "user_id string")
     feats = candidate_features(
-        read("candidates"), read("train"), read("items"), read("graph_edges"), sources,
-        cfg.recent_fraction, vecs, cfg.text_half_life, llm, summary, text=cfg.text_features,
+        read("candidates").join(F.broadcast(chosen), "user_id"), read("train"), read("items"),
+        read("graph_edges"), sources, cfg.recent_fraction, vecs, cfg.text_half_life, llm,
+        summary, text=cfg.text_features,
     )  # fmt: skip
-    labelled = labelled_pairs(feats, read("holdout"), fit_cfg.eval.target)
-    sample, n_labelled = training_sample(
-        labelled, cfg.max_fit_users, cfg.max_negatives, ctx.config.run.seed
-    )
+    sample = sample_negatives(labelled_pairs(feats, holdout, target), cfg.max_negatives, seed)
     if n_labelled < cfg.min_fit_users:
         why = (
             f"the fit pass has {n_labelled} users whose label is among their candidates "

@@ -7,8 +7,10 @@ labelled users, or eval.target = valid) it falls back to the fusion below, said 
 
 rank.method = fusion: per user, the candidates with an LLM score (the top
 llm.score_top_m) are re-ordered by z(candidate score) + w * z(llm score)
-(udfs/rank_fusion.py); the others keep their candidate order below them. With eval.target = "valid" the weight w is fitted on the
-valid holdout (grid rank.grid, NDCG@rank.fit_k) and written to <run>/rank_weights.toml,
+(udfs/rank_fusion.py); the others keep their candidate order below them. Users are fused a
+bucket at a time (about eval.max_rows_in_memory candidate rows), so the driver never holds
+the whole candidates table. With eval.target = "valid" the weight w is fitted on the valid
+holdout (grid rank.grid, NDCG@rank.fit_k) and written to <run>/rank_weights.toml,
 to pass to a test run as --set rank.llm_weight=<w>; with "test" it is rank.llm_weight.
 Without LLM scores (llm.enabled = false) rankings is the candidate order.
 """
@@ -19,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
+from pipelines import tableio
 from pipelines.config import (
     Config,
     item_vectors_used,
@@ -28,7 +32,9 @@ from pipelines.config import (
     ranker_fit_planned,
     summary_feature_used,
 )
+from pipelines.evaluation.buckets import n_buckets, read_buckets
 from pipelines.stage import Stage, StageContext
+from schemas import contract
 from udfs.rank_fusion import fit_llm_weight, rerank
 
 
@@ -153,7 +159,7 @@ def summary_vectors(ctx: StageContext, wanted: bool):
 def rank_learned(ctx: StageContext, folder) -> None:
     from pipelines.evaluation.per_source import source_names
     from pipelines.ranker.artifact import load_model
-    from pipelines.ranker.features import candidate_features
+    from pipelines.ranker.features import candidate_features, window_partitions
     from pipelines.ranker.score import rank_by_score, score_pairs
 
     model = load_model(folder)
@@ -169,6 +175,9 @@ def rank_learned(ctx: StageContext, folder) -> None:
         cands, ctx.read_spark("train"), ctx.read_spark("items"), edges, sources,
         ctx.config.rank.recent_fraction, vecs, ctx.config.rank.text_half_life,
         llm_scores(ctx, "llm_score" in uses), summary, text="text_cos" in uses,
+        partitions=window_partitions(
+            ctx.manifest("candidates")["rows"], ctx.config.spark.shuffle_partitions
+        ),
     )  # fmt: skip
     scored = score_pairs(feats, model.text, model.features)
     out = rank_by_score(scored, cands, [f"score_{n}" for n in sources])
@@ -183,7 +192,6 @@ def rank_learned(ctx: StageContext, folder) -> None:
 
 
 def run(ctx: StageContext) -> None:
-    from pipelines import tableio
     from pipelines.evaluation.per_source import source_names
 
     folder = _model_folder(ctx)
@@ -193,30 +201,24 @@ def run(ctx: StageContext) -> None:
     score_cols = [f"score_{n}" for n in source_names(ctx.run_dir)]
     cols = ["user_id", "item_id", "rank", "score", *score_cols]
     if "llm_scores" not in ctx.stage.inputs_for(ctx.config):
-        ctx.write(
-            "rankings",
-            ctx.read_spark("candidates").select(cols).sortWithinPartitions("user_id", "rank"),
-            extra={"order": "candidate order (fusion)"},
-        )
+        _candidate_order(ctx, cols, "candidate order (fusion)")
         return
-    cands = ctx.read_polars("candidates")
     llm = ctx.read_polars("llm_scores")
     llm = llm.filter(pl.col("llm_score").is_not_null()).select("user_id", "item_id", "llm_score")
     if llm.height == 0:
-        ctx.write(
-            "rankings",
-            cands.select(cols).sort("user_id", "rank"),
-            extra={"order": "candidate order (no LLM scores)"},
-        )
+        _candidate_order(ctx, cols, "candidate order (no LLM scores)")
         return
+    cands = tableio.scan_polars(ctx.run_dir, "candidates").select(cols)
     cfg, target = ctx.config.rank, ctx.config.eval.target
     w, fit = cfg.llm_weight, None
     if target == "valid":
         hold = ctx.read_polars("holdout").filter(pl.col("split") == "valid")
         targets = dict(zip(hold["user_id"].to_list(), hold["item_id"].to_list(), strict=True))
+        # One row per LLM-scored candidate: as small as llm_scores, whatever candidates' size.
         scored = (
-            cands.join(llm, on=["user_id", "item_id"], how="inner")
+            cands.join(llm.lazy(), on=["user_id", "item_id"], how="inner")
             .filter(pl.col("user_id").is_in(list(targets)))
+            .collect(engine="streaming")
             .sort("user_id", "rank")
         )
         w, table = fit_llm_weight(_groups(scored, targets), cfg.grid, cfg.fit_k)
@@ -228,9 +230,40 @@ def run(ctx: StageContext) -> None:
         path = ctx.run_dir / "rank_weights.toml"
         tableio.write_text_atomic(path, f"[rank]\nllm_weight = {w!r}\n")
         ctx.log(f"fitted rank.llm_weight = {w} on {fit['users']} valid users -> {path}")
-    ranked = rank_with_llm(cands, llm, w)
-    out = (
-        ranked.with_columns(
+    n = n_buckets(ctx.manifest("candidates")["rows"], ctx.config.eval.max_rows_in_memory)
+    rankings = contract("rankings")
+
+    def write(out: Path) -> None:
+        """One Parquet file per bucket of users (eval.max_rows_in_memory candidate rows)."""
+        for bucket in read_buckets(cands, n):
+            part = _fused_rankings(bucket.rows, bucket.users_of(llm), w, cols)
+            pq.write_table(
+                rankings.conform(part.to_arrow()), out / f"part-{bucket.index:05d}.parquet"
+            )
+
+    if n > 1:
+        ctx.log(f"fusing the LLM score in {n} buckets of users (eval.max_rows_in_memory)")
+    ctx.write(
+        "rankings",
+        tableio.FilesWriter(write),
+        extra={"order": "candidate score fused with llm score", "llm_weight": w, "fit": fit},
+    )
+
+
+def _candidate_order(ctx: StageContext, cols: list[str], why: str) -> None:
+    """rankings = candidates in their order, on Spark (no table on the driver)."""
+    ctx.write(
+        "rankings",
+        ctx.read_spark("candidates").select(cols).sortWithinPartitions("user_id", "rank"),
+        extra={"order": why},
+    )
+
+
+def _fused_rankings(cands: pl.DataFrame, llm: pl.DataFrame, w: float, cols: list[str]):
+    """Some users' candidates with the LLM score fused in -> their rankings rows, sorted."""
+    return (
+        rank_with_llm(cands, llm, w)
+        .with_columns(
             pl.col("_r").cast(pl.Int32).alias("rank"),
             pl.col("score").alias("candidate_score"),
             # Scored rows carry their fused score; the rest keep the candidate score (the
@@ -239,11 +272,6 @@ def run(ctx: StageContext) -> None:
         )
         .select(*cols, "candidate_score", "llm_score")
         .sort("user_id", "rank")
-    )
-    ctx.write(
-        "rankings",
-        out,
-        extra={"order": "candidate score fused with llm score", "llm_weight": w, "fit": fit},
     )
 
 
