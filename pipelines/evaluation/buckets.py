@@ -3,16 +3,20 @@
 Every evaluation metric is a function of each user's own rows (accuracy) or a sum over users
 (item exposure, counts), so a table can be read one bucket of users at a time and the small
 per-bucket results combined. A user's bucket is hash(user_id) mod n: every row of a user
-falls in the same bucket, in every table, and the filter runs inside the Parquet scan, so
-only that bucket's rows are materialised. The price is n passes over the table's user_id
-column (the other columns are decoded for the bucket's rows only).
+falls in the same bucket, in every table. One streaming pass over the table writes each
+bucket's rows to its own temporary Parquet file (the system's temp directory), and the buckets
+are then read back one at a time: O(rows) reading whatever the number of buckets (filtering
+the table once per bucket cost n passes, quadratic in the table's size at a fixed bucket
+size), for a temporary copy of the selected columns on local disk.
 """
 
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -31,8 +35,12 @@ def in_bucket(index: int, count: int) -> pl.Expr:
     """True for the rows whose user falls in bucket `index` of `count` (every row if count=1)."""
     if count == 1:
         return pl.lit(True)
+    return _bucket_of(count) == index
+
+
+def _bucket_of(count: int) -> pl.Expr:
     # Cast first: the same id must hash alike whatever string type a reader produced.
-    return pl.col(USER).cast(pl.String).hash(_SEED) % count == index
+    return pl.col(USER).cast(pl.String).hash(_SEED) % count
 
 
 @dataclass(frozen=True)
@@ -51,10 +59,20 @@ class Bucket:
 def read_buckets(frame: pl.LazyFrame | pl.DataFrame, count: int) -> Iterator[Bucket]:
     """Collect `frame` one bucket of users at a time (count=1: the whole frame once).
 
-    A LazyFrame over Parquet files runs on the streaming engine, so the scan itself holds
-    only a morsel of the table besides the bucket's rows.
+    A LazyFrame over Parquet files runs on the streaming engine, so the split itself holds
+    only a morsel of the table; then one bucket's rows are in memory at a time, each bucket's
+    rows in the frame's order.
     """
     lazy = frame.lazy()
-    for index in range(count):
-        rows = lazy.filter(in_bucket(index, count)).collect(engine="streaming")
-        yield Bucket(index, count, rows)
+    if count == 1:
+        yield Bucket(0, 1, lazy.collect(engine="streaming"))
+        return
+    key = "_walkrank_bucket"
+    with tempfile.TemporaryDirectory(prefix="walkrank-buckets-") as tmp:
+        lazy.with_columns(_bucket_of(count).alias(key)).sink_parquet(
+            pl.PartitionBy(tmp, key=key, include_key=False), mkdir=True
+        )
+        for index in range(count):
+            files = sorted(Path(tmp).glob(f"{key}={index}/*.parquet"))
+            rows = pl.read_parquet(files) if files else lazy.head(0).collect()
+            yield Bucket(index, count, rows)

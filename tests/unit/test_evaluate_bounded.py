@@ -152,6 +152,17 @@ def test_buckets_partition_the_users(test_run):
     assert (
         sum(b.rows.height for b in buckets) == tableio.read_manifest(test_run, "rankings")["rows"]
     )
+    # Each bucket's rows are the table's rows of its users, in the table's order.
+    whole = scan.collect()
+    for b in buckets:
+        assert b.rows.equals(whole.filter(pl.col("user_id").is_in(list(users[b.index]))))
+    # More buckets than users: the empty ones are empty frames of the same columns.
+    few = whole.filter(pl.col("user_id").is_in(["u00000", "u00001"]))
+    assert few.height > 0
+    many = list(read_buckets(few.lazy(), 50))
+    assert sum(b.rows.height for b in many) == few.height
+    assert all(b.rows.schema == few.schema for b in many)
+    assert sum(b.rows.height == 0 for b in many) >= 48
 
 
 def test_bucketed_metrics_equal_one_pass(test_run, caplog):
