@@ -137,7 +137,10 @@ def candidate_features(
         out = out.withColumn(
             f"rank_{s}", F.when(col.isNotNull(), F.row_number().over(w).cast("double"))
         )
-    out = out.join(item_stats, "item_id", "left").join(user_stats, "user_id", "left")
+    # Per-user columns while the rows are still partitioned by user (the windows' shuffle),
+    # per-item ones by broadcast (one row per item): neither moves the candidate rows again.
+    out = out.join(user_stats, "user_id", "left")
+    out = out.join(F.broadcast(item_stats), "item_id", "left")
     out = out.withColumn("item_pop", F.coalesce("item_pop", F.lit(0.0)))
     out = out.withColumn("item_pop_recent", F.coalesce("_recent", F.lit(0.0))).withColumn(
         "item_trend", F.when(F.col("item_pop") > 0, F.col("item_pop_recent") / F.col("item_pop"))
