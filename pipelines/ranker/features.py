@@ -33,8 +33,10 @@ With summary embeddings (rank.summary_feature):
                              user's LLM summary; null when the user has no summary or the
                              item no text
 
-Cost: a few joins and windows over the candidates rows (users x top_n) and aggregations over
-train; nothing is collected to the driver but two scalars (the train's first and last time).
+Cost: one shuffle of the candidates rows (users x top_n) by user, for the per-source windows
+and the per-user joins; aggregations over train; per-item columns and the transition
+features from tables broadcast once. Collected to the driver: two scalars (the train's first
+and last time) and the graph's edges (16 bytes per edge, to broadcast them).
 """
 
 from __future__ import annotations
@@ -207,9 +209,14 @@ def _text_affinity(lists, train, item_vecs, half_life: float):
 
 def _with_transitions(pairs, train, graph_edges):
     """trans_last1/2: prob of the edge from the user's last / second-to-last train item (ties
-    in time broken by item_id, as the split breaks them) to the candidate."""
+    in time broken by item_id, as the split breaks them) to the candidate. The edges are
+    looked up in a table broadcast once (udfs/edge_lookup.py, 16 bytes per edge) inside the
+    tasks, so the candidate rows are not shuffled by (item, item) pairs twice."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType, StructField, StructType
+
+    from udfs.edge_lookup import edge_table
 
     if graph_edges is None:
         return pairs.withColumn("trans_last1", F.lit(None).cast("double")).withColumn(
@@ -226,11 +233,27 @@ def _with_transitions(pairs, train, graph_edges):
         )
     )
     pairs = pairs.join(last, "user_id", "left")
-    for tag in ("1", "2"):
-        edges = graph_edges.select(
-            F.col("src").alias(f"_l{tag}"),
-            F.col("dst").alias("_dst"),
-            F.col("prob").cast("double").alias(f"trans_last{tag}"),
-        )
-        pairs = pairs.join(edges, [f"_l{tag}", "_dst"], "left")
-    return pairs
+    edges = graph_edges.select("src", "dst", "prob").toArrow()
+    table = pairs.sparkSession.sparkContext.broadcast(
+        edge_table(*(edges.column(c).to_numpy() for c in ("src", "dst", "prob")))
+    )
+    schema = StructType(
+        [*pairs.schema.fields, *(StructField(f"trans_last{t}", DoubleType()) for t in "12")]
+    )
+    return pairs.mapInArrow(lambda batches: _transition_batches(batches, table.value), schema)
+
+
+def _transition_batches(batches, table):
+    """Arrow batches with _l1, _l2 and _dst -> the same with trans_last1, trans_last2."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from udfs.edge_lookup import lookup
+
+    for rb in batches:
+        dst = pc.fill_null(rb.column("_dst"), -1).to_numpy()
+        for tag in "12":
+            src = pc.fill_null(rb.column(f"_l{tag}"), -1).to_numpy()
+            values, found = lookup(table, src, dst)
+            rb = rb.append_column(f"trans_last{tag}", pa.array(values, pa.float64(), mask=~found))
+        yield rb
