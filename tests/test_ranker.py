@@ -263,7 +263,7 @@ def _top1_rate(rankings: pl.DataFrame, users: set[str]) -> float:
 
 def test_fit_pass_labels_do_not_leak_the_test_item(spark, planted_run):
     from pipelines.ranker.fit import fit_lambdarank, labelled_pairs, training_sample
-    from pipelines.ranker.score import rank_by_score, score_pairs
+    from pipelines.ranker.score import CANDIDATE_COLUMNS, rank_by_score, score_pairs
 
     run = planted_run
     meta = json.loads((run / "models" / "ranker" / "meta.json").read_text())
@@ -291,10 +291,8 @@ def test_fit_pass_labels_do_not_leak_the_test_item(spark, planted_run):
     leaky = fit_lambdarank(
         sample.select("user_id", "item_id", "label", *names).toArrow(), names, cfg, 1
     )
-    scored = score_pairs(feats, leaky.booster.model_to_string(), names)
-    leaked = _top1_rate(
-        pl.from_pandas(rank_by_score(scored, read("candidates"), []).toPandas()), eligible
-    )
+    scored = score_pairs(feats, leaky.booster.model_to_string(), names, CANDIDATE_COLUMNS)
+    leaked = _top1_rate(pl.from_pandas(rank_by_score(scored, []).toPandas()), eligible)
 
     n_cands = (
         cands.filter(pl.col("user_id").is_in(list(eligible)))

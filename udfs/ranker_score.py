@@ -24,17 +24,22 @@ def feature_matrix(batch: pa.RecordBatch | pa.Table, names: Sequence[str]) -> np
 
 
 def score_batches(
-    batches: Iterator[pa.RecordBatch], model_text: str, names: Sequence[str]
+    batches: Iterator[pa.RecordBatch],
+    model_text: str,
+    names: Sequence[str],
+    keep: Sequence[str] = (),
 ) -> Iterator[pa.RecordBatch]:
-    """Batches with user_id, item_id and the features -> (user_id, item_id, score) batches."""
+    """Batches with user_id, item_id, the features and the `keep` columns -> (user_id,
+    item_id, *keep, score) batches."""
     import lightgbm as lgb
 
     booster = lgb.Booster(model_str=model_text)
+    out = ["user_id", "item_id", *keep]
     for batch in batches:
         if batch.num_rows == 0:
             continue
         pred = booster.predict(feature_matrix(batch, names), num_threads=1)
         yield pa.RecordBatch.from_arrays(
-            [batch.column("user_id"), batch.column("item_id"), pa.array(pred, pa.float64())],
-            names=["user_id", "item_id", "score"],
+            [*(batch.column(c) for c in out), pa.array(pred, pa.float64())],
+            names=[*out, "score"],
         )

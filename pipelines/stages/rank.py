@@ -160,7 +160,7 @@ def rank_learned(ctx: StageContext, folder) -> None:
     from pipelines.evaluation.per_source import source_names
     from pipelines.ranker.artifact import load_model
     from pipelines.ranker.features import candidate_features, window_partitions
-    from pipelines.ranker.score import rank_by_score, score_pairs
+    from pipelines.ranker.score import CANDIDATE_COLUMNS, rank_by_score, score_pairs
 
     model = load_model(folder)
     sources = source_names(ctx.run_dir)
@@ -179,8 +179,9 @@ def rank_learned(ctx: StageContext, folder) -> None:
             ctx.manifest("candidates")["rows"], ctx.config.spark.shuffle_partitions
         ),
     )  # fmt: skip
-    scored = score_pairs(feats, model.text, model.features)
-    out = rank_by_score(scored, cands, [f"score_{n}" for n in sources])
+    score_cols = [f"score_{n}" for n in sources]
+    scored = score_pairs(feats, model.text, model.features, [*CANDIDATE_COLUMNS, *score_cols])
+    out = rank_by_score(scored, score_cols)
     ctx.log(f"scoring {len(model.features)} features with the ranker in {folder}")
     ctx.write(
         "rankings",
