@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from udfs.topk import pair_keys
+
 __all__ = ["edge_table", "lookup", "lookup_reference"]
-
-
-def _keys(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    return (np.asarray(src, dtype=np.int64) << 32) | np.asarray(dst, dtype=np.int64)
 
 
 def edge_table(src, dst, value) -> tuple[np.ndarray, np.ndarray]:
     """(sorted int64 keys, float64 values) of the edges; ids in [0, 2**31)."""
-    src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
-    if src.size and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= 2**31):
-        raise ValueError("edge ids must be in [0, 2**31)")
-    keys = _keys(src, dst)
+    keys = pair_keys(src, dst)
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
     if keys.size > 1 and (keys[1:] == keys[:-1]).any():
@@ -38,7 +33,7 @@ def lookup(table: tuple[np.ndarray, np.ndarray], src, dst) -> tuple[np.ndarray, 
     if keys.size == 0:
         return np.zeros(src.shape), np.zeros(src.shape, dtype=bool)
     valid = (src >= 0) & (dst >= 0)
-    want = _keys(np.where(valid, src, 0), np.where(valid, dst, 0))
+    want = pair_keys(np.where(valid, src, 0), np.where(valid, dst, 0))
     at = np.minimum(np.searchsorted(keys, want), keys.size - 1)
     found = valid & (keys[at] == want)
     return np.where(found, values[at], 0.0), found
