@@ -14,7 +14,7 @@ import pytest
 from pipelines import tableio
 from pipelines.config import NeighborsConfig, load_config
 from pipelines.neighbors.embed import recent_mean_vectors
-from pipelines.neighbors.items import item_neighbors
+from pipelines.neighbors.items import capped_histories, choose_strategy, item_neighbors
 from pipelines.neighbors.users import knn_spark
 from pipelines.runner import run_stages
 from pipelines.stages import STAGES
@@ -66,13 +66,21 @@ def numpy_item_neighbors(events, n_items, max_history, min_support, k):
     return out
 
 
+def _item_neighbors(spark, events, max_history, min_support, k, strategy):
+    hist = capped_histories(_train(spark, events), max_history)
+    df, info = item_neighbors(
+        hist, max_history=max_history, min_support=min_support, item_k=k, strategy=strategy
+    )
+    assert info["strategy"] == strategy and info["history_rows"] == hist.count()
+    return df
+
+
+@pytest.mark.parametrize("strategy", ["broadcast", "spark"])
 @pytest.mark.parametrize("seed,max_history,min_support,k", [(1, 100, 1, 5), (2, 4, 2, 3)])
-def test_item_neighbors_match_numpy(spark, seed, max_history, min_support, k):
+def test_item_neighbors_match_numpy(spark, seed, max_history, min_support, k, strategy):
     events, n_items = _random_log(seed)
     got = defaultdict(list)
-    df = item_neighbors(
-        _train(spark, events), max_history=max_history, min_support=min_support, item_k=k
-    )
+    df = _item_neighbors(spark, events, max_history, min_support, k, strategy)
     for r in df.collect():
         got[r.item_idx].append((r.rank, r.neighbor_idx, r.sim))
     want = numpy_item_neighbors(events, n_items, max_history, min_support, k)
@@ -82,6 +90,25 @@ def test_item_neighbors_match_numpy(spark, seed, max_history, min_support, k):
         assert [r for r, _, _ in mine] == list(range(1, len(lst) + 1))
         assert [j for _, j, _ in mine] == [j for j, _ in lst], i
         assert [s for _, _, s in mine] == pytest.approx([s for _, s in lst], rel=1e-9)
+
+
+def test_item_strategies_give_identical_tables(spark):
+    """The broadcast kernel and the Spark join sum the same integers: the same table to the
+    last bit, ties included (many equal similarities in a small catalog)."""
+    events, _ = _random_log(7, n_users=300, n_items=15, max_len=8)
+    tables = [
+        sorted(_item_neighbors(spark, events, 6, 1, 4, s).collect()) for s in ("broadcast", "spark")
+    ]
+    assert len(tables[0]) > 40 and tables[0] == tables[1]
+
+
+def test_auto_strategy_switches_at_the_history_row_limit():
+    assert choose_strategy("auto", 100, 100)[0] == "broadcast"
+    assert choose_strategy("auto", 101, 100) == (
+        "spark",
+        "101 history rows > item_broadcast_max_rows=100",
+    )
+    assert choose_strategy("spark", 1, 100)[0] == "spark"
 
 
 def test_recent_mean_vectors_match_numpy(spark):

@@ -14,7 +14,8 @@ keeps its largest score and largest contribution (the Spark path's max aggregati
 Every operation is the same IEEE double operation in the same order as the Spark columns,
 so the two agree bit for bit, and `fuse_lists_reference` (dicts and loops) does too.
 
-Cost: N = Σ_s len(list_s) rows; one lexsort per source, one np.unique of the N pair keys and
+Cost: N = Σ_s len(list_s) rows; per source an O(len) check that it is already in (user,
+score desc, item) order (a lexsort only if not), one np.unique of the N pair keys and
 one lexsort of the distinct pairs: O(N log N) time, O(N · S) memory (the per-source score
 columns of the distinct pairs, S sources).
 """

@@ -21,21 +21,7 @@ from collections import defaultdict
 import numpy as np
 
 from udfs.njit_cached import njit_cached
-
-
-@njit_cached(inline="always")
-def _best(items, values, m, limit):
-    """Indices into items[:m] of the `limit` largest values (ties: smaller item first),
-    best first."""
-    js, vs = items[:m], values[:m]
-    if m > limit:
-        cut = -np.partition(-vs, limit - 1)[limit - 1]
-        keep = np.flatnonzero(vs >= cut)
-    else:
-        keep = np.arange(m)
-    keep = keep[np.argsort(js[keep])]
-    order = np.argsort(-vs[keep], kind="mergesort")  # stable: ties stay in item order
-    return keep[order[:limit]]
+from udfs.top_indices import top_indices
 
 
 @njit_cached(nogil=True)
@@ -90,7 +76,7 @@ def _multi_hop(indptr, indices, prob, sources, decays, beam, k):
                     buf_v[n_pos] = mass
                     n_pos += 1
             if h + 1 < hops:
-                sel = _best(buf_j, buf_v, n_pos, beam)
+                sel = top_indices(buf_j, buf_v, n_pos, beam)
                 sel = sel[np.argsort(buf_j[sel])]  # the frontier in item order
                 f_items = buf_j[sel].copy()
                 f_mass = buf_v[sel].copy()
@@ -104,7 +90,7 @@ def _multi_hop(indptr, indices, prob, sources, decays, beam, k):
                 m += 1
         if m == 0 or k == 0:
             continue
-        top = _best(buf_j, buf_v, m, k)
+        top = top_indices(buf_j, buf_v, m, k)
         for r in range(top.shape[0]):
             out_s[n_out] = src
             out_d[n_out] = buf_j[top[r]]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from udfs.njit_cached import njit_cached
+from udfs.top_indices import top_indices
 
 __all__ = ["csr_from_triples", "weighted_row_sum_topk", "weighted_row_sum_topk_reference"]
 
@@ -108,19 +109,11 @@ def _row_sum_topk(
                 seen[seen_items[q]] = False
         if m == 0 or k == 0:
             continue
-        js, ss = cand_j[:m], cand_s[:m]
-        if m > k:  # keep scores >= the k-th largest (ties included), then order those
-            kth = -np.partition(-ss, k - 1)[k - 1]
-            keep = ss >= kth
-            js, ss = js[keep], ss[keep]
-        by_item = np.argsort(js)
-        js, ss = js[by_item], ss[by_item]
-        order = np.argsort(-ss, kind="mergesort")  # stable: ties stay in item order
-        n = min(k, order.shape[0])
-        for r in range(n):
+        top = top_indices(cand_j, cand_s, m, k)
+        for r in range(top.shape[0]):
             out_u[n_out] = u
-            out_j[n_out] = js[order[r]]
-            out_s[n_out] = ss[order[r]]
+            out_j[n_out] = cand_j[top[r]]
+            out_s[n_out] = cand_s[top[r]]
             n_out += 1
     return out_u[:n_out], out_j[:n_out], out_s[:n_out], has_nan
 

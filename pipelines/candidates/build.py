@@ -55,13 +55,20 @@ def build_candidates(
 
     names = enabled(cfg.sources)
     forms = _kernel_forms(inputs, tables, cfg, names, log) if one_pass else {}
-    fused_in_order = bool(forms) and broadcast_bytes(forms) <= MAX_BROADCAST_BYTES
+    size = broadcast_bytes(forms) if forms else 0
+    if size > MAX_BROADCAST_BYTES:
+        log(
+            f"the sources' tables are {size / 2**30:.1f} GiB together, above the one-pass limit "
+            f"of {MAX_BROADCAST_BYTES / 2**30:.1f} GiB: each source runs alone, rows fused by a "
+            "shuffle"
+        )
+    fused_in_order = bool(forms) and size <= MAX_BROADCAST_BYTES
     if fused_in_order:
         from pipelines.candidates.one_pass import fused_candidates
 
         log(
             f"sources {names} and their fusion in one pass over users (no shuffle of their "
-            f"rows; {broadcast_bytes(forms) / 2**20:,.0f} MiB of tables broadcast to each worker)"
+            f"rows; {size / 2**20:,.0f} MiB of tables broadcast to each worker)"
         )
         fused = fused_candidates(
             inputs, forms, cfg.weights, cfg.fusion, cfg.rrf_k, cfg.top_n, partitions
@@ -86,8 +93,6 @@ def build_candidates(
 
 def _kernel_forms(inputs, tables, cfg, names, log) -> dict[str, Any]:
     """{name: RowSum} of every source, or {} when one has no kernel form (logged)."""
-    from pipelines.candidates.one_pass import MAX_BROADCAST_BYTES, broadcast_bytes
-
     plain = without_kernel(names)
     if plain:
         log(f"sources {plain} have no kernel form: each source runs alone, rows fused by a shuffle")
@@ -97,13 +102,6 @@ def _kernel_forms(inputs, tables, cfg, names, log) -> dict[str, Any]:
         src = SOURCES[name]
         forms[name] = src.load_kernel()(
             inputs, {t: tables[t] for t in src.reads}, src.settings(cfg)
-        )
-    size = broadcast_bytes(forms)
-    if size > MAX_BROADCAST_BYTES:
-        log(
-            f"the sources' tables are {size / 2**30:.1f} GiB together, above the one-pass limit "
-            f"of {MAX_BROADCAST_BYTES / 2**30:.1f} GiB: each source runs alone, rows fused by a "
-            "shuffle"
         )
     return forms
 

@@ -138,9 +138,9 @@ class TaskPlan:
 def fuse_user_batch(rb, csrs, plan: TaskPlan):
     """pyarrow.RecordBatch of user rows (user_id, _r<i>/_w<i> list columns of the sources
     with entries, seen) -> RecordBatch of their fused candidates [user_id, item_idx, rank,
-    score, sources, score_<name>...] in (user, rank) order. O(E log E) for the E expanded
-    table terms of the batch's users (udfs/weighted_topk.py), then O(N log N) for their
-    N ≤ users · sources · k list rows (udfs/fuse_lists.py)."""
+    score, sources, score_<name>...] in (user, rank) order. O(E) for the E expanded table
+    terms of the batch's users plus O(k log k) per user and source (udfs/weighted_topk.py),
+    then O(N log N) for their N ≤ users · sources · k list rows (udfs/fuse_lists.py)."""
     import pyarrow as pa
 
     from pipelines.candidates.broadcast_topk import flat

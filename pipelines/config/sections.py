@@ -139,6 +139,11 @@ class NeighborsConfig:
     item_k: Count = 50  # neighbors kept per item (item_neighbors)
     min_support: Count = 2  # an item pair needs this many co-occurring users
     max_history: Count = 50  # very active users: only their last N train events co-occur
+    # item_neighbors: broadcast (the histories to every task, a compiled kernel per item) |
+    # spark (a self-join of the histories, pairs grouped by a shuffle); auto: broadcast up to
+    # item_broadcast_max_rows history rows (~16 bytes each in every Python worker)
+    item_strategy: Literal["auto", "broadcast", "spark"] = "auto"
+    item_broadcast_max_rows: Count = 100_000_000
     user_k: Count = 20  # neighbors kept per user (user_neighbors)
     user_embedding: Literal["recent_mean", "als"] = "recent_mean"  # see neighbors/embed.py
     als_rank: Count = 32

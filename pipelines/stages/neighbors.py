@@ -1,6 +1,7 @@
 """neighbors: train, events -> item_neighbors, user_neighbors.
 
-item_neighbors: activity-weighted co-occurrence cosine (pipelines/neighbors/items.py).
+item_neighbors: activity-weighted co-occurrence cosine (pipelines/neighbors/items.py), by a
+compiled kernel over the histories broadcast, or a Spark self-join past a size.
 user_neighbors: user vectors (pipelines/neighbors/embed.py) and a faiss index broadcast to
 executors (pipelines/neighbors/users.py), keyed by original user ids.
 """
@@ -14,7 +15,7 @@ def run(ctx: StageContext) -> None:
     from pyspark.sql import functions as F
 
     from pipelines.neighbors.embed import user_vectors
-    from pipelines.neighbors.items import item_neighbors
+    from pipelines.neighbors.items import capped_histories, item_neighbors
     from pipelines.neighbors.users import knn_spark
 
     cfg = ctx.config.neighbors
@@ -22,13 +23,23 @@ def run(ctx: StageContext) -> None:
     train = ctx.read_spark("train")
     parts = ctx.config.spark.shuffle_partitions
 
-    items = item_neighbors(
-        train, max_history=cfg.max_history, min_support=cfg.min_support, item_k=cfg.item_k
+    hist = capped_histories(train, cfg.max_history).persist()
+    items, info = item_neighbors(
+        hist,
+        max_history=cfg.max_history,
+        min_support=cfg.min_support,
+        item_k=cfg.item_k,
+        strategy=cfg.item_strategy,
+        broadcast_max_rows=cfg.item_broadcast_max_rows,
+        partitions=parts,
     )
+    ctx.log(f"item_neighbors: {info['strategy']} ({info['why']})")
     ctx.write(
         "item_neighbors",
         items.repartition(parts, "item_idx").sortWithinPartitions("item_idx", "rank"),
+        extra=info,
     )
+    hist.unpersist()
 
     vecs = user_vectors(train, cfg, seed).persist()
     knn, info = knn_spark(ctx.spark, vecs, cfg, seed)
