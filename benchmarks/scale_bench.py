@@ -164,7 +164,7 @@ def run_walkrank(
         if m := _DONE.match(line):
             done.append((m.group(1), float(m.group(2))))
             if journal is not None:
-                entry = {"stage": m.group(1), "seconds": float(m.group(2)),
+                entry = {"stage": m.group(1), "seconds": float(m.group(2)), "process": proc.pid,
                          "peak": dict(peaks.get(m.group(1), {}))}  # fmt: skip
                 with journal.open("a") as fh:
                     fh.write(json.dumps(entry) + "\n")
@@ -187,7 +187,8 @@ def run_walkrank(
         peak = {"driver": 0, "jvm": 0, "python": 0, **(peak or {})}
         m = metrics.get(stage, {"shuffle": 0, "spill": 0})
         rows.append({
-            "stage": stage, "seconds": seconds, **({} if stage in ran else {"resumed": True}),
+            "stage": stage, "seconds": seconds,
+            **({} if stage in ran else {"resumed": True, "process": earlier[stage].get("process")}),
             "shuffle_bytes": m["shuffle"],
             "spill_bytes": m["spill"], "peak_driver_rss": peak["driver"],
             "peak_jvm_rss": peak["jvm"], "peak_python_rss": peak["python"],
@@ -272,8 +273,7 @@ def main() -> None:
                 data, run_dir, out / f"ev-{n}", args.sets, args.config, journal=journal
             )
             # A resumed run: the earlier processes' stages count with their own seconds.
-            ran_before = sum(r["seconds"] for r in got if r.get("resumed"))
-            got.append(whole_run(got, time.perf_counter() - t0 + ran_before))
+            got.append(whole_run(got, time.perf_counter() - t0 + resumed_seconds(got)))
         rows = [r for r in rows if r["events"] != n]
         for row in got:
             rows.append({"events": n, **row})
@@ -285,6 +285,23 @@ def main() -> None:
 
 
 RUN = "whole run"
+
+
+def resumed_seconds(rows: list[dict]) -> float:
+    """Seconds of the stages that earlier processes of a resumed run finished. `fit_ranker`'s
+    seconds contain the fit/* stages that ran in its own process, so those are not added
+    again (journal entries without a process, from before it was recorded, all count)."""
+    fit_process = next((r.get("process") for r in rows if r["stage"] == "fit_ranker"), None)
+    return sum(
+        r["seconds"]
+        for r in rows
+        if r.get("resumed")
+        and not (
+            fit_process is not None
+            and r["stage"].startswith("fit/")
+            and r.get("process") == fit_process
+        )
+    )
 
 
 def whole_run(rows: list[dict], seconds: float) -> dict:
