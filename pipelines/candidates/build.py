@@ -55,7 +55,7 @@ def build_candidates(
 
     names = enabled(cfg.sources)
     forms = _kernel_forms(inputs, tables, cfg, names, log) if one_pass else {}
-    size = broadcast_bytes(forms) if forms else 0
+    size = broadcast_bytes(forms)
     if size > MAX_BROADCAST_BYTES:
         log(
             f"the sources' tables are {size / 2**30:.1f} GiB together, above the one-pass limit "
