@@ -23,6 +23,7 @@ from pipelines.evaluation.beyond_accuracy import (
     exposure_by_k,
     self_information_of_counts,
 )
+from pipelines.evaluation.exact_sums import add_sums, float_sums, means_of_sums
 from pipelines.evaluation.ranking_metrics import ACCURACY_METRICS, per_user_accuracy
 from pipelines.evaluation.segments import (
     POP_HEAD,
@@ -93,19 +94,11 @@ def _check_recs(top: pl.DataFrame) -> None:
             )
 
 
-def _segment_means(per_user: pl.DataFrame) -> pl.DataFrame:
-    """Mean of every accuracy metric per (segment, k); columns segment, k, metric, value, n_users."""
-    # Each mean adds its users in user_id order, not in the order joins left the rows: the
-    # same tables read in another file order give bit-identical metrics.
-    means = per_user.group_by("segment", "k").agg(
-        *(pl.col(m).sort_by("user_id").mean() for m in ACCURACY_METRICS),
-        pl.len().cast(pl.Int64).alias("n_users"),
-    )
-    return means.unpivot(
-        on=list(ACCURACY_METRICS),
-        index=["segment", "k", "n_users"],
-        variable_name="metric",
-        value_name="value",
+def _segment_means(sums: pl.DataFrame) -> pl.DataFrame:
+    """Mean of every accuracy metric per (segment, k) from the exact per-user sums;
+    columns segment, k, metric, value, n_users."""
+    return means_of_sums(sums, ["segment", "k"]).select(
+        "segment", "k", n_users="n", metric="column", value="value"
     )
 
 
@@ -141,11 +134,12 @@ def evaluate_rankings(
 class RankingEvaluator:
     """The metrics of one recommendation table, fed one bucket of users at a time.
 
-    `add` keeps only what the final metrics need of a bucket: each evaluated user's metric
-    values per (segment, K) (users x ks rows) and the item exposure of the top-K lists
-    (items x ks rows, summed). `metrics` then averages the per-user rows exactly as one pass
-    over all users would (in user_id order) and derives coverage, Gini and novelty from the
-    summed exposure, so any split of the users into buckets gives the same table.
+    `add` keeps only sums of a bucket: the exact sums of every user's metric values per
+    (segment, K) (exact_sums: segments x ks x metrics x float exponents rows) and the item
+    exposure of the top-K lists (items x ks rows). `metrics` divides the exact sums by the
+    user counts, rounding once, and derives coverage, Gini and novelty from the summed
+    exposure, so any split of the users into buckets gives the same table, and what is
+    kept does not grow with the number of users.
     """
 
     def __init__(self, ks: Sequence[int], stats: TrainStats) -> None:
@@ -153,7 +147,7 @@ class RankingEvaluator:
         self.stats = stats
         self.head = head_items_of_counts(stats.items)
         self.n_users = 0
-        self._per_user: list[pl.DataFrame] = []
+        self._sums: pl.DataFrame | None = None
         self._exposure: pl.DataFrame | None = None
 
     def add(self, recs: pl.DataFrame, holdout: pl.DataFrame) -> None:
@@ -169,26 +163,31 @@ class RankingEvaluator:
 
         acc_all = per_user_accuracy(top, relevant, self.ks)
         head_rel, tail_rel = split_relevant_by_popularity(relevant, self.head)
-        self._per_user.append(
-            pl.concat(
-                [
-                    acc_all.with_columns(pl.lit(SEGMENT_ALL).alias("segment")),
-                    acc_all.join(history_segments_of_counts(users, self.stats.users), on="user_id"),
-                    per_user_accuracy(top, head_rel, self.ks).with_columns(
-                        pl.lit(POP_HEAD).alias("segment")
-                    ),
-                    per_user_accuracy(top, tail_rel, self.ks).with_columns(
-                        pl.lit(POP_TAIL).alias("segment")
-                    ),
-                ],
-                how="diagonal",
-            )
+        per_user = pl.concat(
+            [
+                acc_all.with_columns(pl.lit(SEGMENT_ALL).alias("segment")),
+                acc_all.join(history_segments_of_counts(users, self.stats.users), on="user_id"),
+                per_user_accuracy(top, head_rel, self.ks).with_columns(
+                    pl.lit(POP_HEAD).alias("segment")
+                ),
+                per_user_accuracy(top, tail_rel, self.ks).with_columns(
+                    pl.lit(POP_TAIL).alias("segment")
+                ),
+            ],
+            how="diagonal",
         )
+        self._sums = add_sums(self._sums, float_sums(per_user, ["segment", "k"], ACCURACY_METRICS))
         exposure = exposure_by_k(top, self.ks)
         self._exposure = (
             exposure if self._exposure is None else add_exposure(self._exposure, exposure)
         )
         self.n_users += users.height
+
+    @property
+    def state_rows(self) -> int:
+        """Rows kept between buckets: at most segments x ks x metrics x float exponents plus
+        items x ks, however many users were added."""
+        return sum(f.height for f in (self._sums, self._exposure) if f is not None)
 
     def metrics(self, table: str, n_catalog_items: int) -> pl.DataFrame:
         """The `metrics` rows of everything added (see `evaluate_rankings`)."""
@@ -197,7 +196,7 @@ class RankingEvaluator:
         if self.n_users == 0:
             raise ValueError("holdout is empty: there are no users to evaluate")
         # Segments without users have no rows here, so they are omitted from the output.
-        accuracy = _segment_means(pl.concat(self._per_user, rechunk=True))
+        accuracy = _segment_means(self._sums)
         info, unseen = self_information_of_counts(
             self.stats.items.select("item_id", "n_users"), self.stats.n_users
         )

@@ -8,7 +8,7 @@ and a serve run's rankings against the events that arrived after it.
   served rankings; users without new events are counted, not scored.
 
 Tables are read one bucket of users at a time (buckets.py), at most about
-eval.max_rows_in_memory rows each; only per-user metric rows and item counts are kept.
+eval.max_rows_in_memory rows each; only exact sums of the metrics and item counts are kept.
 """
 
 from __future__ import annotations
