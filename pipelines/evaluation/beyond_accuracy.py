@@ -124,7 +124,7 @@ def exposure_by_k(top: pl.DataFrame, ks: Sequence[int]) -> pl.DataFrame:
     """Item exposure of the top-K lists for every K: columns k (Int32), item_id, exposure.
 
     `top` holds recommendations (user_id, item_id, rank); exposures of disjoint sets of
-    users add up (`add_exposure`).
+    users add up (`ExposureSum`).
     """
     frames = [
         item_exposure(top.filter(pl.col("rank") <= k)).select(
@@ -135,9 +135,41 @@ def exposure_by_k(top: pl.DataFrame, ks: Sequence[int]) -> pl.DataFrame:
     return pl.concat(frames)
 
 
-def add_exposure(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
-    """Sum of two `exposure_by_k` frames (of disjoint sets of users)."""
-    return pl.concat([a, b]).group_by("k", "item_id").agg(pl.col("exposure").sum())
+class ExposureSum:
+    """The sum of `exposure_by_k` frames of disjoint sets of users, added bucket by bucket.
+
+    A frame is kept pending until the pending rows outnumber the summed ones, then all are
+    summed in one group-by: each row takes part in O(1) sums, so n buckets cost O(their rows)
+    and not O(n x items) (summing after every bucket touched every item's row each time). At
+    most twice the summed rows are held.
+    """
+
+    def __init__(self) -> None:
+        self._sum: pl.DataFrame | None = None
+        self._pending: list[pl.DataFrame] = []
+        self._pending_rows = 0
+
+    def add(self, exposure: pl.DataFrame) -> None:
+        self._pending.append(exposure)
+        self._pending_rows += exposure.height
+        if self._sum is None or self._pending_rows >= self._sum.height:
+            self._fold()
+
+    def _fold(self) -> None:
+        frames = [f for f in (self._sum, *self._pending) if f is not None]
+        self._sum = pl.concat(frames).group_by("k", "item_id").agg(pl.col("exposure").sum())
+        self._pending, self._pending_rows = [], 0
+
+    @property
+    def rows(self) -> int:
+        """Rows held: summed and pending."""
+        return (self._sum.height if self._sum is not None else 0) + self._pending_rows
+
+    def total(self) -> pl.DataFrame | None:
+        """The summed frame (None when nothing was added)."""
+        if self._pending:
+            self._fold()
+        return self._sum
 
 
 def beyond_accuracy_of_exposure(

@@ -18,7 +18,7 @@ from numbers import Integral
 import polars as pl
 
 from pipelines.evaluation.beyond_accuracy import (
-    add_exposure,
+    ExposureSum,
     beyond_accuracy_of_exposure,
     exposure_by_k,
     self_information_of_counts,
@@ -148,7 +148,7 @@ class RankingEvaluator:
         self.head = head_items_of_counts(stats.items)
         self.n_users = 0
         self._sums: pl.DataFrame | None = None
-        self._exposure: pl.DataFrame | None = None
+        self._exposure = ExposureSum()
 
     def add(self, recs: pl.DataFrame, holdout: pl.DataFrame) -> None:
         """One bucket: every recommendation and holdout row of its users (recs of users
@@ -162,11 +162,14 @@ class RankingEvaluator:
         _check_recs(top)
 
         acc_all = per_user_accuracy(top, relevant, self.ks)
+        # The train users are scanned once per bucket either way; a semi join hashes only the
+        # bucket's users (a join from them hashed all 1M train users per bucket at 20M events).
+        history = self.stats.users.join(users, on="user_id", how="semi")
         head_rel, tail_rel = split_relevant_by_popularity(relevant, self.head)
         per_user = pl.concat(
             [
                 acc_all.with_columns(pl.lit(SEGMENT_ALL).alias("segment")),
-                acc_all.join(history_segments_of_counts(users, self.stats.users), on="user_id"),
+                acc_all.join(history_segments_of_counts(users, history), on="user_id"),
                 per_user_accuracy(top, head_rel, self.ks).with_columns(
                     pl.lit(POP_HEAD).alias("segment")
                 ),
@@ -177,17 +180,14 @@ class RankingEvaluator:
             how="diagonal",
         )
         self._sums = add_sums(self._sums, float_sums(per_user, ["segment", "k"], ACCURACY_METRICS))
-        exposure = exposure_by_k(top, self.ks)
-        self._exposure = (
-            exposure if self._exposure is None else add_exposure(self._exposure, exposure)
-        )
+        self._exposure.add(exposure_by_k(top, self.ks))
         self.n_users += users.height
 
     @property
     def state_rows(self) -> int:
         """Rows kept between buckets: at most segments x ks x metrics x float exponents plus
         items x ks, however many users were added."""
-        return sum(f.height for f in (self._sums, self._exposure) if f is not None)
+        return (self._sums.height if self._sums is not None else 0) + self._exposure.rows
 
     def metrics(self, table: str, n_catalog_items: int) -> pl.DataFrame:
         """The `metrics` rows of everything added (see `evaluate_rankings`)."""
@@ -201,7 +201,7 @@ class RankingEvaluator:
             self.stats.items.select("item_id", "n_users"), self.stats.n_users
         )
         beyond = beyond_accuracy_of_exposure(
-            self._exposure, self.ks, info, unseen, n_catalog_items
+            self._exposure.total(), self.ks, info, unseen, n_catalog_items
         ).with_columns(
             pl.lit(SEGMENT_ALL).alias("segment"),
             pl.lit(self.n_users, dtype=pl.Int64).alias("n_users"),

@@ -23,7 +23,7 @@ import polars as pl
 from pipelines import tableio
 from pipelines.errors import ConfigError, TableNotCommittedError, WalkRankError
 from pipelines.evaluation.beyond_accuracy import (
-    add_exposure,
+    ExposureSum,
     beyond_accuracy_of_exposure,
     exposure_by_k,
     self_information_of_counts,
@@ -179,12 +179,12 @@ def serve_metrics_of_buckets(
 ) -> pl.DataFrame:
     """`serve_metrics` of a table given as disjoint buckets of users: users and item
     exposures add up over buckets, and every metric is derived from those sums."""
-    n_users, exposure = 0, None
+    n_users, summed = 0, ExposureSum()
     for bucket in buckets:
         top = bucket.rows.select("user_id", "item_id", "rank").filter(pl.col("rank") <= max(ks))
         n_users += top.get_column("user_id").n_unique()
-        at_k = exposure_by_k(top, ks)
-        exposure = at_k if exposure is None else add_exposure(exposure, at_k)
+        summed.add(exposure_by_k(top, ks))
+    exposure = summed.total()
     if exposure is None:
         raise ValueError(f"no bucket of {table} was read")
     counts = {

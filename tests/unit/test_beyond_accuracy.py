@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from pipelines.evaluation.beyond_accuracy import (
+    ExposureSum,
     beyond_accuracy_metrics,
     catalog_coverage,
     gini_index,
@@ -108,3 +109,33 @@ def test_beyond_accuracy_metrics_per_k() -> None:
     assert values[("novelty", 2)] == pytest.approx(
         (-math.log2(4 / 4) - math.log2(2 / 4) - math.log2(4 / 4) - math.log2(1 / 4)) / 4
     )
+
+
+def test_exposure_sum_equals_one_group_by_and_holds_at_most_twice_the_sum() -> None:
+    import random
+
+    rng = random.Random(11)
+    frames = [
+        pl.DataFrame(
+            {
+                "k": pl.Series([rng.choice([5, 10]) for _ in range(300)], dtype=pl.Int32),
+                "item_id": [f"i{rng.randrange(200)}" for _ in range(300)],
+                "exposure": [rng.randrange(1, 9) for _ in range(300)],
+            }
+        )
+        .group_by("k", "item_id")
+        .agg(pl.col("exposure").sum())
+        for _ in range(40)
+    ]
+    summed = ExposureSum()
+    assert summed.total() is None
+    held = []
+    for f in frames:
+        summed.add(f)
+        held.append(summed.rows)
+    want = pl.concat(frames).group_by("k", "item_id").agg(pl.col("exposure").sum())
+    got = summed.total()
+    assert got.sort("k", "item_id").equals(want.sort("k", "item_id"))
+    # 2 ks x 200 items at most are summed, and at most as many rows wait beside them; more
+    # than that were held at some point, so it did not sum after every frame.
+    assert 2 * 200 < max(held) <= 2 * 2 * 200 + 300
