@@ -52,35 +52,58 @@ def unit_rows(df, col: str = "vec"):
 def recent_mean_vectors(train, item_vectors, history: int, decay: float):
     """DataFrame[user_idx, vec array<double>] = Σ_p decay**p · item_vectors(i_p), unit length.
 
-    item_vectors: DataFrame[item_idx, vec array]; every vector has the same length.
+    item_vectors: DataFrame[item_idx, vec array]; every vector has the same length. Spark lists
+    each user's last `history` train items newest first (ties in time: item_id descending); the
+    sums run in `mapInArrow` tasks (udfs/recent_mean.py) over the item matrix, broadcast once
+    (items × d float64): no per-user rows of vectors are shuffled.
     """
+    import numpy as np
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     order = Window.partitionBy("user_idx").orderBy(F.col("ts").desc(), F.col("item_id").desc())
-    recent = (
-        train.withColumn("_p", F.row_number().over(order) - 1)
-        .filter(F.col("_p") < history)
-        .select("user_idx", "item_idx", "_p", F.pow(F.lit(float(decay)), F.col("_p")).alias("w"))
-    )
-    dim = len(item_vectors.select("vec").first()[0])
-    zero = F.array_repeat(F.lit(0.0), dim)
-    summed = (
-        recent.join(item_vectors, "item_idx")
+    lists = (
+        # row_number <= history lets Spark cut each user's rows before the window's shuffle.
+        train.withColumn("_r", F.row_number().over(order))
+        .filter(F.col("_r") <= history)
         .groupBy("user_idx")
-        # Added most recent first (sorted by _p), not in the order the shuffle delivers them:
-        # the float sums are then the same in every run.
-        .agg(F.array_sort(F.collect_list(F.struct("_p", "w", "vec"))).alias("_xs"))
-        .select(
-            "user_idx",
-            F.aggregate(
-                "_xs",
-                zero,
-                lambda acc, x: F.zip_with(acc, x["vec"], lambda a, b: a + x["w"] * b),
-            ).alias("vec"),
-        )
+        .agg(F.array_sort(F.collect_list(F.struct("_r", "item_idx"))).alias("_xs"))
+        .select("user_idx", F.col("_xs.item_idx").alias("items"))
     )
-    return unit_rows(summed)
+    table = item_vectors.select("item_idx", "vec").toArrow()
+    ids = table.column("item_idx").to_numpy(zero_copy_only=False).astype(np.int64)
+    vecs = table.column("vec").combine_chunks()
+    d = len(vecs[0]) if len(vecs) else 0
+    n = int(ids.max()) + 1 if len(ids) else 0
+    matrix, has_vec = np.zeros((n, d)), np.zeros(n, dtype=bool)
+    matrix[ids] = vecs.flatten().to_numpy(zero_copy_only=False).reshape(len(ids), d)
+    has_vec[ids] = True
+    shared = train.sparkSession.sparkContext.broadcast((matrix, has_vec))
+    return lists.mapInArrow(
+        lambda batches: _recent_mean_batches(batches, *shared.value, decay),
+        "user_idx int, vec array<double>",
+    )
+
+
+def _recent_mean_batches(batches, matrix, has_vec, decay: float):
+    """Arrow batches of (user_idx, items newest first) -> (user_idx, vec) of users with a vector."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from udfs.recent_mean import recent_mean_rows
+
+    d = matrix.shape[1]
+    for rb in batches:
+        lists = rb.column(1)
+        values = pc.fill_null(lists.values, -1).to_numpy(zero_copy_only=False)
+        vecs, kept = recent_mean_rows(lists.offsets.to_numpy(), values, matrix, has_vec, decay)
+        users = rb.column(0).to_numpy(zero_copy_only=False)[kept]
+        offsets = pa.array(np.arange(0, (len(users) + 1) * d, d, dtype=np.int32))
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(users, pa.int32()), pa.ListArray.from_arrays(offsets, vecs[kept].ravel())],
+            names=["user_idx", "vec"],
+        )
 
 
 def user_vectors(train, cfg, seed: int):

@@ -46,7 +46,9 @@ def run(ctx: StageContext) -> None:
     ctx.log(
         f"user vectors: {cfg.user_embedding}; index {info.get('index')} over {info['users_indexed']:,} users"
     )
-    ids = ctx.read_spark("events").select("user_idx", "user_id").distinct()
+    # One row per user, broadcast (~40 bytes a user): the users x user_k neighbour rows are
+    # not shuffled twice to be named (a sort-merge join by user, then one by neighbour).
+    ids = F.broadcast(ctx.read_spark("events").select("user_idx", "user_id").distinct())
     named = (
         knn.join(ids, "user_idx")
         .join(
