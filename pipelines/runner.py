@@ -67,6 +67,20 @@ def _output_current(
     return False
 
 
+def release_spark_cache() -> None:
+    """Drop every DataFrame cached in this process's Spark session. Stages hand tables to each
+    other through Parquet, never through Spark's cache, so what a stage persisted is dead once
+    it returns; left cached (the split's labelled events, a source's weights), it kept heap
+    that later stages' sorts and joins could have used, for the rest of the run."""
+    if "pyspark" not in sys.modules:  # a run without Spark (Ray and local stages only)
+        return
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.getActiveSession()
+    if spark is not None:
+        spark.catalog.clearCache()
+
+
 def run_stages(
     run_dir: str | Path,
     cfg: Config,
@@ -119,7 +133,10 @@ def run_plan(
             t0 = time.perf_counter()
             ctx.log(f"running: {stage.description or stage.name}")
             with watch_spark(ctx.tag, cfg.run.progress_seconds):
-                stage.fn(ctx)
+                try:
+                    stage.fn(ctx)
+                finally:
+                    release_spark_cache()
             unwritten = [o for o in stage.outputs if o not in ctx.written]
             if unwritten:
                 raise RuntimeError(f"stage '{stage.name}' did not write {unwritten}")

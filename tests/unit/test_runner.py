@@ -81,3 +81,19 @@ def test_failed_stage_leaves_no_table(tmp_path):
     with pytest.raises(RuntimeError, match="boom"):
         run_stages(tmp_path, Config(), [stage])
     assert not tableio.is_committed(tmp_path, "metrics")
+
+
+def test_a_stage_leaves_nothing_in_sparks_cache(spark, tmp_path):
+    """A DataFrame a stage persisted and never unpersisted is released once the stage
+    returns, so it cannot hold heap through the later stages of a run."""
+    cache = spark._jsparkSession.sharedState().cacheManager()
+    inner = _metrics_stage([]).fn
+
+    def fn(ctx):
+        cached = spark.range(1000).persist()
+        assert cached.count() == 1000 and not cache.isEmpty()
+        inner(ctx)
+
+    stage = Stage(name="p", fn=fn, outputs=("metrics",), engine="local")
+    assert run_stages(tmp_path, Config(), [stage]) == {"p": "ran"}
+    assert cache.isEmpty()
