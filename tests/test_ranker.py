@@ -353,6 +353,21 @@ def _copy(run, tmp_path, keep_model: bool = True):
     return other
 
 
+def test_rankings_are_written_by_user_in_rank_order(planted_run):
+    """Every user's list lies in one file, in rank order: the order window's partitioning by
+    user is the one written (serving reads a user's list from one file)."""
+    seen: set[str] = set()
+    files = sorted(tableio.table_dir(planted_run, "rankings").glob("*.parquet"))
+    assert len(files) > 1
+    for f in files:
+        part = pl.read_parquet(f)
+        users = set(part["user_id"])
+        assert not users & seen, f
+        seen |= users
+        assert part.equals(part.sort("user_id", "rank")), f
+    assert len(seen) == tableio.read_polars(planted_run, "rankings")["user_id"].n_unique()
+
+
 def test_model_folder_round_trips_through_rank_model(spark, planted_run, tmp_path):
     other = _copy(planted_run, tmp_path, keep_model=False)  # the model only via rank.model
     out = _stages(other, [f"rank.model={planted_run / 'models' / 'ranker'}"])
