@@ -163,7 +163,7 @@ class RankingEvaluator:
 
         acc_all = per_user_accuracy(top, relevant, self.ks)
         # The train users are scanned once per bucket either way; a semi join hashes only the
-        # bucket's users (a join from them hashed all 1M train users per bucket at 20M events).
+        # bucket's users, where a join from them hashed every train user for every bucket.
         history = self.stats.users.join(users, on="user_id", how="semi")
         head_rel, tail_rel = split_relevant_by_popularity(relevant, self.head)
         per_user = pl.concat(

@@ -183,9 +183,9 @@ def rank_learned(ctx: StageContext, folder) -> None:
     score_cols = [f"score_{n}" for n in sources]
     scored = score_pairs(feats, model.text, model.features, [*CANDIDATE_COLUMNS, *score_cols])
     # mapInArrow drops the features' partitioning by user, and the order window would
-    # otherwise shuffle into spark.shuffle_partitions: at 20M events 8 sorts of 25M rows
-    # that spilled 17.6 GiB. Sized like the feature windows, each sort stays in memory, and
-    # the window's partitioning by user is the one the rankings are written in.
+    # otherwise shuffle into spark.shuffle_partitions, a count that does not grow with the
+    # table: its sorts spilled at 20M events (RESULTS.md). Sized like the feature windows,
+    # each sort stays in memory, and the rankings are written in the window's partitioning.
     out = rank_by_score(scored.repartition(parts, "user_id"), score_cols)
     ctx.log(f"scoring {len(model.features)} features with the ranker in {folder}")
     ctx.write(
