@@ -8,8 +8,8 @@ an embedding) and of `weights`.
 
 Cost, with E history events in all, U users and d dimensions:
 - history_weights:   O(E) time and memory
-- user_text_vectors: O(E·d) time; O(E·d + U·d) memory (the weighted rows, then the sums):
-                     call it on chunks of users when E·d is large
+- user_text_vectors, weighted_unit_sums: O(E·d) time; O(E·d + U·d) memory (the weighted
+                     rows, then the sums): call them on chunks of users when E·d is large
 - cosine:            O(n·d) for n row pairs
 """
 
@@ -64,9 +64,17 @@ def history_weights(offsets: np.ndarray, half_life: float) -> np.ndarray:
 def user_text_vectors(
     offsets: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, item_vecs: np.ndarray
 ) -> np.ndarray:
-    """(U x d) float32: per user, the direction of the weighted mean of the vectors of their
+    """(U x d) float32: `weighted_unit_sums` of the user's history item embeddings."""
+    return weighted_unit_sums(offsets, item_rows, weights, item_vecs).astype(np.float32)
+
+
+def weighted_unit_sums(
+    offsets: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, item_vecs: np.ndarray
+) -> np.ndarray:
+    """(U x d) float64: per user, the direction of the weighted sum of the vectors of their
     history items (rows < 0, items without a vector, are left out), L2-normalised; a zero
-    row for a user with no history item that has a vector."""
+    row for a user with no history item that has a vector. Each user's terms are added in
+    their CSR order."""
     offsets = np.asarray(offsets, dtype=np.int64)
     rows = np.asarray(item_rows, dtype=np.int64)
     w = np.asarray(weights, dtype=np.float64)
@@ -83,7 +91,7 @@ def user_text_vectors(
         starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])  # seg is non-decreasing
         sums[seg[starts]] = np.add.reduceat(weighted, starts, axis=0)
     # The mean divides by the weight sum, a positive per-user factor: normalising removes it.
-    return l2_normalize(sums).astype(np.float32)
+    return l2_normalize(sums)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

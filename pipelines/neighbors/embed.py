@@ -54,8 +54,8 @@ def recent_mean_vectors(train, item_vectors, history: int, decay: float):
 
     item_vectors: DataFrame[item_idx, vec array]; every vector has the same length. Spark lists
     each user's last `history` train items newest first (ties in time: item_id descending); the
-    sums run in `mapInArrow` tasks (udfs/recent_mean.py) over the item matrix, broadcast once
-    (items × d float64): no per-user rows of vectors are shuffled.
+    sums run in `mapInArrow` tasks (udfs/text_vectors.weighted_unit_sums) over the item matrix,
+    broadcast once (items × d float64): no per-user rows of vectors are shuffled.
     """
     import numpy as np
     from pyspark.sql import Window
@@ -91,17 +91,26 @@ def _recent_mean_batches(batches, matrix, has_vec, decay: float):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from udfs.recent_mean import recent_mean_rows
+    from udfs.text_vectors import weighted_unit_sums
 
     d = matrix.shape[1]
     for rb in batches:
         lists = rb.column(1)
-        values = pc.fill_null(lists.values, -1).to_numpy(zero_copy_only=False)
-        vecs, kept = recent_mean_rows(lists.offsets.to_numpy(), values, matrix, has_vec, decay)
+        offsets = lists.offsets.to_numpy().astype(np.int64)
+        items = pc.fill_null(lists.values, -1).to_numpy(zero_copy_only=False)
+        items = items[offsets[0] : offsets[-1]].astype(np.int64)
+        # An item without a vector (or past the matrix) is left out, as an inner join would.
+        known = (items >= 0) & (items < len(matrix))
+        known[known] = has_vec[items[known]]
+        rows = np.where(known, items, -1)
+        counts = np.diff(offsets)
+        position = np.arange(len(items)) - np.repeat(offsets[:-1] - offsets[0], counts)
+        vecs = weighted_unit_sums(offsets, rows, decay**position, matrix)
+        kept = vecs.any(axis=1)  # a user none of whose items has a vector gets no vector
         users = rb.column(0).to_numpy(zero_copy_only=False)[kept]
-        offsets = pa.array(np.arange(0, (len(users) + 1) * d, d, dtype=np.int32))
+        out = pa.array(np.arange(0, (len(users) + 1) * d, d, dtype=np.int32))
         yield pa.RecordBatch.from_arrays(
-            [pa.array(users, pa.int32()), pa.ListArray.from_arrays(offsets, vecs[kept].ravel())],
+            [pa.array(users, pa.int32()), pa.ListArray.from_arrays(out, vecs[kept].ravel())],
             names=["user_idx", "vec"],
         )
 
