@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from pipelines.evaluation.pending_sum import PendingSum
+
 BEYOND_ACCURACY_METRICS: tuple[str, ...] = ("coverage", "gini", "novelty")
 
 
@@ -135,41 +137,12 @@ def exposure_by_k(top: pl.DataFrame, ks: Sequence[int]) -> pl.DataFrame:
     return pl.concat(frames)
 
 
-class ExposureSum:
-    """The sum of `exposure_by_k` frames of disjoint sets of users, added bucket by bucket.
-
-    A frame is kept pending until the pending rows outnumber the summed ones, then all are
-    summed in one group-by: each row takes part in O(1) sums, so n buckets cost O(their rows)
-    and not O(n x items) (summing after every bucket touched every item's row each time). At
-    most twice the summed rows are held.
-    """
+class ExposureSum(PendingSum):
+    """The sum of `exposure_by_k` frames of disjoint sets of users, added bucket by bucket
+    (pending_sum.py: O(their rows), not O(buckets × items))."""
 
     def __init__(self) -> None:
-        self._sum: pl.DataFrame | None = None
-        self._pending: list[pl.DataFrame] = []
-        self._pending_rows = 0
-
-    def add(self, exposure: pl.DataFrame) -> None:
-        self._pending.append(exposure)
-        self._pending_rows += exposure.height
-        if self._sum is None or self._pending_rows >= self._sum.height:
-            self._fold()
-
-    def _fold(self) -> None:
-        frames = [f for f in (self._sum, *self._pending) if f is not None]
-        self._sum = pl.concat(frames).group_by("k", "item_id").agg(pl.col("exposure").sum())
-        self._pending, self._pending_rows = [], 0
-
-    @property
-    def rows(self) -> int:
-        """Rows held: summed and pending."""
-        return (self._sum.height if self._sum is not None else 0) + self._pending_rows
-
-    def total(self) -> pl.DataFrame | None:
-        """The summed frame (None when nothing was added)."""
-        if self._pending:
-            self._fold()
-        return self._sum
+        super().__init__(("k", "item_id"), ("exposure",))
 
 
 def beyond_accuracy_of_exposure(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from pipelines.evaluation.pending_sum import PendingSum
 from pipelines.evaluation.segments import history_counts
 
 
@@ -50,17 +51,15 @@ def train_stats_of_buckets(buckets: Iterable[pl.DataFrame]) -> TrainStats:
 
     Distinct users per item add up across buckets only because no user is in two of them.
     """
-    items = pl.DataFrame(schema={"item_id": pl.String, "n_rows": pl.Int64, "n_users": pl.Int64})
+    summed = PendingSum(("item_id",), ("n_rows", "n_users"))
     users = []
     for bucket in buckets:
         bucket_items, bucket_users = _bucket_counts(bucket)
-        # Summed after every bucket, so at most two item-sized frames are alive at once.
-        items = (
-            pl.concat([items, bucket_items])
-            .group_by("item_id")
-            .agg(pl.col("n_rows").sum(), pl.col("n_users").sum())
-        )
+        summed.add(bucket_items)
         users.append(bucket_users)
+    items = summed.total()
+    if items is None:
+        items = pl.DataFrame(schema={"item_id": pl.String, "n_rows": pl.Int64, "n_users": pl.Int64})
     return TrainStats(
         items=items.sort("item_id"),
         users=pl.concat(users).sort("user_id")
