@@ -6,7 +6,8 @@ search their partition of query users (`search_topk`).
 
 Cost per query of d-dimensional vectors over n database rows:
 - flat (exact):  O(n·d)
-- ivf:           O(nlist·d + nprobe·(n/nlist)·d), build O(iterations·n·nlist·d) (k-means)
+- ivf:           O(nlist·d + nprobe·(n/nlist)·d), build O(iterations·m·nlist·d) for k-means
+                 on m = min(n, train_per_list·nlist) rows, plus O(n·nlist·d) to assign all
 - hnsw:          about O(ef_search·M·d·log n), build O(n·M·ef_construction·d·log n)
 Memory: flat and ivf hold n·d float32 values; hnsw adds about 2·M int32 links per row.
 """
@@ -33,6 +34,7 @@ def build_index(
     *,
     nlist: int = 0,
     nprobe: int = 32,
+    train_per_list: int = 64,
     hnsw_m: int = 32,
     ef_search: int = 128,
     seed: int = 0,
@@ -49,7 +51,8 @@ def build_index(
         nlist = min(nlist, max(1, n // 39))  # faiss wants >= 39 training points per list
         quantizer = faiss.IndexFlatIP(d)
         index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = seed  # k-means initialisation: same seed, same lists
+        index.cp.seed = seed  # k-means initialisation and sample: same seed, same lists
+        index.cp.max_points_per_centroid = train_per_list
         index.train(x)
         index.nprobe = min(nprobe, nlist)
     elif kind == "hnsw":

@@ -156,6 +156,9 @@ class NeighborsConfig:
     exact_max_users: Count = 200_000
     ivf_nlist: NonNegInt = 0  # 0: 4 * sqrt(users)
     ivf_nprobe: Count = 32
+    # k-means trains the IVF lists on at most this many users per list (faiss samples them with
+    # the seed): at 1M users a quarter of them, at the same recall (benchmarks/RESULTS.md)
+    ivf_train_per_list: Count = 64
     hnsw_m: Count = 32
     hnsw_ef_search: Count = 128
     query_batch: Count = 4096  # users per faiss search call on an executor

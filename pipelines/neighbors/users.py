@@ -40,6 +40,7 @@ def knn_spark(spark, vectors, cfg, seed: int):
         kind,
         nlist=cfg.ivf_nlist,
         nprobe=cfg.ivf_nprobe,
+        train_per_list=cfg.ivf_train_per_list,
         hnsw_m=cfg.hnsw_m,
         ef_search=cfg.hnsw_ef_search,
         seed=seed,

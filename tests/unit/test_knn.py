@@ -59,6 +59,22 @@ def test_approximate_recall_at_k(kind):
     assert recall >= 0.95, recall
 
 
+def test_ivf_lists_are_trained_on_at_most_train_per_list_rows_per_list():
+    db = _unit(np.random.default_rng(4), 4000, 8)
+
+    def centroids(per_list, seed=5):
+        index = build_index(db, "ivf", nlist=16, train_per_list=per_list, seed=seed)
+        return index.quantizer.reconstruct_n(0, 16)
+
+    whole = centroids(10_000)
+    # 250 a list covers all 4,000 rows: the same k-means as without a cap.
+    np.testing.assert_array_equal(centroids(250), whole)
+    sampled = centroids(40)  # 640 rows sampled with the seed
+    assert not np.allclose(sampled, whole)
+    np.testing.assert_array_equal(centroids(40), sampled)  # the same seed, the same sample
+    assert not np.allclose(centroids(40, seed=6), sampled)
+
+
 def test_choose_index():
     assert choose_index("auto", 100, 1000) == "flat"
     assert choose_index("auto", 1001, 1000) == "ivf"
