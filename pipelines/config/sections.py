@@ -157,7 +157,7 @@ class NeighborsConfig:
     ivf_nlist: NonNegInt = 0  # 0: 4 * sqrt(users)
     ivf_nprobe: Count = 32
     # k-means trains the IVF lists on at most this many users per list (faiss samples them with
-    # the seed): at 1M users a quarter of them, at the same recall (benchmarks/RESULTS.md)
+    # the seed); recall against the whole sample: benchmarks/RESULTS.md
     ivf_train_per_list: Count = 64
     hnsw_m: Count = 32
     hnsw_ef_search: Count = 128
