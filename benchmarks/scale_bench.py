@@ -7,11 +7,13 @@ leave the LLM stages out), recording per stage (the fit pass's as fit/<stage>):
 - wall time (the runner's "[stage] done in Xs" line);
 - shuffle bytes written and bytes spilled to disk, summed over the tasks of the Spark event
   log whose job group is the stage (pipelines/stage.py names it);
-- peak memory while the stage's log lines are the latest, sampled every 0.2 s with psutil:
-  the driver's Python process (RSS), the JVM (local mode: driver and executors) and Spark's
-  Python workers (PSS: they fork from one daemon and share most pages, so summed RSS would
-  count them many times). Reading PSS costs the sampler about a fifth of one core, the same
-  at every size.
+- peak memory while the stage's log lines are the latest, sampled with psutil: the driver's
+  Python process and the JVM (local mode: driver and executors) by RSS every 0.2 s, Spark's
+  Python workers by PSS every second (they fork from one daemon and share most pages, so
+  summed RSS would count them many times). PSS makes the kernel walk a process's page
+  tables: read every 0.2 s for the JVM too, it took ~0.16 s of CPU per sample at 20M events,
+  most of a core of a 2-core machine, growing with the processes' memory. The whole-run row's
+  `bench_cpu_s` is this process's own CPU time (sampler and log relay) during the run.
 A size whose run was killed (e.g. by the end of a session) is measured by running the same
 command again: the runner resumes the run directory, and the stages finished before come from
 <out>/stages-<N>.jsonl (each was measured whole in one process; the whole-run row then adds
@@ -49,34 +51,43 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["ingest", "split", "graph", "ppr", "neighbors", "candidates"]
 
 
+SAMPLE_S = 0.2
+PSS_EVERY = 5  # samples: the workers' PSS once a second
+
+
 def _sample_tree(pid: int, peaks: dict[str, dict[str, int]], current: list[str],
                  stop: threading.Event) -> None:  # fmt: skip
-    """Every 0.2 s until `stop`: the memory of the process tree under `pid`, as the peaks of
-    the stage named by current[0]: the driver's Python process (RSS), the JVM and the other
-    Python processes (Spark's workers, PSS)."""
+    """Until `stop`: the memory of the process tree under `pid`, as the peaks of the stage
+    named by current[0]: the driver's Python process and the JVM (RSS, every SAMPLE_S), the
+    other Python processes (Spark's workers, PSS summed, every PSS_EVERY samples)."""
+    tick = 0
     while not stop.is_set():
         try:
             root = psutil.Process(pid)
             procs = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
-        now = {"driver": 0, "jvm": 0, "python": 0}
+        now = {"driver": 0, "jvm": 0}
+        if tick % PSS_EVERY == 0:
+            now["python"] = 0
         for p in procs:
             try:
                 if p.pid == pid:
                     now["driver"] = p.memory_info().rss
-                    continue
-                try:
-                    rss = p.memory_full_info().pss
-                except (psutil.AccessDenied, AttributeError):
-                    rss = p.memory_info().rss
-                now["jvm" if "java" in p.name() else "python"] += rss
+                elif "java" in p.name():
+                    now["jvm"] += p.memory_info().rss
+                elif "python" in now:
+                    try:
+                        now["python"] += p.memory_full_info().pss
+                    except (psutil.AccessDenied, AttributeError):
+                        now["python"] += p.memory_info().rss
             except psutil.NoSuchProcess:
                 continue
-        peak = peaks.setdefault(current[0], dict.fromkeys(now, 0))
+        peak = peaks.setdefault(current[0], {"driver": 0, "jvm": 0, "python": 0})
         for k, v in now.items():
             peak[k] = max(peak[k], v)
-        stop.wait(0.2)
+        tick += 1
+        stop.wait(SAMPLE_S)
 
 
 def spark_metrics(event_dir: Path) -> dict[str | None, dict[str, int]]:
@@ -268,12 +279,13 @@ def main() -> None:
                    for s in args.per_stage.split(",")]  # fmt: skip
         else:
             journal = out / f"stages-{n}.jsonl"
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             got = run_walkrank(
                 data, run_dir, out / f"ev-{n}", args.sets, args.config, journal=journal
             )
             # A resumed run: the earlier processes' stages count with their own seconds.
-            got.append(whole_run(got, time.perf_counter() - t0 + resumed_seconds(got)))
+            whole = whole_run(got, time.perf_counter() - t0 + resumed_seconds(got))
+            got.append({**whole, "bench_cpu_s": round(time.process_time() - cpu0, 1)})
         rows = [r for r in rows if r["events"] != n]
         for row in got:
             rows.append({"events": n, **row})

@@ -157,8 +157,9 @@ class NeighborsConfig:
     ivf_nlist: NonNegInt = 0  # 0: 4 * sqrt(users)
     ivf_nprobe: Count = 32
     # k-means trains the IVF lists on at most this many users per list (faiss samples them with
-    # the seed); recall against the whole sample: benchmarks/RESULTS.md
-    ivf_train_per_list: Count = 64
+    # the seed); recall against the whole sample: benchmarks/RESULTS.md. faiss' k-means warns
+    # below 39 points per centroid and its lists come out poor
+    ivf_train_per_list: Annotated[int, Range(ge=39)] = 64
     hnsw_m: Count = 32
     hnsw_ef_search: Count = 128
     query_batch: Count = 4096  # users per faiss search call on an executor

@@ -67,15 +67,17 @@ def test_every_problem_is_listed_in_one_error_with_its_range():
                 "candidates.weights.ppr=-1",
                 "eval.ks=[10,0]",
                 "split.min_event=3",
+                "neighbors.ivf_train_per_list=10",
             ],
         )
     text = str(err.value)
-    assert "5 problems" in text
+    assert "6 problems" in text
     assert "ppr.alpha = 1.5: must be > 0 and < 1" in text
     assert "candidates.top_n = 0: must be >= 1" in text
     assert "candidates.weights.ppr = -1.0: must be >= 0" in text
     assert "eval.ks[1] = 0: must be >= 1" in text
     assert "unknown config key 'split.min_event'" in text
+    assert "neighbors.ivf_train_per_list = 10: must be >= 39" in text
 
 
 def test_cross_field_rules():
