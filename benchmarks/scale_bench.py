@@ -11,9 +11,9 @@ leave the LLM stages out), recording per stage (the fit pass's as fit/<stage>):
   Python process and the JVM (local mode: driver and executors) by RSS every 0.2 s, Spark's
   Python workers by PSS every second (they fork from one daemon and share most pages, so
   summed RSS would count them many times). PSS makes the kernel walk a process's page
-  tables: read every 0.2 s for the JVM too, it took ~0.16 s of CPU per sample at 20M events
-  and a fifth of a core on average, slowing the stages by 5-36%. The whole-run row's
-  `bench_cpu_s` is this process's own CPU time (sampler and log relay) during the run.
+  tables; read for the JVM too, every 0.2 s, it slowed the stages it measured (RESULTS.md,
+  "The one-commit run at `e893cd3`"). The whole-run row's `bench_cpu_s` is this process's
+  own CPU time (sampler and log relay) during the run.
 A size whose run was killed (e.g. by the end of a session) is measured by running the same
 command again: the runner resumes the run directory, and the stages finished before come from
 <out>/stages-<N>.jsonl (each was measured whole in one process; the whole-run row then adds
