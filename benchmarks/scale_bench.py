@@ -5,8 +5,8 @@ runs the pipeline as a user does: one `walkrank run` with the given config (defa
 built-in defaults, fit pass and learned ranker included; pass `--set llm.enabled=false` to
 leave the LLM stages out), recording per stage (the fit pass's as fit/<stage>):
 - wall time (the runner's "[stage] done in Xs" line);
-- shuffle bytes written and bytes spilled to disk, summed over the tasks of the Spark event
-  log whose job group is the stage (pipelines/stage.py names it);
+- shuffle bytes written, bytes spilled to disk and the executors' CPU seconds, summed over
+  the tasks of the Spark event log whose job group is the stage (pipelines/stage.py names it);
 - peak memory while the stage's log lines are the latest, sampled with psutil: the driver's
   Python process and the JVM (local mode: driver and executors) by RSS every 0.2 s, Spark's
   Python workers by PSS every second (they fork from one daemon and share most pages, so
@@ -91,9 +91,9 @@ def _sample_tree(pid: int, peaks: dict[str, dict[str, int]], current: list[str],
 
 
 def spark_metrics(event_dir: Path) -> dict[str | None, dict[str, int]]:
-    """{job group: shuffle bytes written and bytes spilled to disk} summed over the tasks of
-    the Spark event logs in event_dir. The runner names each job's group after its stage
-    (pipelines/stage.py); jobs outside any stage count under None."""
+    """{job group: shuffle bytes written, bytes spilled to disk and executor CPU nanoseconds}
+    summed over the tasks of the Spark event logs in event_dir. The runner names each job's
+    group after its stage (pipelines/stage.py); jobs outside any stage count under None."""
     group_of_stage: dict[int, str | None] = {}
     out: dict[str | None, dict[str, int]] = {}
     logs = [p for p in event_dir.rglob("*") if p.is_file() and not p.name.startswith((".", "app"))]
@@ -109,13 +109,17 @@ def spark_metrics(event_dir: Path) -> dict[str | None, dict[str, int]]:
                     ev = json.loads(line)
                     m = ev.get("Task Metrics") or {}
                     row = out.setdefault(
-                        group_of_stage.get(ev.get("Stage ID")), {"shuffle": 0, "spill": 0}
+                        group_of_stage.get(ev.get("Stage ID")), dict.fromkeys(_METRICS, 0)
                     )
                     row["shuffle"] += (m.get("Shuffle Write Metrics") or {}).get(
                         "Shuffle Bytes Written", 0
                     )
                     row["spill"] += m.get("Disk Bytes Spilled", 0)
+                    row["cpu_ns"] += m.get("Executor CPU Time", 0)
     return out
+
+
+_METRICS = ("shuffle", "spill", "cpu_ns")
 
 
 _DONE = re.compile(r"^\[([\w/]+)\] done in ([0-9.]+)s")
@@ -187,21 +191,19 @@ def run_walkrank(
     metrics = spark_metrics(events_dir)
     if len(done) == 1 and not earlier:  # one stage: every job is its own (also for code
         # without job groups)
-        metrics = {
-            done[0][0]: {k: sum(m[k] for m in metrics.values()) for k in ("shuffle", "spill")}
-        }
+        metrics = {done[0][0]: {k: sum(m[k] for m in metrics.values()) for k in _METRICS}}
     ran = dict(done)
     finished = [(s, e["seconds"]) for s, e in earlier.items() if s not in ran] + done
     rows = []
     for stage, seconds in finished:
         peak = peaks.get(stage) if stage in ran else earlier[stage]["peak"]
         peak = {"driver": 0, "jvm": 0, "python": 0, **(peak or {})}
-        m = metrics.get(stage, {"shuffle": 0, "spill": 0})
+        m = metrics.get(stage, dict.fromkeys(_METRICS, 0))
         rows.append({
             "stage": stage, "seconds": seconds,
             **({} if stage in ran else {"resumed": True, "process": earlier[stage].get("process")}),
-            "shuffle_bytes": m["shuffle"],
-            "spill_bytes": m["spill"], "peak_driver_rss": peak["driver"],
+            "shuffle_bytes": m["shuffle"], "spill_bytes": m["spill"],
+            "executor_cpu_s": round(m["cpu_ns"] / 1e9, 1), "peak_driver_rss": peak["driver"],
             "peak_jvm_rss": peak["jvm"], "peak_python_rss": peak["python"],
         })  # fmt: skip
     return rows
@@ -318,12 +320,13 @@ def resumed_seconds(rows: list[dict]) -> float:
 
 def whole_run(rows: list[dict], seconds: float) -> dict:
     """The row of the whole `walkrank run`: its wall time (process start-up included), the
-    sums of shuffle and spill, and the peaks over its stages."""
+    sums of shuffle, spill and executor CPU, and the peaks over its stages."""
     return {
         "stage": RUN,
         "seconds": round(seconds, 1),
         "shuffle_bytes": sum(r["shuffle_bytes"] for r in rows),
         "spill_bytes": sum(r["spill_bytes"] for r in rows),
+        "executor_cpu_s": round(sum(r.get("executor_cpu_s", 0) for r in rows), 1),
         **{k: max((r[k] for r in rows), default=0)
            for k in ("peak_driver_rss", "peak_jvm_rss", "peak_python_rss")},
     }  # fmt: skip
@@ -338,15 +341,17 @@ def stage_order(rows: list[dict]) -> list[str]:
 def render(rows: list[dict]) -> str:
     """Two markdown tables. Seconds per stage and size, with the exponent b of time ∝
     events^b fitted over every size and between the two largest (fixed start-up costs
-    flatten the first; the second is closer to the asymptote). Then per size: shuffle and
-    spill MiB, and peak GiB of the driver's Python process, the JVM and the Python workers."""
+    flatten the first; the second is closer to the asymptote), and b of the executors' CPU
+    seconds between the two largest (the machine's speed drifts less into it than into wall
+    time). Then per size: shuffle and spill MiB, and peak GiB of the driver's Python
+    process, the JVM and the Python workers."""
     sizes = sorted({r["events"] for r in rows})
     stages = stage_order(rows)
     got = {(r["events"], r["stage"]): r for r in rows}
     lines = [
         "| stage | " + " | ".join(f"{n / 1e6:g}M events: s" for n in sizes)
-        + " | b (all) | b (last two) |",
-        "|---|" + "---:|" * (len(sizes) + 2),
+        + " | b (all) | b (last two) | b of executor CPU (last two) |",
+        "|---|" + "---:|" * (len(sizes) + 3),
     ]  # fmt: skip
     for s in stages:
         ns = [n for n in sizes if (n, s) in got]
@@ -354,7 +359,9 @@ def render(rows: list[dict]) -> str:
         secs = [got[n, s]["seconds"] for n in ns]
         b = growth_exponent(ns, secs) if len(ns) > 1 else math.nan
         last = growth_exponent(ns[-2:], secs[-2:]) if len(ns) > 1 else math.nan
-        lines.append(f"| {s} | " + " | ".join(cells) + f" | {b:.2f} | {last:.2f} |")
+        cpu = [got[n, s].get("executor_cpu_s", 0) for n in ns[-2:]]
+        cpu_b = growth_exponent(ns[-2:], cpu) if len(ns) > 1 and min(cpu) > 0 else math.nan
+        lines.append(f"| {s} | " + " | ".join(cells) + f" | {b:.2f} | {last:.2f} | {cpu_b:.2f} |")
     lines += ["", "| stage | " + " | ".join(
         f"{n / 1e6:g}M: shuffle / spill MiB, driver / JVM / workers GiB" for n in sizes) + " |",
         "|---|" + "---:|" * len(sizes)]  # fmt: skip
