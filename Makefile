@@ -65,12 +65,13 @@ demo: setup
 
 # Everyday suite (well under 20 minutes on 2 cores; the DAG's import and hostile-params tests
 # run in Airflow's venv); the slow one adds real clusters (the standalone one ships `make dist`'s
-# environment archive), `airflow dags test`, kill -9 and disk-full faults. CI (.ci/run) runs both.
+# environment archive), `airflow dags test`, kill -9 and disk-full faults. CI (.ci/run) runs both
+# and must stay under 45 minutes together: each prints its slowest tests.
 test: setup browser airflow-setup
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q --durations=10 -m "not slow" tests
 
 test-slow: setup browser airflow-setup dist
-	$(PY) -m pytest -q -m slow tests
+	$(PY) -m pytest -q --durations=0 -m slow tests
 
 # What a cluster gets: the wheel (the code) and an executor environment, a venv with the wheel
 # and its Spark-side dependencies at the tested versions, packed by venv-pack: the core deps
