@@ -6,7 +6,9 @@ built-in defaults, fit pass and learned ranker included; pass `--set llm.enabled
 leave the LLM stages out), recording per stage (the fit pass's as fit/<stage>):
 - wall time (the runner's "[stage] done in Xs" line);
 - shuffle bytes written, bytes spilled to disk and the executors' CPU seconds, summed over
-  the tasks of the Spark event log whose job group is the stage (pipelines/stage.py names it);
+  the tasks of the Spark event log whose job group is the stage (pipelines/stage.py names it).
+  The CPU is the JVM task threads' only: not the Python workers' (ppr's walks, the kernels in
+  mapInArrow) nor the driver's (evaluate, fit_ranker's training);
 - peak memory while the stage's log lines are the latest, sampled with psutil: the driver's
   Python process and the JVM (local mode: driver and executors) by RSS every 0.2 s, Spark's
   Python workers by PSS every second (they fork from one daemon and share most pages, so
