@@ -69,16 +69,15 @@ def _sample_tree(pid: int, peaks: dict[str, dict[str, int]], current: list[str],
             procs = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
-        now = {"driver": 0, "jvm": 0}
-        if tick % PSS_EVERY == 0:
-            now["python"] = 0
+        read_pss = tick % PSS_EVERY == 0
+        now = {"driver": 0, "jvm": 0, **({"python": 0} if read_pss else {})}
         for p in procs:
             try:
                 if p.pid == pid:
                     now["driver"] = p.memory_info().rss
                 elif "java" in p.name():
                     now["jvm"] += p.memory_info().rss
-                elif "python" in now:
+                elif read_pss:
                     try:
                         now["python"] += p.memory_full_info().pss
                     except (psutil.AccessDenied, AttributeError):
@@ -90,6 +89,9 @@ def _sample_tree(pid: int, peaks: dict[str, dict[str, int]], current: list[str],
             peak[k] = max(peak[k], v)
         tick += 1
         stop.wait(SAMPLE_S)
+
+
+_METRICS = ("shuffle", "spill", "cpu_ns")
 
 
 def spark_metrics(event_dir: Path) -> dict[str | None, dict[str, int]]:
@@ -119,9 +121,6 @@ def spark_metrics(event_dir: Path) -> dict[str | None, dict[str, int]]:
                     row["spill"] += m.get("Disk Bytes Spilled", 0)
                     row["cpu_ns"] += m.get("Executor CPU Time", 0)
     return out
-
-
-_METRICS = ("shuffle", "spill", "cpu_ns")
 
 
 _DONE = re.compile(r"^\[([\w/]+)\] done in ([0-9.]+)s")
