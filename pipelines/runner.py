@@ -68,10 +68,14 @@ def _output_current(
 
 
 def release_spark_cache() -> None:
-    """Drop every DataFrame cached in this process's Spark session. Stages hand tables to each
-    other through Parquet, never through Spark's cache, so what a stage persisted is dead once
-    it returns; left cached (the split's labelled events, a source's weights), it kept heap
-    that later stages' sorts and joins could have used, for the rest of the run."""
+    """Drop every DataFrame cached and every RDD persisted in this process's Spark session.
+    Stages hand tables to each other through Parquet, never through Spark's cache, so what a
+    stage persisted is dead once it returns; left cached (the split's labelled events, a
+    source's weights), it kept heap that later stages' sorts and joins could have used, for the
+    rest of the run. The catalog's cache holds DataFrames only: ALS keeps its final user and
+    item factors as persisted RDDs for as long as the JVM holds its model, and sorts can
+    take storage memory back only down to `spark.memory.storageFraction` (RESULTS.md, "The
+    one-commit run at `cba8830`": the fit pass's `graph` spilled more for it)."""
     if "pyspark" not in sys.modules:  # a run without Spark (Ray and local stages only)
         return
     from pyspark.sql import SparkSession
@@ -79,6 +83,8 @@ def release_spark_cache() -> None:
     spark = SparkSession.getActiveSession()
     if spark is not None:
         spark.catalog.clearCache()
+        for rdd in spark.sparkContext._jsc.getPersistentRDDs().values():
+            rdd.unpersist(True)
 
 
 def run_stages(

@@ -97,3 +97,28 @@ def test_a_stage_leaves_nothing_in_sparks_cache(spark, tmp_path):
     stage = Stage(name="p", fn=fn, outputs=("metrics",), engine="local")
     assert run_stages(tmp_path, Config(), [stage]) == {"p": "ran"}
     assert cache.isEmpty()
+
+
+def test_a_stage_leaves_no_persisted_rdd(spark, tmp_path):
+    """ALS (the neighbors stage's user vectors) keeps its factors as persisted RDDs while the
+    JVM holds the model, outside the catalog's cache: the runner unpersists them too."""
+    from pyspark.ml.recommendation import ALS
+
+    persisted = spark.sparkContext._jsc.getPersistentRDDs
+    inner = _metrics_stage([]).fn
+    kept = []
+
+    def fn(ctx):
+        ratings = spark.createDataFrame(
+            [(u, (u * 7 + j) % 40, 1.0) for u in range(60) for j in range(5)],
+            "u int, i int, r float",
+        )
+        model = ALS(rank=4, maxIter=1, implicitPrefs=True, userCol="u", itemCol="i",
+                    ratingCol="r", seed=1).fit(ratings)  # fmt: skip
+        assert model.userFactors.count() == 60 and len(persisted()) >= 2
+        kept.append(model)  # held past the stage, as a plan or a py4j handle may hold it
+        inner(ctx)
+
+    stage = Stage(name="a", fn=fn, outputs=("metrics",), engine="local")
+    assert run_stages(tmp_path, Config(), [stage]) == {"a": "ran"}
+    assert len(persisted()) == 0
