@@ -74,8 +74,7 @@ def release_spark_cache() -> None:
     source's weights), it kept heap that later stages' sorts and joins could have used, for the
     rest of the run. The catalog's cache holds DataFrames only: ALS keeps its final user and
     item factors as persisted RDDs for as long as the JVM holds its model, and sorts can
-    take storage memory back only down to `spark.memory.storageFraction` (RESULTS.md, "The
-    one-commit run at `cba8830`": the fit pass's `graph` spilled more for it)."""
+    take storage memory back only down to `spark.memory.storageFraction`."""
     if "pyspark" not in sys.modules:  # a run without Spark (Ray and local stages only)
         return
     from pyspark.sql import SparkSession
