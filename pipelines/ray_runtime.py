@@ -19,6 +19,9 @@ def init_ray(cfg: RayConfig | None = None):  # -> ray context
     if address:
         kwargs["address"] = address
     else:
+        # "local", not None: with None Ray joins the cluster a `ray start` on this machine
+        # recorded (and refuses num_cpus there); a local run's Ray is its own.
+        kwargs["address"] = "local"
         kwargs["include_dashboard"] = False
         if cfg.num_cpus:
             kwargs["num_cpus"] = cfg.num_cpus
