@@ -16,9 +16,9 @@ AIRFLOW_SPARK_PROVIDER ?= 6.3.4
 # cluster's (constraints.txt).
 RAY_VERSION ?= 2.60.0
 
-.PHONY: setup java openmp browser demo test test-slow dist airflow-setup lint format clean
+.PHONY: setup java openmp jars browser demo test test-slow dist airflow-setup lint format clean
 
-setup: java openmp $(STAMP)
+setup: java openmp $(STAMP) jars
 
 java:
 	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
@@ -38,6 +38,23 @@ openmp:
 	    echo "installing libgomp1 (OpenMP runtime for LightGBM)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgomp1 >/dev/null; \
 	  else echo "error: LightGBM needs libgomp.so.1: install it, e.g. 'sudo apt-get install libgomp1'" >&2; exit 1; fi; }
+
+# Hadoop's S3A connector (s3a:// paths) and the AWS SDK v2 modules it calls, for spark.jars:
+# pom.xml says which and why. In the venv, so a new venv gets them again; emptied first, as
+# copy-dependencies never removes a jar pom.xml no longer lists. Maven from Debian when root.
+JARS_DIR := $(VENV)/share/walkrank/jars
+JARS_STAMP := $(JARS_DIR)/.walkrank-jars
+jars: java $(JARS_STAMP)
+
+$(JARS_STAMP): pom.xml | $(STAMP)
+	@command -v mvn >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing maven (fetches the S3A jars)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven >/dev/null; \
+	  else echo "error: 'make jars' needs Maven: install it, e.g. 'sudo apt-get install maven'" >&2; exit 1; fi; }
+	rm -rf $(JARS_DIR)
+	mvn -q -B -f pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(JARS_DIR)
+	touch $(JARS_STAMP)
 
 # Headless Chromium opens report.html in a test; Debian's package, installed when root.
 browser:

@@ -23,7 +23,8 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
+
+from pipelines.storage import Location
 
 ARGS_ENV = "WALKRANK_JOB_ARGS"
 
@@ -66,7 +67,7 @@ def main(stage: str, argv: list[str] | None = None) -> int:
         p.add_argument("--against", help="score this serve run against later events instead")
     args = p.parse_args(job_argv(argv))
     if getattr(args, "against", None):
-        return guarded(lambda: _evaluate_against(Path(args.run_dir), args.against, args.format))
+        return guarded(lambda: _evaluate_against(Location(args.run_dir), args.against, args.format))
     return guarded(lambda: _run_stage(stage, args))
 
 
@@ -76,7 +77,7 @@ def _run_stage(stage: str, args: argparse.Namespace) -> int:
     from pipelines.config import load_config
     from pipelines.run_dir import resolve_run_dir
 
-    run_dir = Path(args.run_dir)
+    run_dir = Location(args.run_dir)  # a local path or a URI (s3://bucket/runs/<day>)
     run_dir = resolve_run_dir(run_dir.parent, run_dir.name)
     inputs = api.input_sets(args.input, args.items, args.format)
     cfg = load_config(args.config, [*inputs, *args.sets, *args.sets_json])
@@ -84,7 +85,7 @@ def _run_stage(stage: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_against(run_dir: Path, events: str, fmt: str | None) -> int:
+def _evaluate_against(run_dir: Location, events: str, fmt: str | None) -> int:
     """`walkrank evaluate RUN --against EVENTS`: how a serve run's rankings did on the events
     that came after it. A run without committed rankings (the first day of a schedule, or a day
     that failed) has nothing to score: said, and exit 0."""

@@ -13,14 +13,18 @@ from typing import Any
 import polars as pl
 
 from pipelines.config import Config
+from pipelines.storage import Location
 
 
 def input_sets(
     input: str | None = None, items: str | None = None, fmt: str | None = None
 ) -> list[str]:
-    """`--input/--items/--format` as config overrides (paths made absolute, quoted as TOML
-    strings so no value is parsed as anything else)."""
+    """`--input/--items/--format` as config overrides (local paths made absolute, URIs such as
+    s3://bucket/events kept as given; quoted as TOML strings so no value is parsed as anything
+    else)."""
     import json
+
+    from pipelines.storage import Location
 
     out = []
     for key, val, is_path in (
@@ -29,7 +33,10 @@ def input_sets(
         ("ingest.format", fmt, False),
     ):
         if val:
-            out.append(f"{key}={json.dumps(str(Path(val).resolve()) if is_path else val)}")
+            if is_path:
+                loc = Location(val)
+                val = str(Path(loc.path).resolve()) if loc.is_local else val
+            out.append(f"{key}={json.dumps(val)}")
     return out
 
 
@@ -43,7 +50,11 @@ def plan(cfg: Config, stages: list[str] | None = None):  # -> pipelines.plan.Pla
 
 
 def run(
-    cfg: Config, run_dir: str | Path, stages: list[str] | None = None, *, force: bool = False
+    cfg: Config,
+    run_dir: str | Path | Location,
+    stages: list[str] | None = None,
+    *,
+    force: bool = False,
 ) -> dict[str, str]:
     """Run the planned stages into `run_dir`; returns {stage: 'ran' | 'skipped'}."""
     from pipelines.runner import run_plan
@@ -52,7 +63,7 @@ def run(
 
 
 def evaluate(
-    run_dir: str | Path,
+    run_dir: str | Path | Location,
     tables: list[str],
     ks: list[int],
     target: str | None = None,
@@ -66,7 +77,11 @@ def evaluate(
 
 
 def evaluate_against(
-    run_dir: str | Path, against: str, fmt: str | None, ks: list[int], since: str | None = None
+    run_dir: str | Path | Location,
+    against: str,
+    fmt: str | None,
+    ks: list[int],
+    since: str | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Score a serve run's rankings against later events; commits `served_metrics`."""
     from pipelines.evaluation.run import evaluate_against as against_

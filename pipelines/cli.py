@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
+
+from pipelines.storage import Location
 
 DEBUG_ENV = "WALKRANK_DEBUG"
 
@@ -118,7 +119,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pipelines.config import load_config
     from pipelines.evaluation.run import run_target
 
-    run_dir = Path(args.run_dir)
+    run_dir = Location(args.run_dir)
     cfg = load_config(run_dir / "config.toml") if (run_dir / "config.toml").exists() else None
     ks = [int(k) for k in args.k.split(",") if k] if args.k else (cfg.eval.ks if cfg else [10])
     show = pl.Config(tbl_rows=200, tbl_hide_dataframe_shape=True, float_precision=4)
@@ -135,7 +136,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_against(run_dir: Path, against: str, metrics, extra: dict) -> None:
+def print_against(run_dir: Location, against: str, metrics, extra: dict) -> None:
     """What `evaluate --against` prints: who was scored and counted, the metrics table."""
     import polars as pl
 
@@ -162,8 +163,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
     from pipelines import tableio
 
-    d = Path(args.table_dir)
-    manifest = tableio.read_manifest(d.parent, d.name)
+    d = Location(args.table_dir)
+    manifest = tableio.verify_table(d.parent, d.name)
     df = tableio.read_polars(d.parent, d.name)
     with pl.Config(tbl_rows=args.n, fmt_str_lengths=60):
         print(df.head(args.n))

@@ -51,3 +51,12 @@ class RunDirError(WalkRankError):
 
 class InjectedFaultError(WalkRankError):
     """A fault injected on purpose (WALKRANK_FAULT=<point>:raise) for fault tests."""
+
+
+class TableDamagedError(WalkRankError):
+    """A committed table whose manifest does not parse, or whose listed data files are missing
+    or of another size than the manifest says."""
+
+
+class StorageError(WalkRankError):
+    """A store cannot do what a run needs of it (e.g. a lock without conditional writes)."""

@@ -5,7 +5,7 @@ step that commits it:
 
 - a table: `<table>` (its first write in the process) or `<stage>/<table>` (that stage's
   write, e.g. `rank/rankings`, which `candidates` also writes) — after the table's data files
-  are in its `.tmp-` directory, before its manifest;
+  are in its new version folder (`<table>/v-<id>/`), before the manifest that names them;
 - a shard of an LLM stage: `<stage>/shard<N>` — after shard N's data file is written, before
   its marker.
 
@@ -43,9 +43,10 @@ def _spec() -> tuple[str, str] | None:
     return point, kind
 
 
-def maybe_fail(points: tuple[str, ...], where: Path, state: str) -> None:
+def maybe_fail(points: tuple[str, ...], where, state: str) -> None:
     """Fire the configured fault when its point is one of `points`; `where` is the directory
-    (or file) holding the uncommitted data, `state` says what is (not) there yet."""
+    (or file, a Path or storage Location) holding the uncommitted data, `state` says what is
+    (not) there yet."""
     spec = _spec()
     if spec is None or spec[0] not in points:
         return
@@ -61,11 +62,11 @@ def maybe_fail(points: tuple[str, ...], where: Path, state: str) -> None:
     )
 
 
-def table_point(run_dir: Path, name: str, stage: str, tmp: Path, files: list[str]) -> None:
-    """The point between a table's data files and its manifest (tableio.write_table)."""
-    manifest = "present" if (tmp / "_manifest.json").exists() else "absent"
-    state = f"holds {len(files)} data file(s), manifest {manifest}"
-    maybe_fail((name, f"{stage}/{name}"), tmp, state)
+def table_point(run_dir, name: str, stage: str, table, version: str, files: list) -> None:
+    """The point between a table's data files (in its new version folder) and the manifest
+    that commits them (tableio.write_table)."""
+    state = f"{version} holds {len(files)} data file(s), its manifest absent"
+    maybe_fail((name, f"{stage}/{name}"), table, state)
 
 
 def shard_point(stage: str, shard: int, data: Path, marker: Path) -> None:

@@ -14,6 +14,7 @@ from pipelines.plan import Plan
 from pipelines.progress import watch_spark
 from pipelines.run_dir import run_lock
 from pipelines.stage import Stage, StageContext, stage_key
+from pipelines.storage import Location, as_location
 
 
 def order_stages(stages: list[Stage], cfg: Config | None = None) -> list[Stage]:
@@ -35,10 +36,11 @@ def order_stages(stages: list[Stage], cfg: Config | None = None) -> list[Stage]:
     return done
 
 
-def _input_fingerprints(stage: Stage, cfg: Config, run_dir: Path) -> dict[str, str]:
+def _input_fingerprints(stage: Stage, cfg: Config, run_dir: Location) -> dict[str, str]:
     fps: dict[str, str] = {}
     for name in stage.inputs_for(cfg):
-        fps[name] = tableio.read_manifest(run_dir, name)["fingerprint"]
+        # Every file of an input is there at its size before a stage reads it.
+        fps[name] = tableio.verify_table(run_dir, name)["fingerprint"]
     if stage.raw_inputs:
         for path in stage.raw_inputs(cfg):
             fps[f"file:{path}"] = tableio.file_fingerprint(path)
@@ -46,7 +48,7 @@ def _input_fingerprints(stage: Stage, cfg: Config, run_dir: Path) -> dict[str, s
 
 
 def _output_current(
-    run_dir: Path, stage: Stage, key: str, name: str, superseders: set[str] | None
+    run_dir: Location, stage: Stage, key: str, name: str, superseders: set[str] | None
 ) -> bool:
     """Committed by this stage for this key, or superseded: rewritten since by a later stage
     that read the current version of another output of this stage (`rankings`: written by
@@ -54,7 +56,8 @@ def _output_current(
     those stages count (a plan without rank must not keep rank's rankings)."""
     if not tableio.is_committed(run_dir, name):
         return False
-    m = tableio.read_manifest(run_dir, name)
+    # A damaged table (a file missing or cut short) is an error, not a reason to skip.
+    m = tableio.verify_table(run_dir, name)
     if m["stage_key"] == key:
         return True
     if m["stage"] == stage.name or (superseders is not None and m["stage"] not in superseders):
@@ -87,7 +90,7 @@ def release_spark_cache() -> None:
 
 
 def run_stages(
-    run_dir: str | Path,
+    run_dir: str | Path | Location,
     cfg: Config,
     selected: list[Stage],
     *,
@@ -100,22 +103,24 @@ def run_stages(
 
 
 def run_plan(
-    run_dir: str | Path, cfg: Config, plan: Plan, *, force: bool = False, label: str = ""
+    run_dir: str | Path | Location, cfg: Config, plan: Plan, *, force: bool = False, label: str = ""
 ) -> dict[str, str]:
     """Run a plan's stages in order (see pipelines/plan.py); returns {stage: 'ran' | 'skipped'}.
 
     The plan is printed first and written to <run>/plan.json. `label` goes before each stage
     name in the log ("fit/": a run nested in another, the fit pass)."""
-    run_dir = Path(run_dir)
+    run_dir = as_location(run_dir)
     outcome: dict[str, str] = {}
     superseders = None if plan.forced else set(plan.names)
-    with run_lock(run_dir):
+    with run_lock(run_dir, cfg.run.lock, cfg.run.lease_seconds) as lease:
         tableio.clean_uncommitted(run_dir)
-        tableio.write_text_atomic(run_dir / "config.toml", config_to_toml(cfg))
-        tableio.write_text_atomic(run_dir / "plan.json", json.dumps(plan.to_json(), indent=2))
+        (run_dir / "config.toml").write_text(config_to_toml(cfg))
+        (run_dir / "plan.json").write_text(json.dumps(plan.to_json(), indent=2))
         for line in plan.lines():
             print(f"{label}{line}", file=sys.stderr, flush=True)
         for stage in plan.stages:
+            if lease is not None:
+                lease.check()
             missing = [i for i in stage.inputs_for(cfg) if not tableio.is_committed(run_dir, i)]
             if missing:
                 raise StageOrderError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from pipelines.config import SparkConfig
 
@@ -24,6 +25,38 @@ _FIXED = {
     # min), and a 5M-event run had 26 GB of them on local disk by then.
     "spark.cleaner.periodicGC.interval": "5min",
 }
+
+
+def jars_dir() -> Path:
+    """Where `make jars` puts the JVM jars (Hadoop's S3A connector and the AWS SDK modules it
+    calls): beside the Python environment, so an installed WalkRank finds them too."""
+    return Path(os.environ.get("WALKRANK_JARS") or Path(sys.prefix) / "share" / "walkrank" / "jars")
+
+
+def project_jars() -> list[str]:
+    d = jars_dir()
+    return sorted(str(p) for p in d.glob("*.jar")) if d.is_dir() else []
+
+
+def s3a_settings(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Hadoop S3A settings from the AWS environment, the same one pyarrow, boto3 and Polars
+    read: an S3-compatible endpoint (then path-style addressing) and the region. Credentials
+    are not settings: S3A's default provider chain reads AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY from the environment itself (AWS_PROFILE: the SDK's default chain)."""
+    env = os.environ if env is None else env
+    out = {}
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        out["fs.s3a.endpoint"] = endpoint
+        out["fs.s3a.path.style.access"] = "true"
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        out["fs.s3a.endpoint.region"] = region
+    if env.get("AWS_PROFILE"):
+        out["fs.s3a.aws.credentials.provider"] = (
+            "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider"
+        )
+    return out
 
 
 def under_spark_submit() -> bool:
@@ -48,9 +81,22 @@ def get_spark(cfg: SparkConfig | None = None):  # -> pyspark.sql.SparkSession
         builder = builder.config("spark.driver.host", os.environ["SPARK_LOCAL_IP"])
         builder = builder.config("spark.ui.enabled", str(cfg.ui_enabled).lower())
         builder = builder.config("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
+        jars = project_jars()
+        if jars and "spark.jars" not in cfg.conf:
+            builder = builder.config("spark.jars", ",".join(jars))
     for k, v in {**_FIXED, **cfg.conf}.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
+    # On the live Hadoop configuration (the driver's, which tasks get with every file scan and
+    # write), unless the profile or spark-submit set the key: an s3a:// filesystem is made on
+    # its first use, after this.
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    conf = spark.sparkContext.getConf()
+    for k, v in s3a_settings().items():
+        if not conf.contains(f"spark.hadoop.{k}") and not (
+            k.endswith("endpoint") and hadoop.get(k)
+        ):
+            hadoop.set(k, v)
     if under_spark_submit() and not spark.sparkContext.getConf().contains(
         "spark.sql.shuffle.partitions"
     ):

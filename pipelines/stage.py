@@ -8,11 +8,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pipelines import tableio
 from pipelines.config import Config
+from pipelines.storage import Location
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Stage:
 
 @dataclass
 class StageContext:
-    run_dir: Path
+    run_dir: Location
     config: Config
     stage: Stage
     stage_key: str = ""

@@ -1,8 +1,20 @@
-"""Table I/O for one run: `<out>/<run_id>/<table>/` Parquet files plus `_manifest.json`.
+"""Table I/O for one run: `<out>/<run_id>/<table>/`, a manifest and the data files it lists.
 
-A table is written into a hidden temporary sibling (data first, manifest last) and renamed
-into place, so a crash or kill never leaves a half table that looks whole. A directory
-without a manifest does not exist as far as every reader is concerned.
+The commit protocol needs no rename, so it holds on object storage as on local disk:
+1. the data files go into a new version folder, `<table>/v-<id>/` (Parquet, hive partitions
+   where a table is partitioned);
+2. `_manifest.json` is written last, as one file: it lists every data file of the table with
+   its size (and ETag on S3). Writing it is the commit.
+Readers (Spark, Polars, pyarrow, `evaluate`, `walkrank show`, the next stage) read exactly
+the files the manifest lists, never "whatever is under the prefix", so a replacement (a new
+version folder, then a new manifest) is never seen half done, and leftovers of interrupted
+writes (version folders no manifest names) are ignored, then removed by
+`clean_uncommitted` at the next run's start. Locally every data file and folder is fsync'ed
+before the manifest, and the manifest itself is fsync'ed and renamed into place.
+
+A table without a manifest does not exist; a manifest that does not parse, or a listed file
+that is missing or of another size, is a damaged table (`TableDamagedError`, naming the table
+and the file): `walkrank run --force` writes it again.
 """
 
 from __future__ import annotations
@@ -10,8 +22,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import os
-import shutil
+import posixpath
 import time
 import uuid
 from collections.abc import Callable
@@ -23,30 +34,86 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from pipelines import __version__, faults
-from pipelines.errors import DiskFullError, RunDirError, TableNotCommittedError
+from pipelines.errors import DiskFullError, RunDirError, TableDamagedError, TableNotCommittedError
+from pipelines.storage import Location, as_location, fsync_dir, fsync_tree
 from schemas import SCHEMA_VERSION, contract
 
 MANIFEST = "_manifest.json"
+VERSION = "v-"  # prefix of a table's version folders
 CODE_VERSION = f"walkrank-{__version__}"  # the package; a table's stage adds its code hash
 
 
-def table_dir(run_dir: str | Path, name: str) -> Path:
-    return Path(run_dir) / name
+def table_dir(run_dir: str | Path | Location, name: str) -> Location:
+    return as_location(run_dir) / name
 
 
-def is_committed(run_dir: str | Path, name: str) -> bool:
+def is_committed(run_dir: str | Path | Location, name: str) -> bool:
     return (table_dir(run_dir, name) / MANIFEST).is_file()
 
 
-def read_manifest(run_dir: str | Path, name: str) -> dict[str, Any]:
+def read_manifest(run_dir: str | Path | Location, name: str) -> dict[str, Any]:
     path = table_dir(run_dir, name) / MANIFEST
-    if not path.is_file():
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
         state = "exists without a manifest" if path.parent.exists() else "does not exist"
         raise TableNotCommittedError(
             f"table '{name}' in {run_dir} {state}: it was never committed",
             hint="run the stage that writes it (walkrank run ... --stages <stage>)",
+        ) from None
+    try:
+        m = json.loads(text)
+        if not isinstance(m, dict) or m.get("table") != name or "files" not in m:
+            raise ValueError("not a manifest of this table")
+    except ValueError as exc:
+        raise TableDamagedError(
+            f"table '{name}' in {run_dir} is damaged: its {MANIFEST} does not parse ({exc})",
+            hint="write it again: the same walkrank run command with --force",
+        ) from None
+    return m
+
+
+def file_entries(m: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manifest's data files as {path, size[, etag]} (a manifest of before the version
+    folders lists bare paths)."""
+    return [e if isinstance(e, dict) else {"path": e, "size": None} for e in m["files"]]
+
+
+def data_root(run_dir: str | Path | Location, name: str, m: dict[str, Any]) -> Location:
+    """The folder the manifest's file paths are relative to: the table's own, or for a linked
+    table (`link_table`) the table it links to."""
+    d = table_dir(run_dir, name)
+    return d / m["link"] if m.get("link") else d
+
+
+def data_files(run_dir: str | Path | Location, name: str, m: dict[str, Any]) -> list[Location]:
+    root = data_root(run_dir, name, m)
+    return [root / e["path"] for e in file_entries(m)]
+
+
+def verify_table(run_dir: str | Path | Location, name: str) -> dict[str, Any]:
+    """The manifest, once every file it lists is there with its listed size (one listing)."""
+    m = read_manifest(run_dir, name)
+    entries = file_entries(m)
+    if not entries:
+        return m
+    root = data_root(run_dir, name, m)
+    found = {e.rel: e.size for e in root.list(recursive=True) if not e.is_dir}
+    for e in entries:
+        size = found.get(posixpath.normpath(e["path"]))
+        problem = (
+            "is missing"
+            if size is None
+            else f"has {size} bytes, the manifest lists {e['size']}"
+            if e["size"] is not None and size != e["size"]
+            else None
         )
-    return json.loads(path.read_text())
+        if problem:
+            raise TableDamagedError(
+                f"table '{name}' in {run_dir} is damaged: data file {root / e['path']} {problem}",
+                hint="write it again: the same walkrank run command with --force",
+            )
+    return m
 
 
 def fingerprint(manifest: dict[str, Any]) -> str:
@@ -57,23 +124,31 @@ def fingerprint(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def file_fingerprint(path: str | Path) -> str:
-    """Identity of a raw input file or directory: paths, sizes and modification times."""
-    p = Path(path)
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+def file_fingerprint(path: str | Path | Location) -> str:
+    """Identity of a raw input file or folder: paths, sizes and modification times locally;
+    keys, sizes and ETags on S3 (an object's ETag changes with its content, mtime need not)."""
+    loc = as_location(path)
+    if loc.scheme == "s3":
+        from pipelines.s3_objects import object_etags
+
+        tags = object_etags(loc)
+    elif loc.is_dir():
+        tags = {e.rel: f"{e.size}:{e.mtime_ns}" for e in loc.list(recursive=True) if not e.is_dir}
+    else:
+        tags = {"": f"{loc.size()}:{loc.mtime_ns()}"}
     h = hashlib.sha256()
-    for f in files:
-        st = f.stat()
-        h.update(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    for rel, tag in sorted(tags.items()):
+        h.update(f"{loc / rel if rel else loc}:{tag}\n".encode())
     return h.hexdigest()[:16]
 
 
 class FilesWriter:
-    """Table data that `write(dir)` puts into `dir` as Parquet files itself, e.g. the tasks
-    of a Spark job writing with pyarrow (no round trip of the rows through the JVM). Files
-    are ordered by name; names starting with '.' are ignored (an attempt's temp file)."""
+    """Table data that `write(dir)` puts into `dir` (a Location) as Parquet files itself, e.g.
+    the tasks of a Spark job writing with pyarrow (no round trip of the rows through the JVM).
+    Files are ordered by name; names starting with '.' or '_' are ignored (an attempt's temp
+    file)."""
 
-    def __init__(self, write: Callable[[Path], None]) -> None:
+    def __init__(self, write: Callable[[Location], None]) -> None:
         self.write = write
 
 
@@ -90,9 +165,13 @@ def _to_arrow(data: Any) -> pa.Table:
 
 
 def _rename_parts(data_dir: Path) -> list[str]:
-    """Spark names parts with a random UUID; stable names make identical runs identical."""
+    """Spark names parts with a random UUID; stable names make identical runs identical
+    (local disk only: on object storage a rename is a copy, and the manifest names the files)."""
     for junk in list(data_dir.rglob("_SUCCESS")) + list(data_dir.rglob("*.crc")):
         junk.unlink()
+    for junk in data_dir.rglob(".*"):
+        if junk.is_file():
+            junk.unlink()
     names = []
     by_dir: dict[Path, list[Path]] = {}
     for f in sorted(data_dir.rglob("*.parquet")):
@@ -105,8 +184,22 @@ def _rename_parts(data_dir: Path) -> list[str]:
     return sorted(names)
 
 
+def _data_files(vdir: Location) -> list[str]:
+    """The Parquet files under a version folder, hidden ones ('.', '_': Spark's _temporary,
+    an attempt's temp file) left out."""
+    if vdir.is_local:
+        return _rename_parts(vdir.local_path)
+    return [
+        e.rel
+        for e in vdir.list(recursive=True)
+        if not e.is_dir
+        and e.rel.endswith(".parquet")
+        and not any(p.startswith((".", "_")) for p in e.rel.split("/"))
+    ]
+
+
 def write_table(
-    run_dir: str | Path,
+    run_dir: str | Path | Location,
     name: str,
     data: Any,
     *,
@@ -119,7 +212,8 @@ def write_table(
     partition_by: list[str] | None = None,
     code_version: str | None = None,
 ) -> dict[str, Any]:
-    """Validate against the table's contract, write atomically, return the manifest.
+    """Validate against the table's contract, write a new version, commit it, return the
+    manifest.
 
     The manifest's `seconds`: `seconds` when given, else the time from `stage_started` (a
     time.perf_counter() value, the stage's start) to the end of this write, else this write's
@@ -127,14 +221,17 @@ def write_table(
     which run inside the write.
     """
     started = time.perf_counter()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _check_replaceable(table_dir(run_dir, name))  # before the work, not only at the swap
+    run_dir = as_location(run_dir)
+    run_dir.mkdir()
+    target = table_dir(run_dir, name)
+    _check_replaceable(target)  # before the work, not only at the commit
     tc = contract(name)
-    tmp = run_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+    version = f"{VERSION}{uuid.uuid4().hex[:12]}"
+    vdir = target / version
     try:
-        files, rows, schema = _write_data(data, tc, tmp, partition_by)
-        faults.table_point(run_dir, name, stage, tmp, files)
+        files, rows, schema = _write_data(data, tc, vdir, partition_by)
+        entries = _describe(vdir, files)
+        faults.table_point(run_dir, name, stage, target, version, entries)
         manifest = {
             "table": name,
             "schema_version": SCHEMA_VERSION,
@@ -151,72 +248,106 @@ def write_table(
                 else time.perf_counter() - (started if stage_started is None else stage_started),
                 3,
             ),
-            "files": files,
+            "version": version,
+            "files": entries,
             "partition_by": partition_by or [],
             # A callable extra is evaluated after the data is written (figures of that write).
             "extra": (extra() if callable(extra) else extra) or {},
         }
         manifest["fingerprint"] = fingerprint(manifest)
-        # The manifest is the last file written; the rename below is the commit. Data files,
-        # manifest and directories reach the disk first, so a power loss after the rename
-        # cannot leave a manifest over data that was never written.
-        _write_json_atomic(tmp / MANIFEST, manifest)
-        fsync_tree(tmp)
-        _swap_into_place(tmp, table_dir(run_dir, name))
-        fsync_dir(run_dir)
-    except Exception as exc:
-        if is_disk_full(exc):
+        if vdir.is_local:
+            # Data files and folders reach the disk before the manifest names them, so a power
+            # loss after the commit cannot leave a manifest over data that was never written.
+            vdir.mkdir()
+            fsync_tree(vdir.local_path)
+            fsync_dir(target.local_path)
+        _check_replaceable(target)
+        (target / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        if target.is_local:
+            fsync_dir(target.local_path)
+    except BaseException as exc:
+        vdir.delete()  # SIGKILL runs no handler: then clean_uncommitted removes it later
+        if isinstance(exc, Exception) and is_disk_full(exc):
             raise DiskFullError(
                 f"no space left on the device while writing table '{name}' in {run_dir}; "
                 "the tables committed before are untouched",
                 hint="free space there, or write the run elsewhere with --out, then re-run",
             ) from exc
         raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    _drop_other_versions(target, manifest)
     return manifest
 
 
-def _write_data(data: Any, tc, tmp: Path, partition_by: list[str] | None):
-    """Data files of a Spark DataFrame, a FilesWriter or an Arrow/Polars table into `tmp`,
-    validated against the contract `tc` -> (files, rows, schema)."""
+def _describe(vdir: Location, files: list[str]) -> list[dict[str, Any]]:
+    """{path, size[, etag]} of each data file, relative to the table's folder (one listing)."""
+    found = {e.rel: e for e in vdir.list(recursive=True) if not e.is_dir}
+    etags = {}
+    if vdir.scheme == "s3":
+        from pipelines.s3_objects import object_etags
+
+        etags = object_etags(vdir)
+    out = []
+    for f in files:
+        entry: dict[str, Any] = {"path": f"{vdir.name}/{f}", "size": found[f].size}
+        if f in etags:
+            entry["etag"] = etags[f]
+        out.append(entry)
+    return out
+
+
+def _write_data(data: Any, tc, vdir: Location, partition_by: list[str] | None):
+    """Data files of a Spark DataFrame, a FilesWriter or an Arrow/Polars table into `vdir`,
+    validated against the contract `tc` -> (files relative to vdir, rows, schema)."""
     if _is_spark_df(data):
         tc.validate(_spark_arrow_schema(data))
         writer = data.write.mode("overwrite")
         if partition_by:
             writer = writer.partitionBy(*partition_by)
-        writer.parquet(str(tmp))
-        files = _rename_parts(tmp)
-        rows = sum(pq.ParquetFile(tmp / f).metadata.num_rows for f in files)
-        schema = pads.dataset(tmp, format="parquet", partitioning="hive").schema
+        writer.parquet(vdir.spark_uri)
+        files = _data_files(vdir)
+        rows = sum(_num_rows(vdir / f) for f in files)
+        schema = _dataset(vdir, files, bool(partition_by)).schema if files else tc.schema
     elif isinstance(data, FilesWriter):
         if partition_by:
             raise ValueError("a FilesWriter table cannot be partitioned by tableio")
-        tmp.mkdir()
-        data.write(tmp)
-        for leftover in tmp.glob(".*"):  # temp files of failed or duplicate attempts
-            leftover.unlink()
-        files = _rename_parts(tmp)
-        rows = sum(pq.ParquetFile(tmp / f).metadata.num_rows for f in files)
-        schema = pq.read_schema(tmp / files[0]) if files else tc.schema
+        vdir.mkdir()
+        data.write(vdir)
+        files = _data_files(vdir)
+        rows = sum(_num_rows(vdir / f) for f in files)
+        schema = _dataset(vdir, files[:1], False).schema if files else tc.schema
         tc.validate(schema)
     else:
         table = tc.conform(_to_arrow(data))
-        tmp.mkdir()
+        vdir.mkdir()
         if partition_by:
             pq.write_to_dataset(
                 table,
-                tmp,
+                vdir.path,
+                filesystem=vdir.fs,
                 partition_cols=partition_by,
                 basename_template="part-{i:05d}.parquet",
             )
-            files = sorted(str(f.relative_to(tmp)) for f in tmp.rglob("*.parquet"))
+            files = _data_files(vdir)
         else:
-            pq.write_table(table, tmp / "part-00000.parquet")
+            pq.write_table(table, (vdir / "part-00000.parquet").path, filesystem=vdir.fs)
             files = ["part-00000.parquet"]
         rows, schema = table.num_rows, table.schema
     return files, rows, schema
+
+
+def _num_rows(f: Location) -> int:
+    with f.open_input_file() as fh:
+        return pq.ParquetFile(fh).metadata.num_rows
+
+
+def _dataset(base: Location, files: list[str], partitioned: bool):
+    paths = [(base / f).path for f in files]
+    if partitioned:
+        return pads.dataset(
+            paths, filesystem=base.fs, format="parquet", partitioning="hive",
+            partition_base_dir=base.path,
+        )  # fmt: skip
+    return pads.dataset(paths, filesystem=base.fs, format="parquet")
 
 
 def _spark_arrow_schema(df: Any) -> pa.Schema:
@@ -232,59 +363,35 @@ def is_disk_full(exc: BaseException) -> bool:
     return "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc)
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (creations, renames) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def write_text_atomic(path: str | Path | Location, text: str) -> None:
+    """Replace a small file whole: readers see the old content or the new, never a part."""
+    as_location(path).write_text(text)
 
 
-def fsync_tree(root: Path) -> None:
-    """fsync every file under `root`, then every directory, deepest first."""
-    dirs = [root]
-    for p in sorted(root.rglob("*")):
-        if p.is_dir():
-            dirs.append(p)
+def _check_replaceable(target: Location) -> None:
+    """Only a WalkRank table of this name is ever replaced (never a user's folder that happens
+    to be named like a table): a folder with this table's manifest (or one that no longer
+    parses), or holding only version folders (a first write that never committed)."""
+    if target.is_local and target.local_path.is_symlink():
+        raise RunDirError(
+            f"{target} is a symbolic link, not a committed WalkRank table '{target.name}': "
+            "refusing to write through it",
+            hint="remove the link, or write the run to another --out / --run-id",
+        )
+    entries = target.list()
+    if not entries:
+        if target.is_local and target.local_path.is_file():
+            entries = [None]  # a file named like the table
         else:
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    for d in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
-        fsync_dir(d)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace a small file whole: readers see the old or the new content, never a part."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tmp.open("w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def _check_replaceable(target: Path) -> None:
-    """Only a committed WalkRank table of this name is ever replaced (never a user's folder
-    that happens to be named like a table)."""
-    if not target.exists() and not target.is_symlink():
-        return
-    manifest = target / MANIFEST
-    ok = target.is_dir() and not target.is_symlink() and manifest.is_file()
-    if ok:
+            return
+    names = {e.rel for e in entries if e is not None}
+    ok = bool(names) and all(n == MANIFEST or n.startswith(VERSION) for n in names)
+    if ok and MANIFEST in names:
         try:
-            ok = json.loads(manifest.read_text()).get("table") == target.name
-        except (OSError, ValueError):
+            ok = json.loads((target / MANIFEST).read_text()).get("table") == target.name
+        except ValueError:
+            ok = True  # a damaged manifest of ours: --force writes the table again
+        except AttributeError:
             ok = False
     if not ok:
         raise RunDirError(
@@ -294,77 +401,122 @@ def _check_replaceable(target: Path) -> None:
         )
 
 
-def _swap_into_place(tmp: Path, target: Path) -> None:
+def _versions_in_use(target: Location) -> set[str]:
+    """The version folders the table's manifest names (none when it does not parse)."""
+    try:
+        m = json.loads((target / MANIFEST).read_text())
+        return {e["path"].split("/", 1)[0] for e in file_entries(m)} if not m.get("link") else set()
+    except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
+def _drop_other_versions(target: Location, manifest: dict[str, Any]) -> list[str]:
+    """Remove a table's version folders its manifest does not name, and data files of a
+    manifest of before the version folders."""
+    keep = {e["path"].split("/", 1)[0] for e in file_entries(manifest)}
+    gone = []
+    for e in target.list():
+        if e.rel == MANIFEST or e.rel in keep:
+            continue
+        if e.rel.startswith(VERSION) or e.rel.endswith(".parquet") or "=" in e.rel:
+            (target / e.rel).delete()
+            gone.append(e.rel)
+    return gone
+
+
+def link_table(src_run: str | Path | Location, name: str, dst_run: str | Path | Location) -> None:
+    """Commit `name` in `dst_run` as the same data as in `src_run` (the fit pass's shared
+    tables): a manifest whose files are the source's, reached through a relative `link`. Its
+    fingerprint is the source's, so the stages reading it see the same input either way."""
+    src, dst = as_location(src_run), as_location(dst_run)
+    m = read_manifest(src, name)
+    target = table_dir(dst, name)
+    if target.is_local and target.local_path.is_symlink():  # a run of before links were files
+        target.local_path.unlink()
+    linked = {**m, "link": posixpath.relpath(data_root(src, name, m).path, target.path)}
+    if (target / MANIFEST).is_file():
+        try:
+            if json.loads((target / MANIFEST).read_text()) == linked:
+                return
+        except ValueError:
+            pass
     _check_replaceable(target)
-    replace_dir(tmp, target)
+    (target / MANIFEST).write_text(json.dumps(linked, indent=2, sort_keys=True) + "\n")
 
 
-def replace_dir(tmp: Path, target: Path) -> None:
-    """Put the finished folder `tmp` at `target`: the old one (if any) is moved aside first and
-    removed after, so a reader finds the old folder or the new one (or, for an instant, none),
-    never a mix."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".old-{target.name}-{uuid.uuid4().hex[:8]}")
-        target.rename(old)
-    tmp.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def read_arrow(run_dir: str | Path, name: str, columns: list[str] | None = None) -> pa.Table:
+def read_arrow(
+    run_dir: str | Path | Location, name: str, columns: list[str] | None = None
+) -> pa.Table:
     m = read_manifest(run_dir, name)
-    d = table_dir(run_dir, name)
     if not m["files"]:
-        return contract(name).empty()
-    ds = pads.dataset([str(d / f) for f in m["files"]], format="parquet", partitioning="hive")
+        empty = contract(name).empty()
+        return empty.select(columns) if columns else empty
+    root = data_root(run_dir, name, m)
+    files = [e["path"] for e in file_entries(m)]
     if m["partition_by"]:
-        ds = pads.dataset(str(d), format="parquet", partitioning="hive", exclude_invalid_files=True)
+        base = root / files[0].split("/", 1)[0] if files[0].startswith(VERSION) else root
+        ds = _dataset(base, [(root / f).relative_to(base) for f in files], True)
+    else:
+        ds = _dataset(root, files, False)
     return ds.to_table(columns=columns)
 
 
-def read_polars(run_dir: str | Path, name: str):  # -> pl.DataFrame
+def read_polars(run_dir: str | Path | Location, name: str):  # -> pl.DataFrame
     import polars as pl
 
     return pl.from_arrow(read_arrow(run_dir, name))
 
 
-def scan_polars(run_dir: str | Path, name: str):  # -> pl.LazyFrame
-    """A committed table as a lazy Polars scan: filters and column selections run inside the
-    Parquet reader, so a caller can read a table larger than memory a slice at a time."""
+def scan_polars(run_dir: str | Path | Location, name: str):  # -> pl.LazyFrame
+    """A committed table as a lazy Polars scan of exactly its listed files: filters and column
+    selections run inside the Parquet reader, so a caller can read a table larger than memory
+    a slice at a time. On S3, Polars takes the same AWS environment as everything else."""
     import polars as pl
 
     m = read_manifest(run_dir, name)
-    d = table_dir(run_dir, name)
     if not m["files"]:
         return pl.from_arrow(contract(name).empty()).lazy()
-    if m["partition_by"]:
-        return pl.scan_parquet(str(d / "**" / "*.parquet"), hive_partitioning=True)
-    return pl.scan_parquet([str(d / f) for f in m["files"]])
+    uris = [f.uri for f in data_files(run_dir, name, m)]
+    return pl.scan_parquet(uris, hive_partitioning=bool(m["partition_by"]))
 
 
-def read_spark(spark: Any, run_dir: str | Path, name: str):  # -> pyspark DataFrame
+def read_spark(spark: Any, run_dir: str | Path | Location, name: str):  # -> pyspark DataFrame
     m = read_manifest(run_dir, name)
-    d = table_dir(run_dir, name)
     if not m["files"]:
         return spark.createDataFrame([], contract(name).spark_type())
-    return spark.read.parquet(str(d))
+    files = data_files(run_dir, name, m)
+    reader = spark.read
+    if m["partition_by"]:
+        root = data_root(run_dir, name, m)
+        first = file_entries(m)[0]["path"]
+        base = root / first.split("/", 1)[0] if first.startswith(VERSION) else root
+        reader = reader.option("basePath", base.spark_uri)
+    return reader.parquet(*[f.spark_uri for f in files])
 
 
-def clean_uncommitted(run_dir: str | Path) -> list[str]:
-    """Remove leftovers of interrupted writes (hidden temp and old siblings); returns their names."""
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        return []
-    stale = [
-        p
-        for p in run_dir.iterdir()
-        if p.name.startswith((".tmp-", ".old-"))
-        or (p.name.startswith(".") and p.name.endswith(".tmp"))
-    ]
-    for p in stale:
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
-    return sorted(p.name for p in stale)
+def clean_uncommitted(run_dir: str | Path | Location) -> list[str]:
+    """Remove leftovers of interrupted writes: version folders no manifest names (and the
+    hidden temporary siblings of before them); returns their names."""
+    run_dir = as_location(run_dir)
+    gone = []
+    for child in run_dir.list():
+        if child.rel.startswith((".tmp-", ".old-")) or (
+            child.rel.startswith(".") and child.rel.endswith(".tmp")
+        ):
+            (run_dir / child.rel).delete()
+            gone.append(child.rel)
+            continue
+        if not child.is_dir or child.rel.startswith((".", "_")):
+            continue
+        target = run_dir / child.rel
+        if target.is_local and target.local_path.is_symlink():
+            continue
+        entries = target.list()
+        if not any(e.rel.startswith(VERSION) for e in entries):
+            continue
+        keep = _versions_in_use(target)
+        for e in entries:
+            if e.rel.startswith(VERSION) and e.rel not in keep:
+                (target / e.rel).delete()
+                gone.append(f"{child.rel}/{e.rel}")
+    return sorted(gone)

@@ -155,8 +155,11 @@ def profile_names() -> list[str]:
 
 
 def _read_profile(path: str | Path) -> tuple[str, str]:
-    """(where it came from, TOML text) of a profile file, or of a shipped profile by name."""
-    p = Path(path)
+    """(where it came from, TOML text) of a profile file (a local path or a URI: a run's
+    config.toml on S3), or of a shipped profile by name."""
+    from pipelines.storage import Location
+
+    p = Location(path)
     if p.is_file():
         return str(p), p.read_text()
     name = str(path).removesuffix(".toml")

@@ -60,6 +60,11 @@ class RunConfig:
     # Progress of long stages (Spark tasks, LLM users): a line at most this often in logs,
     # redrawn in place on a terminal; 0 turns it off.
     progress_seconds: NonNeg = 10.0
+    # One writer per run: "auto" takes an flock locally and a lease (a conditional write) on
+    # S3; "orchestrator": the scheduler guarantees one writer per run, no lock is taken (a
+    # store without conditional writes; docs/deploy.md).
+    lock: Literal["auto", "orchestrator"] = "auto"
+    lease_seconds: Annotated[float, Range(ge=30)] = 300.0  # an S3 lease's life between renewals
 
 
 @dataclass

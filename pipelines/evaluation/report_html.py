@@ -25,6 +25,7 @@ from pipelines.evaluation.ranking_metrics import ACCURACY_METRICS
 from pipelines.evaluation.report_run import committed_manifests, run_sections, section
 from pipelines.evaluation.report_svg import Series, esc, finite, svg_bars, svg_lines
 from pipelines.evaluation.segments import SEGMENT_ALL, SEGMENT_ORDER
+from pipelines.storage import Location, as_location
 
 HEADLINE_METRICS: tuple[str, ...] = ("ndcg", "hr", "recall", "mrr")
 CURVE_METRICS: tuple[str, ...] = ("ndcg", "hr")
@@ -377,9 +378,9 @@ def _facts(manifests: dict[str, dict], metrics: pl.DataFrame | None, target: str
     return " · ".join(parts)
 
 
-def render_report_html(run_dir: str | Path, k: int = 10) -> str:
+def render_report_html(run_dir: str | Path | Location, k: int = 10) -> str:
     """The report page of a run; sections for tables the run has not committed are left out."""
-    run_dir = Path(run_dir)
+    run_dir = as_location(run_dir)
     manifests = committed_manifests(run_dir)
     metrics, target = None, None
     sections = []

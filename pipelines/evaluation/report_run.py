@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import polars as pl
 
 from pipelines import tableio
 from pipelines.evaluation.report_svg import esc, linear_histogram_of, log_histogram, svg_bars
+from pipelines.storage import Location, as_location
 
 PLAN_FILE = "plan.json"
 
@@ -27,19 +27,22 @@ def section(title: str, body: list[str], *, sid: str | None = None) -> str:
     return f"<section{ident}><h2>{esc(title)}</h2>{''.join(body)}</section>"
 
 
-def committed_manifests(run_dir: Path) -> dict[str, dict]:
+def committed_manifests(run_dir: Location) -> dict[str, dict]:
     """Manifest of every committed table of the run, in commit order (manifest mtime)."""
     found = []
-    for d in run_dir.iterdir():
-        if d.is_dir() and not d.name.startswith(".") and tableio.is_committed(run_dir, d.name):
-            mtime = (d / tableio.MANIFEST).stat().st_mtime
-            found.append((mtime, d.name, tableio.read_manifest(run_dir, d.name)))
+    run_dir = as_location(run_dir)
+    for d in run_dir.list():
+        if d.is_dir and not d.rel.startswith((".", "_")):
+            mtime = (run_dir / d.rel / tableio.MANIFEST).mtime_ns()
+            if mtime is None:
+                continue  # no manifest: not a table (fit/, models/) or never committed
+            found.append((mtime, d.rel, tableio.read_manifest(run_dir, d.rel)))
     return {name: m for _, name, m in sorted(found, key=lambda t: (t[0], t[1]))}
 
 
-def read_plan(run_dir: Path) -> tuple[list[dict] | None, str | None]:
+def read_plan(run_dir: Location) -> tuple[list[dict] | None, str | None]:
     """(the plan's stages, None), or (None, why there is no usable plan)."""
-    path = run_dir / PLAN_FILE
+    path = as_location(run_dir) / PLAN_FILE
     if not path.exists():
         return None, f"no {PLAN_FILE} (a run made before plans were recorded)"
     try:
@@ -120,7 +123,7 @@ def plan_section(manifests: dict[str, dict], plan: list[dict] | None, note: str 
     return section("Plan, stage times and row counts", body, sid="plan")
 
 
-def candidates_section(run_dir: Path) -> str:
+def candidates_section(run_dir: Location) -> str:
     # Aggregations of a lazy scan on the streaming engine over the two columns they need:
     # their results are a few rows, and the candidates table is never held whole.
     c = tableio.scan_polars(run_dir, "candidates").select("sources", "score")
@@ -152,7 +155,7 @@ def candidates_section(run_dir: Path) -> str:
     )  # fmt: skip
 
 
-def graph_section(run_dir: Path) -> str:
+def graph_section(run_dir: Location) -> str:
     nodes = tableio.read_polars(run_dir, "graph_nodes")
     return section(
         "Item-transition graph",
@@ -173,7 +176,7 @@ def ppr_section(manifest: dict) -> str:
     return section("Personalized PageRank walks", [f"<table>{rows}</table>"], sid="ppr")
 
 
-def run_sections(run_dir: Path, manifests: dict[str, dict]) -> list[str]:
+def run_sections(run_dir: Location, manifests: dict[str, dict]) -> list[str]:
     """The plan section, then one section per committed table that has a chart."""
     plan, note = read_plan(run_dir)
     out = [plan_section(manifests, plan, note)]

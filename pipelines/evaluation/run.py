@@ -31,6 +31,7 @@ from pipelines.evaluation.beyond_accuracy import (
 from pipelines.evaluation.buckets import Bucket, n_buckets, read_buckets
 from pipelines.evaluation.evaluate import METRICS_SCHEMA, RankingEvaluator
 from pipelines.evaluation.train_stats import TrainStats, train_stats, train_stats_of_buckets
+from pipelines.storage import Location, as_location
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ def evaluate_run(
     committed = [t for t in tables if tableio.is_committed(run_dir, t)]
     if not committed:
         raise TableNotCommittedError(f"none of {tables} is committed in {run_dir}")
+    for t in [*committed, "train", "holdout"]:
+        tableio.verify_table(run_dir, t)  # a damaged table: one line naming it, not a trace
     stats = run_train_stats(run_dir, max_rows)
     if target == "serve":
         return pl.concat(
@@ -286,7 +289,8 @@ def evaluate_against(
     from pipelines.run_dir import run_lock
     from pipelines.spark_session import get_spark
 
-    run_dir = Path(run_dir)
+    run_dir = as_location(run_dir)
+    against_loc = Location(against)
     if since:
         _since(since)  # a bad time fails before Spark starts
     target = run_target(run_dir)
@@ -300,14 +304,14 @@ def evaluate_against(
     # cut at ingest.max_ts would otherwise quarantine exactly the events that came after it.
     defaults = IngestConfig()
     for key, value in (
-        ("input", str(Path(against).resolve())),
+        ("input", against_loc.uri),
         ("format", fmt or "auto"),
         ("items", ""),
         ("min_ts", defaults.min_ts),
         ("max_ts", defaults.max_ts),
     ):
         set_value(cfg, f"ingest.{key}", value)
-    if not Path(against).exists():
+    if not against_loc.exists():
         raise ConfigError(f"--against {against}: not found", hint="give the new events' path")
     result = run_ingest(get_spark(cfg.spark), cfg.ingest)
     new = pl.from_arrow(result.events.select("user_id", "item_id", "ts").toArrow())
@@ -326,12 +330,12 @@ def evaluate_against(
     )
     counts["events_before_since"] = n_read - new.height
     extra = {
-        "against": str(Path(against).resolve()),
+        "against": against_loc.uri,
         "since": since or "",
         "counts": counts,
         "ingest": result.counts,
     }
-    with run_lock(run_dir):
+    with run_lock(run_dir, cfg.run.lock, cfg.run.lease_seconds):
         tableio.write_table(
             run_dir,
             "served_metrics",

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from pipelines.config import CHOICES
 from pipelines.errors import InputFormatError
+from pipelines.storage import Location
 
 FORMATS: tuple[str, ...] = tuple(f for f in CHOICES["ingest.format"] if f != "auto")
 EXTENSIONS: dict[str, str] = {
@@ -45,18 +46,9 @@ def _hint() -> str:
     return f"set ingest.format (--set ingest.format=...) to one of: {', '.join(FORMATS)} (by extension: {exts})"
 
 
-def is_local(path: str) -> bool:
-    scheme = urlparse(path).scheme
-    return scheme in ("", "file") or len(scheme) == 1  # a Windows drive letter reads as a scheme
-
-
-def local_path(path: str) -> Path:
-    return Path(urlparse(path).path if path.startswith("file:") else path)
-
-
-def visible(p: Path) -> bool:
+def visible(name: str) -> bool:
     """Spark's rule for data files: names starting with '.' or '_' are hidden."""
-    return not p.name.startswith((".", "_")) and not p.name.endswith(".crc")
+    return not name.startswith((".", "_")) and not name.endswith(".crc")
 
 
 def extension(path: str) -> str:
@@ -69,29 +61,34 @@ def extension(path: str) -> str:
     return Path(name).suffix
 
 
-def _open(p: Path):
+def _open(p: Location):
+    fh = p.fs.open_input_stream(p.path)
     if p.name.lower().endswith(".gz"):
-        return gzip.open(p, "rb")
+        return gzip.open(fh, "rb")
     if p.name.lower().endswith(".bz2"):
-        return bz2.open(p, "rb")
-    return p.open("rb")
+        return bz2.open(fh, "rb")
+    return fh
 
 
-def _head_lines(p: Path, n: int = 5) -> list[str]:
-    lines: list[str] = []
+def _head_lines(p: Location, n: int = 5) -> list[str]:
     with _open(p) as fh:
-        for raw in fh:
-            text = raw.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
-            if text.strip():
-                lines.append(text)
-            if len(lines) >= n:
-                break
+        data = fh.read(1 << 16)
+    raw = data.split(b"\n")
+    if len(data) == 1 << 16 and len(raw) > 1:
+        raw = raw[:-1]  # cut mid-line
+    lines: list[str] = []
+    for line in raw:
+        text = line.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r")
+        if text.strip():
+            lines.append(text)
+        if len(lines) >= n:
+            break
     return lines
 
 
-def sniff(p: Path) -> str | None:
-    """Guess a local file's format from its first bytes and lines; None when nothing fits."""
-    with p.open("rb") as fh:
+def sniff(p: Location) -> str | None:
+    """Guess a file's format from its first bytes and lines; None when nothing fits."""
+    with p.fs.open_input_stream(p.path) as fh:
         if fh.read(4) == b"PAR1":
             return "parquet"
     lines = _head_lines(p)
@@ -115,37 +112,40 @@ def sniff(p: Path) -> str | None:
     return None
 
 
-def _detect_file(path: str) -> str | None:
-    ext = extension(path)
-    if is_local(path):
-        p = local_path(path)
-        if p.is_file() and ext in SNIFFED_EXTENSIONS:
-            return sniff(p)
+def _detect_file(p: Location) -> str | None:
+    ext = extension(p.path)
+    if ext in SNIFFED_EXTENSIONS and p.is_file():
+        return sniff(p)
     return EXTENSIONS.get(ext)
 
 
-def _detect_dir(p: Path) -> str | None:
-    files = sorted(f for f in p.iterdir() if f.is_file() and visible(f))
+def _files(p: Location) -> list[Location]:
+    return [p / e.rel for e in p.list() if not e.is_dir and visible(e.rel)]
+
+
+def _detect_dir(p: Location) -> str | None:
+    files = _files(p)
     if any(extension(f.name) == ".inter" for f in files):
         return "recbole"
     if (p / "ratings.dat").is_file():
         return "movielens"
-    if not files and any(f.suffix == ".parquet" for f in p.rglob("*.parquet")):
+    if not files and any(e.rel.endswith(".parquet") for e in p.list(recursive=True)):
         return "parquet"  # hive-partitioned: data files only in k=v/ subfolders
-    found = {_detect_file(str(f)) for f in files}
+    found = {_detect_file(f) for f in files}
     found.discard(None)
     return found.pop() if len(found) == 1 else None
 
 
 def detect_format(path: str) -> str:
-    """The format of an events path (file or directory); InputFormatError when it cannot tell."""
-    fmt: str | None
-    if is_local(path) and local_path(path).is_dir():
-        fmt = _detect_dir(local_path(path))
+    """The format of an events path (file or folder, local or a URI); InputFormatError when it
+    cannot tell."""
+    p = Location(path)
+    if p.is_dir():
+        fmt = _detect_dir(p)
     else:
-        if is_local(path) and not local_path(path).exists():
+        if not p.exists():
             raise InputFormatError(f"input not found: {path}", hint="check --input / ingest.input")
-        fmt = _detect_file(path)
+        fmt = _detect_file(p)
     if fmt is None:
         raise InputFormatError(f"cannot tell the format of {path}", hint=_hint())
     return fmt
@@ -160,19 +160,18 @@ def resolve_format(path: str, fmt: str) -> str:
 
 
 def input_files(path: str, fmt: str) -> list[str]:
-    """Paths to hand to Spark: the file itself, or the data files of a local directory."""
+    """What to hand to Spark (`s3a://` for S3): the file itself, or the data files of a
+    folder."""
     if not path:
         raise InputFormatError("no input given", hint="pass --input or set ingest.input")
-    if not is_local(path):
-        return [path]
-    p = local_path(path)
+    p = Location(path)
     if not p.exists():
         raise InputFormatError(f"input not found: {path}", hint="check --input / ingest.input")
-    if p.is_file():
-        return [str(p)]
+    if not p.is_dir():
+        return [p.spark_uri]
     if fmt == "parquet":
-        return [str(p)]  # Spark discovers files and hive partitions itself
-    files = sorted(f for f in p.iterdir() if f.is_file() and visible(f))
+        return [p.spark_uri]  # Spark discovers files and hive partitions itself
+    files = _files(p)
     if fmt == "movielens":
         files = [
             f for f in files if extension(f.name) == ".dat" and f.name not in MOVIELENS_SIDE_FILES
@@ -184,16 +183,16 @@ def input_files(path: str, fmt: str) -> list[str]:
         files = matching or files
     if not files:
         raise InputFormatError(f"no {fmt} input files in directory {path}", hint=_hint())
-    return [str(f) for f in files]
+    return [f.spark_uri for f in files]
 
 
 def dataset_paths(path: str, items: str) -> tuple[str, str]:
-    """(events path, catalog path). A local directory holding `events/` (and optionally
-    `items/`), as `walkrank generate` writes it, is one dataset: events from `events/`, the
-    catalog from `items/` unless ingest.items names another."""
-    if path and is_local(path):
-        p = local_path(path)
-        if p.is_dir() and (p / "events").is_dir():
+    """(events path, catalog path). A folder holding `events/` (and optionally `items/`), as
+    `walkrank generate` writes it, is one dataset: events from `events/`, the catalog from
+    `items/` unless ingest.items names another."""
+    if path:
+        p = Location(path)
+        if (p / "events").is_dir():
             catalog = p / "items"
             return str(p / "events"), items or (str(catalog) if catalog.is_dir() else "")
     return path, items
@@ -218,20 +217,18 @@ def catalog_format(path: str) -> str:
 def find_catalogs(items: str, fmt: str, files: list[str]) -> list[str]:
     """The catalog files: ingest.items if given, else movies.dat / <stem>.item beside the input."""
     if items:
-        if is_local(items) and not local_path(items).exists():
+        if not Location(items).exists():
             raise InputFormatError(f"item catalog not found: {items}", hint="check ingest.items")
-        return [items]
+        return [Location(items).spark_uri]
     found: list[str] = []
     for f in files:
-        if not is_local(f):
-            continue
-        p = local_path(f)
+        p = Location(f)
         if fmt == "movielens":
             cand = p.parent / "movies.dat"
         elif fmt == "recbole":
-            cand = p.with_suffix(".item")
+            cand = p.parent / (Path(p.name).stem + ".item")
         else:
             continue
-        if cand.is_file() and str(cand) not in found:
-            found.append(str(cand))
+        if cand.is_file() and cand.spark_uri not in found:
+            found.append(cand.spark_uri)
     return found

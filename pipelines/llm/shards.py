@@ -1,9 +1,10 @@
 """Resumable stage output: shards of rows, each committed with a marker.
 
-`<run>/_work/<stage>-<key>/shard-00007.parquet` is written to a temporary name and renamed;
-then `shard-00007.done` (a small JSON: rows, users and their ids) is renamed into place. Only
-a shard with its marker counts as done, so a process killed at any point leaves either a
-committed shard or nothing that a re-run will read.
+`<run>/_work/<stage>-<key>/shard-00007.parquet` is written whole (locally a temporary name
+fsync'ed and renamed; on object storage one object), then `shard-00007.done` (a small JSON:
+rows, users and their ids) the same way. Only a shard with its marker counts as done, so a
+process killed at any point leaves either a committed shard or nothing that a re-run will
+read.
 
 The key (`shard_key`) is the stage key plus every execution setting that changes which user
 lands in which shard or what a row contains (llm.shard_users, batching, batch sizes, device,
@@ -18,9 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import faults
-from pipelines.tableio import fsync_dir
+from pipelines.storage import Location, as_location
 
 WORK = "_work"
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def shard_key(stage_key: str, settings: dict[str, Any]) -> str:
@@ -48,23 +38,26 @@ def shard_key(stage_key: str, settings: dict[str, Any]) -> str:
 
 
 class ShardStore:
-    def __init__(self, run_dir: str | Path, stage: str, key: str) -> None:
-        self.root = Path(run_dir) / WORK
+    def __init__(self, run_dir: str | Path | Location, stage: str, key: str) -> None:
+        self.root = as_location(run_dir) / WORK
         self.dir = self.root / f"{stage}-{key}"
         self.stage = stage
 
-    def _data(self, shard: int) -> Path:
+    def _data(self, shard: int) -> Location:
         return self.dir / f"shard-{shard:05d}.parquet"
 
-    def _marker(self, shard: int) -> Path:
+    def _marker(self, shard: int) -> Location:
         return self.dir / f"shard-{shard:05d}.done"
 
     def done(self) -> set[int]:
         """Shard ids committed (marker and data both present)."""
-        if not self.dir.is_dir():
-            return set()
-        ids = {int(p.stem.split("-")[1]) for p in self.dir.glob("shard-*.done")}
-        return {i for i in ids if self._data(i).is_file()}
+        names = {e.rel for e in self.dir.list() if not e.is_dir}
+        ids = {
+            int(n[len("shard-") : -len(".done")])
+            for n in names
+            if n.startswith("shard-") and n.endswith(".done")
+        }
+        return {i for i in ids if self._data(i).name in names}
 
     def user_ids(self, shard: int) -> list[str] | None:
         """The user ids a committed shard's marker names (None: a marker without them)."""
@@ -96,28 +89,24 @@ class ShardStore:
             ) from exc
 
     def _commit(self, shard: int, table: pa.Table, users: list[str]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir()
         # A shard computed again (its marker named other users): the old marker goes first,
         # so a kill mid-commit cannot pair it with the new data.
-        self._marker(shard).unlink(missing_ok=True)
-        tmp = self.dir / f".tmp-{uuid.uuid4().hex[:8]}"
-        pq.write_table(table, tmp)
-        _fsync(tmp)
-        os.replace(tmp, self._data(shard))
+        self._marker(shard).delete()
+        buf = pa.BufferOutputStream()
+        pq.write_table(table, buf)
+        self._data(shard).write_bytes(buf.getvalue().to_pybytes())
         faults.shard_point(self.stage, shard, self._data(shard), self._marker(shard))
-        mtmp = self.dir / f".tmp-{uuid.uuid4().hex[:8]}.json"
         marker = {"rows": table.num_rows, "users": len(users), "user_ids": users}
-        mtmp.write_text(json.dumps(marker))
-        _fsync(mtmp)
-        os.replace(mtmp, self._marker(shard))  # the commit point of the shard
-        fsync_dir(self.dir)
+        self._marker(shard).write_text(json.dumps(marker))  # the commit point of the shard
 
     def read(self, shards: list[int], schema: pa.Schema) -> pa.Table:
         """The rows of the given shards; each shard's rows must belong to exactly the users
         its marker names (a shard file that does not is an error, not silently used)."""
         parts = []
         for s in sorted(shards):
-            part = pq.read_table(self._data(s))
+            with self._data(s).open_input_file() as fh:
+                part = pq.read_table(fh)
             ids = self.user_ids(s)
             got = sorted(set(part.column("user_id").to_pylist()))
             if ids is not None and got != ids:
@@ -132,16 +121,16 @@ class ShardStore:
 
     def clear_stale(self) -> list[str]:
         """Remove this stage's work folders of other stage keys (inputs or config changed)."""
-        if not self.root.is_dir():
-            return []
         stale = [
-            p for p in self.root.glob(f"{self.stage}-*") if p.is_dir() and p.name != self.dir.name
+            e.rel
+            for e in self.root.list()
+            if e.is_dir and e.rel.startswith(f"{self.stage}-") and e.rel != self.dir.name
         ]
-        for p in stale:
-            shutil.rmtree(p, ignore_errors=True)
-        return [p.name for p in stale]
+        for name in stale:
+            (self.root / name).delete()
+        return stale
 
     def clear(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-        if self.root.is_dir() and not any(self.root.iterdir()):
-            self.root.rmdir()
+        self.dir.delete()
+        if self.root.is_dir() and not self.root.list():
+            self.root.delete()

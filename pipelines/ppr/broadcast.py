@@ -113,19 +113,28 @@ def _rows(walk, steps_acc, walks_acc):
 
 
 def _file_writer(walk, out_dir: str):
-    """mapInArrow function: the task's rows into `out_dir/part-<partition>.parquet`; yields
-    one row (partition, rows, steps, walks)."""
+    """mapInArrow function: the task's rows into `out_dir/part-<partition>.parquet` (a local
+    folder or a URI: tasks reach the store with the executor's own credentials); yields one
+    row (partition, rows, steps, walks)."""
 
     def run(batches):
         import pyarrow.parquet as pq
         from pyspark import TaskContext
 
+        from pipelines.storage import Location
+
+        out = Location(out_dir)
         part = TaskContext.get().partitionId()
-        final = os.path.join(out_dir, f"part-{part:05d}.parquet")
-        tmp = os.path.join(out_dir, f".part-{part:05d}-{uuid.uuid4().hex[:8]}.tmp")
+        final = out / f"part-{part:05d}.parquet"
+        # Locally a temporary sibling renamed into place; an object store shows an object
+        # whole once closed, so a task retried on another executor writes the same name.
+        tmp = out / f".part-{part:05d}-{uuid.uuid4().hex[:8]}.tmp" if out.is_local else final
         n_rows = n_steps = n_walks = 0
         try:
-            with pq.ParquetWriter(tmp, ITEM_PPR.schema) as writer:
+            with (
+                tmp.fs.open_output_stream(tmp.path) as sink,
+                pq.ParquetWriter(sink, ITEM_PPR.schema) as writer,
+            ):
                 for rows, steps, walks in walk(batches):
                     writer.write_batch(rows)
                     n_rows, n_steps, n_walks = (
@@ -133,11 +142,11 @@ def _file_writer(walk, out_dir: str):
                         n_steps + steps,
                         n_walks + walks,
                     )
-            if n_rows:
-                os.replace(tmp, final)
+            if n_rows and out.is_local:
+                os.replace(tmp.path, final.path)
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            if out.is_local or not n_rows:
+                tmp.delete()
         yield pa.RecordBatch.from_pylist(
             [{"partition": part, "rows": n_rows, "steps": n_steps, "walks": n_walks}],
             schema=pa.schema(

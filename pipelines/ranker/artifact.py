@@ -1,21 +1,26 @@
-"""The fitted ranker as files of the run: <run>/models/ranker/{model.txt, meta.json}.
+"""The fitted ranker as files of the run: <run>/models/ranker/{model-<sha>.txt, meta.json}.
 
-meta.json (written last: its presence means the folder is complete) holds the feature list,
-the LightGBM parameters, fit metrics and feature importances. `rank.model = PATH` points a
-later run at such a folder, so a daily run can reuse a model refitted weekly.
+meta.json holds the feature list, the LightGBM parameters, fit metrics, feature importances
+and the name and SHA-256 of the model file; it is written last, as one file, so it is the
+commit: a writer killed before it leaves the previous meta.json naming the previous model
+file (still there), on local disk and object storage alike. Model files it does not name are
+removed after it. `rank.model = PATH` (a local folder or a URI) points a later run at such a
+folder, so a daily run can reuse a model refitted weekly; a folder of before the hashed name
+(model.txt beside meta.json) still loads.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipelines.errors import ConfigError
+from pipelines.storage import Location, as_location
 
-MODEL = "model.txt"
+MODEL = "model.txt"  # the model file of a folder written before hashed names
 META = "meta.json"
 
 
@@ -26,33 +31,56 @@ class RankerModel:
     meta: dict[str, Any]
 
 
-def model_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "models" / "ranker"
+def model_dir(run_dir: str | Path | Location) -> Location:
+    return as_location(run_dir) / "models" / "ranker"
 
 
-def save_model(folder: str | Path, text: str, features: list[str], meta: dict[str, Any]) -> None:
-    """Write the model folder atomically: a sibling temp folder, meta.json last, swapped in."""
-    from pipelines.tableio import fsync_tree, replace_dir
+def save_model(
+    folder: str | Path | Location, text: str, features: list[str], meta: dict[str, Any]
+) -> None:
+    """The model file under its hash, then meta.json naming it (the commit), then the model
+    files of earlier fits removed."""
+    from pipelines import faults
 
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    (tmp / MODEL).write_text(text)
-    (tmp / META).write_text(json.dumps({**meta, "features": features}, indent=2, sort_keys=True))
-    fsync_tree(tmp)
-    replace_dir(tmp, folder)
+    folder = as_location(folder)
+    folder.mkdir()
+    sha = hashlib.sha256(text.encode()).hexdigest()
+    name = f"model-{sha[:16]}.txt"
+    (folder / name).write_text(text)
+    faults.maybe_fail(("models/ranker",), folder, f"{name} written, {META} not yet")
+    body = {**meta, "features": features, "model_file": name, "model_sha256": sha}
+    (folder / META).write_text(json.dumps(body, indent=2, sort_keys=True))
+    for e in folder.list():
+        if e.rel not in (name, META):
+            (folder / e.rel).delete()
 
 
-def load_model(folder: str | Path) -> RankerModel:
-    folder = Path(folder)
-    if not (folder / META).is_file() or not (folder / MODEL).is_file():
+def remove_model(folder: str | Path | Location) -> None:
+    """meta.json first: a kill part way leaves a folder that is not a model, never a mix."""
+    folder = as_location(folder)
+    (folder / META).delete()
+    folder.delete()
+
+
+def load_model(folder: str | Path | Location) -> RankerModel:
+    folder = as_location(folder)
+    try:
+        meta = json.loads((folder / META).read_text())
+        text = (folder / meta.get("model_file", MODEL)).read_text()
+    except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(
-            f"{folder} is not a fitted ranker folder (needs {MODEL} and {META})",
+            f"{folder} is not a fitted ranker folder (needs {META} and the model file it "
+            f"names): {exc}",
             hint="point rank.model at <run>/models/ranker of a run that fitted one",
+        ) from None
+    sha = meta.get("model_sha256")
+    if sha is not None and hashlib.sha256(text.encode()).hexdigest() != sha:
+        raise ConfigError(
+            f"{folder}: the model file does not match the SHA-256 in {META} (damaged?)",
+            hint="fit it again (walkrank run --stages fit_ranker --force) or point rank.model "
+            "at another folder",
         )
-    meta = json.loads((folder / META).read_text())
-    return RankerModel((folder / MODEL).read_text(), list(meta["features"]), meta)
+    return RankerModel(text, list(meta["features"]), meta)
 
 
 def item_vector_matrix(table, n_items: int):  # pyarrow Table -> np.ndarray (n_items x d)

@@ -5,17 +5,17 @@ The fit pass is the run's own pipeline (split ... candidates, with the graph for
 transition features) in <run>/fit/, for the target one event earlier: test -> valid,
 serve -> test. Its candidates and features come from events before each user's label, so
 the ranker never sees the run's own target. The pass is a run of its own: committed table by
-table, resumed and skipped like any run (events and items are links to the run's).
+table, resumed and skipped like any run (events and items are linked to the run's: manifests
+naming the run's own files, tableio.link_table).
 """
 
 from __future__ import annotations
 
 import copy
-import os
-from pathlib import Path
 
 from pipelines.config import Config, item_vectors_used, ranker_fit_planned, summary_feature_used
 from pipelines.stage import Stage, StageContext
+from pipelines.storage import Location
 
 SHIFT = {"test": "valid", "serve": "test"}
 IMPORTANCE = "feature string, gain double, splits long"  # the ranker_model table
@@ -49,18 +49,17 @@ def llm_stages(cfg: Config) -> set[str]:
     return out
 
 
-def run_fit_pass(run_dir: Path, cfg: Config) -> tuple[Path, Config]:
+def run_fit_pass(run_dir: Location, cfg: Config) -> tuple[Location, Config]:
     """Run (or resume) the fit pass in <run>/fit -> (its folder, its config)."""
     from pipelines.plan import plan_stages
     from pipelines.runner import run_stages
     from pipelines.stages import STAGES
+    from pipelines.tableio import link_table
 
     fit_dir, fit_cfg = run_dir / "fit", fit_pass_config(cfg)
-    fit_dir.mkdir(exist_ok=True)
+    fit_dir.mkdir()
     for name in SHARED:
-        link = fit_dir / name
-        if not link.is_symlink():
-            os.symlink(Path("..") / name, link)
+        link_table(run_dir, name, fit_dir)
     ray_stages = llm_stages(cfg)
     planned = set(plan_stages(list(STAGES.values()), fit_cfg).names) - LLM_STAGES
     wanted = [n for n in STAGES if n in planned | ray_stages | {"graph"}]
@@ -159,12 +158,10 @@ def run(ctx: StageContext) -> None:
 def _no_model(ctx: StageContext, why: str, report: dict | None = None) -> None:
     """Commit an empty ranker_model saying why; rank then keeps the fusion order. A model
     folder of an earlier fit is removed, so nothing points at a model this run rejected."""
-    import shutil
-
-    from pipelines.ranker.artifact import model_dir
+    from pipelines.ranker.artifact import model_dir, remove_model
 
     ctx.log(why)
-    shutil.rmtree(model_dir(ctx.run_dir), ignore_errors=True)
+    remove_model(model_dir(ctx.run_dir))
     extra = {"fitted": False, "reason": why, **({"report": report} if report else {})}
     ctx.write("ranker_model", ctx.spark.createDataFrame([], IMPORTANCE), extra=extra)
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pipelines.config import Config
 from pipelines.errors import ConfigError, InputFormatError
 from pipelines.stage import Stage, StageContext
+from pipelines.storage import Location
 
 
 def _raw_inputs(cfg: Config) -> list[str]:
@@ -14,7 +13,7 @@ def _raw_inputs(cfg: Config) -> list[str]:
         raise ConfigError("no input given", hint="pass --input PATH (or set ingest.input)")
     paths = [cfg.ingest.input] + ([cfg.ingest.items] if cfg.ingest.items else [])
     for p in paths:
-        if not Path(p).exists():
+        if not Location(p).exists():
             raise InputFormatError(f"input not found: {p}", hint="check the --input/--items path")
     return paths
 

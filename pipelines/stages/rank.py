@@ -17,8 +17,6 @@ Without LLM scores (llm.enabled = false) rankings is the candidate order.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
@@ -34,6 +32,7 @@ from pipelines.config import (
 )
 from pipelines.evaluation.buckets import n_buckets, read_buckets
 from pipelines.stage import Stage, StageContext
+from pipelines.storage import Location
 from schemas import contract
 from udfs.rank_fusion import fit_llm_weight, rerank
 
@@ -232,18 +231,17 @@ def run(ctx: StageContext) -> None:
             f"ndcg@{cfg.fit_k}": {str(k): round(v, 6) for k, v in table.items()},
         }
         path = ctx.run_dir / "rank_weights.toml"
-        tableio.write_text_atomic(path, f"[rank]\nllm_weight = {w!r}\n")
+        path.write_text(f"[rank]\nllm_weight = {w!r}\n")
         ctx.log(f"fitted rank.llm_weight = {w} on {fit['users']} valid users -> {path}")
     n = n_buckets(ctx.manifest("candidates")["rows"], ctx.config.eval.max_rows_in_memory)
     rankings = contract("rankings")
 
-    def write(out: Path) -> None:
+    def write(out: Location) -> None:
         """One Parquet file per bucket of users (eval.max_rows_in_memory candidate rows)."""
         for bucket in read_buckets(cands, n):
             part = _fused_rankings(bucket.rows, bucket.users_of(llm), w, cols)
-            pq.write_table(
-                rankings.conform(part.to_arrow()), out / f"part-{bucket.index:05d}.parquet"
-            )
+            path = (out / f"part-{bucket.index:05d}.parquet").path
+            pq.write_table(rankings.conform(part.to_arrow()), path, filesystem=out.fs)
 
     if n > 1:
         ctx.log(f"fusing the LLM score in {n} buckets of users (eval.max_rows_in_memory)")
@@ -297,7 +295,7 @@ def rank_inputs(cfg: Config) -> tuple[str, ...]:
 
 
 def _model_file(cfg: Config) -> list[str]:
-    return [str(Path(cfg.rank.model) / "model.txt")] if cfg.rank.model else []
+    return [cfg.rank.model] if cfg.rank.model else []  # the folder: its files' fingerprint
 
 
 STAGE = Stage(

@@ -128,4 +128,6 @@ def test_the_runner_reruns_a_stage_whose_code_changed(tmp_path, monkeypatch):
     second = json.loads((run / "metrics" / "_manifest.json").read_text())
     assert second["stage_key"] != first["stage_key"]
     assert second["code_version"] != first["code_version"]
-    assert pl.read_parquet(run / "metrics" / "*.parquet")["value"].to_list() == [0.25]
+    from pipelines import tableio
+
+    assert tableio.read_polars(run, "metrics")["value"].to_list() == [0.25]

@@ -46,9 +46,15 @@ def test_raise_and_enospc_leave_the_committed_table(tmp_path, monkeypatch, capsy
         assert "while writing table 'rankings'" in str(exc.value)
         assert exc.value.__cause__.errno == errno.ENOSPC
     err = capsys.readouterr().err
-    assert f"[fault] {kind} at rankings: .tmp-rankings-" in err
-    assert "holds 1 data file(s), manifest absent" in err
-    assert tableio.read_manifest(tmp_path, "rankings")["stage_key"] == "k"
+    assert f"[fault] {kind} at rankings: rankings v-" in err
+    assert "holds 1 data file(s), its manifest absent" in err
+    m = tableio.read_manifest(tmp_path, "rankings")
+    assert m["stage_key"] == "k"
+    # The writer removed its new version folder: only the committed one is left.
+    assert sorted(p.name for p in (tmp_path / "rankings").iterdir()) == [
+        "_manifest.json",
+        m["version"],
+    ]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -63,9 +69,11 @@ def test_kill_leaves_data_without_a_manifest(tmp_path):
         [sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, cwd=root
     )
     assert res.returncode == -9
-    (tmp,) = [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-rankings-")]
-    assert (tmp / "part-00000.parquet").is_file() and not (tmp / tableio.MANIFEST).exists()
+    (version,) = (tmp_path / "rankings").iterdir()  # data, and no manifest naming it
+    assert version.name.startswith("v-") and (version / "part-00000.parquet").is_file()
     assert not tableio.is_committed(tmp_path, "rankings")
+    assert tableio.clean_uncommitted(tmp_path) == [f"rankings/{version.name}"]
+    assert not version.exists()
 
 
 def test_a_malformed_setting_is_a_config_error(tmp_path, monkeypatch):

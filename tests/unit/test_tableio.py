@@ -106,7 +106,9 @@ def test_run_ids_stay_inside_out(tmp_path):
     from pipelines.errors import RunDirError
     from pipelines.run_dir import resolve_run_dir
 
-    assert resolve_run_dir(tmp_path, "2026-11-30_a.b") == (tmp_path / "2026-11-30_a.b").resolve()
+    got = resolve_run_dir(tmp_path, "2026-11-30_a.b")
+    assert got.local_path == (tmp_path / "2026-11-30_a.b").resolve()
+    assert str(resolve_run_dir("s3a://bucket/runs", "d1")) == "s3://bucket/runs/d1"
     for bad in ("..", ".", "../x", "a/b", "", "a b", "x;rm"):
         with pytest.raises(RunDirError):
             resolve_run_dir(tmp_path, bad)

@@ -14,8 +14,9 @@ def test_callable_extra_is_evaluated_after_the_data_is_written(tmp_path):
     calls = []
 
     def figures():
-        # The data file exists in the (not yet committed) temporary table directory.
-        parts = [p for p in tmp_path.glob(".tmp-item_ppr-*/*.parquet")]
+        # The data file exists in the (not yet committed) version folder.
+        parts = [p for p in tmp_path.glob("item_ppr/v-*/*.parquet")]
+        assert not (tmp_path / "item_ppr" / "_manifest.json").exists()
         calls.append(len(parts))
         return {"steps": 7}
 
@@ -57,10 +58,12 @@ def test_files_writer_commits_the_files_in_name_order_without_temp_files(tmp_pat
     m = tableio.write_table(
         tmp_path, "item_ppr", tableio.FilesWriter(write), stage="t", stage_key="k"
     )
-    assert m["rows"] == 3 and m["files"] == ["part-00000.parquet", "part-00001.parquet"]
+    v = m["version"]
+    assert m["rows"] == 3
+    assert [f["path"] for f in m["files"]] == [f"{v}/part-00000.parquet", f"{v}/part-00001.parquet"]
     assert tableio.read_arrow(tmp_path, "item_ppr").column("src").to_pylist() == [1, 3, 4]
-    assert sorted(p.name for p in (tmp_path / "item_ppr").iterdir()) == [
-        "_manifest.json",
+    assert sorted(p.name for p in (tmp_path / "item_ppr").iterdir()) == ["_manifest.json", v]
+    assert sorted(p.name for p in (tmp_path / "item_ppr" / v).iterdir()) == [
         "part-00000.parquet",
         "part-00001.parquet",
     ]
