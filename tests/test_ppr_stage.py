@@ -90,8 +90,8 @@ def test_item_ppr_matches_networkx_and_is_deterministic(spark, graph_run, strate
         # Written straight from the top-k tasks: each file sorted by (src, rank), a source in
         # one file only.
         seen_src: set[int] = set()
-        for f in sorted(tableio.table_dir(graph_run, "item_ppr").glob("*.parquet")):
-            part = pl.read_parquet(f)
+        for f in tableio.data_files(graph_run, "item_ppr", m):
+            part = pl.read_parquet(f.path)
             assert part.equals(part.sort("src", "rank")), f.name
             assert not seen_src & set(part["src"].to_list()), f.name
             seen_src |= set(part["src"].to_list())

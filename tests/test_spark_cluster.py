@@ -1,12 +1,15 @@
 """The Spark jobs on a real standalone cluster (master + worker on 127.0.0.1, started from
 pyspark's own launcher) whose worker has a bare Python: `pip list` of it holds no WalkRank, no
-numpy, no faiss (the test checks). Each stage is submitted as the README says, with the
-executor environment `make dist` builds:
+numpy, no faiss (the test checks). The input and the run live on an S3 server (SeaweedFS):
+the worker and the driver run in working directories of their own and share nothing but the
+server. Each stage is submitted as the README says, with the executor environment `make dist`
+builds and the S3A jars `make jars` installs:
 
     spark-submit --archives dist/walkrank-env.tar.gz#env --conf spark.pyspark.python=./env/bin/python \
-        jobs/<stage>.py --run-dir ...
+        --jars <.venv/share/walkrank/jars/*.jar> jobs/<stage>.py --run-dir s3://bucket/runs/r ...
 
-and its tables equal those of a local-mode run of the same config; nothing is left running."""
+and its tables equal those of a local-mode run of the same config on local files; nothing is
+left running."""
 
 from __future__ import annotations
 
@@ -23,8 +26,11 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from pipelines import tableio
+from pipelines.spark_session import project_jars
 from pipelines.stages import DEFAULT_STAGES, STAGES
+from pipelines.storage import Location
 from pipelines.synthetic_logs import LogModel, generate_logs
+from tests.s3_fixtures import s3  # noqa: F401 - the module's S3 server
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -87,10 +93,14 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def standalone(tmp_path_factory):
+def standalone(tmp_path_factory, s3):  # noqa: F811
     tmp = tmp_path_factory.mktemp("standalone")
     bare = _bare_python(tmp)
-    env = _env(tmp, bare)
+    # The AWS environment reaches the executors through the worker's (S3A's and pyarrow's
+    # default credential chains read it), never through a Spark setting.
+    env = {**_env(tmp, bare), **s3.env}
+    home = tmp / "worker-home"  # the worker's working directory: not the driver's
+    home.mkdir()
     spark_class = str(_spark_home() / "bin" / "spark-class")
     port = _free_port()
     url = f"spark://127.0.0.1:{port}"
@@ -113,7 +123,7 @@ def standalone(tmp_path_factory):
                  "--cores", "2", "--memory", "3g", "--webui-port", str(_free_port()),
                  "--work-dir", str(tmp / "work"), url],
                 env=env, stdout=worker_log.open("w"), stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, cwd=home,
             )
         )  # fmt: skip
         _wait_for(worker_log, "Successfully registered with master", procs[1])
@@ -137,6 +147,11 @@ def test_jobs_on_a_standalone_cluster_equal_local_mode(standalone, tmp_path):
     assert not names & {"walkrank", "numpy", "faiss-cpu", "pyarrow", "numba", "pandas"}, names
     log = tmp_path / "log"
     generate_logs(20_000, 5, log, LogModel(n_items=400), progress=False)
+    remote_log = Location("s3://walkrank/cluster/log")
+    for f in sorted(p for p in log.rglob("*") if p.is_file()):
+        (remote_log / str(f.relative_to(log))).write_bytes(f.read_bytes())
+    jars = project_jars()
+    assert any("hadoop-aws" in j for j in jars), f"no S3A jars in {jars}: run `make jars`"
 
     local = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "run", "--input", str(log), "--out",
@@ -146,30 +161,38 @@ def test_jobs_on_a_standalone_cluster_equal_local_mode(standalone, tmp_path):
     )  # fmt: skip
     assert local.returncode == 0, local.stderr[-3000:]
 
-    run_dir = tmp_path / "cluster" / "r"
+    run_dir = Location("s3://walkrank/cluster/r")
+    driver_home = tmp_path / "driver-home"
+    driver_home.mkdir()
     submit = str(_spark_home() / "bin" / "spark-submit")
     for stage in SPARK_STAGES:
-        extra = ["--input", str(log)] if stage == "ingest" else []
+        extra = ["--input", str(remote_log)] if stage == "ingest" else []
         res = subprocess.run(
-            [submit, "--master", url, "--archives", f"{ARCHIVE}#env",
+            [submit, "--master", url, "--archives", f"{ARCHIVE}#env", "--jars", ",".join(jars),
              "--conf", "spark.pyspark.python=./env/bin/python",
              "--conf", f"spark.pyspark.driver.python={sys.executable}",
              "--conf", "spark.executor.memory=1g", "--conf", "spark.ui.enabled=false",
              str(ROOT / "jobs" / f"{stage}.py"), "--run-dir", str(run_dir), *extra, *SETTINGS],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+            cwd=driver_home, env=env, capture_output=True, text=True, timeout=900,
         )  # fmt: skip
         # spark-submit's Python runner sends the job's stderr to its stdout.
         out = res.stdout + res.stderr
         assert res.returncode == 0, f"{stage}:\n{out[-4000:]}"
         assert f"[{stage}] done" in out, out[-4000:]
-    # The executors ran on the cluster's worker, from the shipped environment it unpacked.
+    # The executors ran on the cluster's worker, from the shipped environment it unpacked,
+    # with the shipped jars; the tables are on S3 only, not in either working directory.
     assert any((tmp / "work").glob("app-*/*/stderr"))
     assert any((tmp / "work").glob("app-*/*/env/bin/python"))
+    assert any((tmp / "work").glob("app-*/*/hadoop-aws-*.jar"))
+    assert list(driver_home.iterdir()) == [] and list((tmp / "worker-home").iterdir()) == []
+    assert not list((tmp / "work").glob("app-*/*/*_manifest.json"))
 
     for stage in SPARK_STAGES:
         for table in STAGES[stage].outputs:
             a = tableio.read_polars(run_dir, table)
             b = tableio.read_polars(tmp_path / "local" / "r", table)
+            if table == "quarantine":  # `source`: the input's path, here an s3a:// URI
+                a, b = a.drop("source"), b.drop("source")
             keys = [c for c, t in a.schema.items() if t.base_type().__name__ != "List"]
             assert_frame_equal(a.sort(keys), b.sort(keys), check_exact=False, rel_tol=1e-9)
             assert (

@@ -13,8 +13,6 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
-import polars as pl
-
 from pipelines import __version__
 from pipelines.code_hash import code_modules
 from pipelines.config import Config
