@@ -19,6 +19,7 @@ and the file): `walkrank run --force` writes it again.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -266,7 +267,8 @@ def write_table(
         if target.is_local:
             fsync_dir(target.local_path)
     except BaseException as exc:
-        vdir.delete()  # SIGKILL runs no handler: then clean_uncommitted removes it later
+        with contextlib.suppress(Exception):  # the write's own error is the one to raise
+            vdir.delete()  # SIGKILL runs no handler: then clean_uncommitted removes it later
         if isinstance(exc, Exception) and is_disk_full(exc):
             raise DiskFullError(
                 f"no space left on the device while writing table '{name}' in {run_dir}; "
