@@ -30,12 +30,22 @@ def test_unknown_stage_lists_valid_ones():
 
 
 def test_second_writer_is_refused(tmp_path):
-    with (
-        run_lock(tmp_path),
-        pytest.raises(RunLockedError, match="another process"),
-        run_lock(tmp_path),
-    ):
+    import os
+
+    with run_lock(tmp_path):
+        with pytest.raises(RunLockedError, match="another process"), run_lock(tmp_path):
+            pass
+        # The refused writer left the holder's pid in the lock file.
+        assert (tmp_path / ".lock").read_text() == str(os.getpid())
+
+
+def test_no_lock_on_a_store_without_one_unless_the_orchestrator_says_so():
+    from pipelines.errors import StorageError
+
+    with pytest.raises(StorageError, match="run.lock=orchestrator"), run_lock("gs://b/runs/r"):
         pass
+    with run_lock("gs://b/runs/r", mode="orchestrator") as held:
+        assert held is None
 
 
 def _metrics_stage(calls):
