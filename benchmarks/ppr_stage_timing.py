@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(None, ['spark.conf={"spark.ui.showConsoleProgress"="false"}', *a.set])
     spark = get_spark(cfg.spark)
     with tempfile.TemporaryDirectory() as tmp:  # JIT-warm the JVM's Parquet path
-        spark.read.parquet(str(a.run_dir / "graph_edges")).write.parquet(f"{tmp}/warm")
+        tableio.read_spark(spark, a.run_dir, "graph_edges").write.parquet(f"{tmp}/warm")
     for label in ("cold", "warm"):
         c0, t0 = tree_cpu(), time.perf_counter()
         run_stages(a.run_dir, cfg, [STAGES["ppr"]], force=True)
