@@ -90,7 +90,8 @@ def test_item_ppr_matches_networkx_and_is_deterministic(spark, graph_run, strate
         # Written straight from the top-k tasks: each file sorted by (src, rank), a source in
         # one file only.
         seen_src: set[int] = set()
-        for f in tableio.data_files(graph_run, "item_ppr", m):
+        now = tableio.read_manifest(graph_run, "item_ppr")  # the re-run's version
+        for f in tableio.data_files(graph_run, "item_ppr", now):
             part = pl.read_parquet(f.path)
             assert part.equals(part.sort("src", "rank")), f.name
             assert not seen_src & set(part["src"].to_list()), f.name
