@@ -279,10 +279,5 @@ def fsync_tree(root: str | os.PathLike) -> None:
         fsync_dir(d)
 
 
-def is_uri(text: str) -> bool:
-    """True for `scheme://...` other than file:// (a path of another store)."""
-    return not Location(text).is_local if "://" in text else False
-
-
 def as_location(where: Any) -> Location:
     return where if isinstance(where, Location) else Location(where)

@@ -365,11 +365,6 @@ def is_disk_full(exc: BaseException) -> bool:
     return "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc)
 
 
-def write_text_atomic(path: str | Path | Location, text: str) -> None:
-    """Replace a small file whole: readers see the old content or the new, never a part."""
-    as_location(path).write_text(text)
-
-
 def _check_replaceable(target: Location) -> None:
     """Only a WalkRank table of this name is ever replaced (never a user's folder that happens
     to be named like a table): a folder with this table's manifest (or one that no longer

@@ -29,11 +29,11 @@ def run(ctx: StageContext) -> None:
         title=f"WalkRank run {ctx.run_dir.name} (target: {cfg.target})",
         extra_sections=extra,
     )
-    tableio.write_text_atomic(ctx.run_dir / "report.md", report)
+    (ctx.run_dir / "report.md").write_text(report)
     from pipelines.evaluation.report_html import render_report_html
 
     k = 10 if 10 in cfg.ks else min(cfg.ks)
-    tableio.write_text_atomic(ctx.run_dir / "report.html", render_report_html(ctx.run_dir, k))
+    (ctx.run_dir / "report.html").write_text(render_report_html(ctx.run_dir, k))
 
 
 STAGE = Stage(
