@@ -1,5 +1,5 @@
 """Tune the candidate knobs on the VALIDATION split; write the choice to
-benchmarks/results/tuned_<dataset>.toml (what wins goes into the defaults in pipelines/config.py).
+benchmarks/results/tuned_<dataset>.toml (what wins goes into the defaults in pipelines/config/sections.py).
 
     .venv/bin/python benchmarks/tune_candidates.py --dataset toys --out /tmp/tune
 

@@ -4,7 +4,7 @@ Adding a source: a module in `pipelines/candidates/sources/` with a function
 `fn(inputs: SourceInputs, tables: dict[str, DataFrame], settings) -> DataFrame[user_idx,
 item_idx, score]` (at most `inputs.per_source` rows per user, seen items excluded when
 `inputs.seen` is given), one line below, and its test; a source with settings also gets a
-section in `CandidatesConfig` (pipelines/config.py), named by `section`. docs/architecture.md
+section in `CandidatesConfig` (pipelines/config/sections.py), named by `section`. docs/architecture.md
 walks through an example.
 
 A source that is a weighted sum of rows of a table (pipelines/candidates/broadcast_topk.py

@@ -178,5 +178,5 @@ def raise_problems(problems: list[str]) -> None:
     noun = "problem" if len(problems) == 1 else "problems"
     raise ConfigError(
         f"invalid config ({len(problems)} {noun}):\n{lines}",
-        hint="fix them in the profile or with --set key=value; defaults are in pipelines/config.py",
+        hint="fix them in the profile or with --set key=value; defaults are in pipelines/config/sections.py",
     )
