@@ -35,22 +35,23 @@ def _is(exc: Exception, *codes: str) -> bool:
     return err.get("Code") in codes or status in codes
 
 
-def object_etags(loc: Location) -> dict[str, str]:
-    """{path relative to `loc`: ETag} of the object `loc` (key '') or of every object under it."""
+def objects(loc: Location) -> dict[str, tuple[int, str]]:
+    """{path relative to `loc`: (size, ETag)} of the object `loc` (path '') or of every object
+    under it: one HEAD, or one listing."""
     c = client()
-    out: dict[str, str] = {}
+    out: dict[str, tuple[int, str]] = {}
     key = loc.key
     try:
         head = c.head_object(Bucket=loc.bucket, Key=key) if key else None
         if head is not None:
-            return {"": head["ETag"].strip('"')}
+            return {"": (head["ContentLength"], head["ETag"].strip('"'))}
     except Exception as exc:
         if not _is(exc, "404", "NoSuchKey", "NotFound"):
             raise
     prefix = f"{key}/" if key else ""
     for page in c.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
-            out[obj["Key"][len(prefix) :]] = obj["ETag"].strip('"')
+            out[obj["Key"][len(prefix) :]] = (obj["Size"], obj["ETag"].strip('"'))
     return out
 
 

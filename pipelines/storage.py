@@ -165,8 +165,10 @@ class Location:
 
     def mtime_ns(self) -> int | None:
         """Modification time of a file (None when absent)."""
+        from pyarrow.fs import FileType
+
         info = self._info()
-        return info.mtime_ns if info.size is not None else None
+        return info.mtime_ns if info.type == FileType.File else None
 
     def mkdir(self) -> None:
         """A folder and its parents; object stores have no folders (a no-op there)."""
@@ -202,8 +204,7 @@ class Location:
         for info in infos:
             rel = posixpath.relpath(info.path, self.path)
             is_dir = info.type == FileType.Directory
-            mtime = info.mtime_ns if info.mtime_ns is not None else None
-            out.append(Entry(rel, is_dir, None if is_dir else info.size, mtime))
+            out.append(Entry(rel, is_dir, None if is_dir else info.size, info.mtime_ns))
         return sorted(out, key=lambda e: e.rel)
 
     def delete(self) -> None:
@@ -249,6 +250,7 @@ def _write_local_atomic(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)  # the rename itself durable: a commit point survives power loss
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -13,15 +13,14 @@ writes (version folders no manifest names) are ignored, then removed by
 before the manifest, and the manifest itself is fsync'ed and renamed into place.
 
 A table without a manifest does not exist; a manifest that does not parse, or a listed file
-that is missing or of another size, is a damaged table (`TableDamagedError`, naming the table
-and the file): `walkrank run --force` writes it again.
+that is missing or of another size, is a damaged table (pipelines/manifest.py:
+`TableDamagedError`, naming the table and the file): `walkrank run --force` writes it again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import posixpath
 import time
@@ -31,116 +30,32 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from pipelines import __version__, faults
-from pipelines.errors import DiskFullError, RunDirError, TableDamagedError, TableNotCommittedError
+from pipelines.errors import DiskFullError, RunDirError
+
+# The manifest's side of table I/O, part of this module's API (tableio.read_manifest, ...).
+from pipelines.manifest import MANIFEST as MANIFEST
+from pipelines.manifest import VERSION as VERSION
+from pipelines.manifest import data_files as data_files
+from pipelines.manifest import data_root as data_root
+from pipelines.manifest import dataset_of
+from pipelines.manifest import file_entries as file_entries
+from pipelines.manifest import file_fingerprint as file_fingerprint
+from pipelines.manifest import fingerprint as fingerprint
+from pipelines.manifest import is_committed as is_committed
+from pipelines.manifest import read_arrow as read_arrow
+from pipelines.manifest import read_manifest as read_manifest
+from pipelines.manifest import read_polars as read_polars
+from pipelines.manifest import read_spark as read_spark
+from pipelines.manifest import scan_polars as scan_polars
+from pipelines.manifest import table_dir as table_dir
+from pipelines.manifest import verify_table as verify_table
 from pipelines.storage import Location, as_location, fsync_dir, fsync_tree
 from schemas import SCHEMA_VERSION, contract
 
-MANIFEST = "_manifest.json"
-VERSION = "v-"  # prefix of a table's version folders
 CODE_VERSION = f"walkrank-{__version__}"  # the package; a table's stage adds its code hash
-
-
-def table_dir(run_dir: str | Path | Location, name: str) -> Location:
-    return as_location(run_dir) / name
-
-
-def is_committed(run_dir: str | Path | Location, name: str) -> bool:
-    return (table_dir(run_dir, name) / MANIFEST).is_file()
-
-
-def read_manifest(run_dir: str | Path | Location, name: str) -> dict[str, Any]:
-    path = table_dir(run_dir, name) / MANIFEST
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        state = "exists without a manifest" if path.parent.exists() else "does not exist"
-        raise TableNotCommittedError(
-            f"table '{name}' in {run_dir} {state}: it was never committed",
-            hint="run the stage that writes it (walkrank run ... --stages <stage>)",
-        ) from None
-    try:
-        m = json.loads(text)
-        if not isinstance(m, dict) or m.get("table") != name or "files" not in m:
-            raise ValueError("not a manifest of this table")
-    except ValueError as exc:
-        raise TableDamagedError(
-            f"table '{name}' in {run_dir} is damaged: its {MANIFEST} does not parse ({exc})",
-            hint="write it again: the same walkrank run command with --force",
-        ) from None
-    return m
-
-
-def file_entries(m: dict[str, Any]) -> list[dict[str, Any]]:
-    """The manifest's data files as {path, size[, etag]} (a manifest of before the version
-    folders lists bare paths)."""
-    return [e if isinstance(e, dict) else {"path": e, "size": None} for e in m["files"]]
-
-
-def data_root(run_dir: str | Path | Location, name: str, m: dict[str, Any]) -> Location:
-    """The folder the manifest's file paths are relative to: the table's own, or for a linked
-    table (`link_table`) the table it links to."""
-    d = table_dir(run_dir, name)
-    return d / m["link"] if m.get("link") else d
-
-
-def data_files(run_dir: str | Path | Location, name: str, m: dict[str, Any]) -> list[Location]:
-    root = data_root(run_dir, name, m)
-    return [root / e["path"] for e in file_entries(m)]
-
-
-def verify_table(run_dir: str | Path | Location, name: str) -> dict[str, Any]:
-    """The manifest, once every file it lists is there with its listed size (one listing)."""
-    m = read_manifest(run_dir, name)
-    entries = file_entries(m)
-    if not entries:
-        return m
-    root = data_root(run_dir, name, m)
-    found = {e.rel: e.size for e in root.list(recursive=True) if not e.is_dir}
-    for e in entries:
-        size = found.get(posixpath.normpath(e["path"]))
-        problem = (
-            "is missing"
-            if size is None
-            else f"has {size} bytes, the manifest lists {e['size']}"
-            if e["size"] is not None and size != e["size"]
-            else None
-        )
-        if problem:
-            raise TableDamagedError(
-                f"table '{name}' in {run_dir} is damaged: data file {root / e['path']} {problem}",
-                hint="write it again: the same walkrank run command with --force",
-            )
-    return m
-
-
-def fingerprint(manifest: dict[str, Any]) -> str:
-    """Identity of a committed table's content: what made it and how many rows it has."""
-    blob = json.dumps(
-        [manifest["table"], manifest["stage_key"], manifest["rows"], manifest["schema_version"]]
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def file_fingerprint(path: str | Path | Location) -> str:
-    """Identity of a raw input file or folder: paths, sizes and modification times locally;
-    keys, sizes and ETags on S3 (an object's ETag changes with its content, mtime need not)."""
-    loc = as_location(path)
-    if loc.scheme == "s3":
-        from pipelines.s3_objects import object_etags
-
-        tags = object_etags(loc)
-    elif loc.is_dir():
-        tags = {e.rel: f"{e.size}:{e.mtime_ns}" for e in loc.list(recursive=True) if not e.is_dir}
-    else:
-        tags = {"": f"{loc.size()}:{loc.mtime_ns()}"}
-    h = hashlib.sha256()
-    for rel, tag in sorted(tags.items()):
-        h.update(f"{loc / rel if rel else loc}:{tag}\n".encode())
-    return h.hexdigest()[:16]
 
 
 class FilesWriter:
@@ -264,8 +179,6 @@ def write_table(
             fsync_dir(target.local_path)
         _check_replaceable(target)
         (target / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if target.is_local:
-            fsync_dir(target.local_path)
     except BaseException as exc:
         with contextlib.suppress(Exception):  # the write's own error is the one to raise
             vdir.delete()  # SIGKILL runs no handler: then clean_uncommitted removes it later
@@ -281,20 +194,15 @@ def write_table(
 
 
 def _describe(vdir: Location, files: list[str]) -> list[dict[str, Any]]:
-    """{path, size[, etag]} of each data file, relative to the table's folder (one listing)."""
-    found = {e.rel: e for e in vdir.list(recursive=True) if not e.is_dir}
-    etags = {}
+    """{path, size[, etag]} of each data file, relative to the table's folder (one listing:
+    on S3 boto3's, which has the ETags too)."""
     if vdir.scheme == "s3":
-        from pipelines.s3_objects import object_etags
+        from pipelines.s3_objects import objects
 
-        etags = object_etags(vdir)
-    out = []
-    for f in files:
-        entry: dict[str, Any] = {"path": f"{vdir.name}/{f}", "size": found[f].size}
-        if f in etags:
-            entry["etag"] = etags[f]
-        out.append(entry)
-    return out
+        found = {rel: {"size": size, "etag": etag} for rel, (size, etag) in objects(vdir).items()}
+    else:
+        found = {e.rel: {"size": e.size} for e in vdir.list(recursive=True) if not e.is_dir}
+    return [{"path": f"{vdir.name}/{f}", **found[f]} for f in files]
 
 
 def _write_data(data: Any, tc, vdir: Location, partition_by: list[str] | None):
@@ -308,7 +216,7 @@ def _write_data(data: Any, tc, vdir: Location, partition_by: list[str] | None):
         writer.parquet(vdir.spark_uri)
         files = _data_files(vdir)
         rows = sum(_num_rows(vdir / f) for f in files)
-        schema = _dataset(vdir, files, bool(partition_by)).schema if files else tc.schema
+        schema = dataset_of(vdir, files, bool(partition_by)).schema if files else tc.schema
     elif isinstance(data, FilesWriter):
         if partition_by:
             raise ValueError("a FilesWriter table cannot be partitioned by tableio")
@@ -316,7 +224,7 @@ def _write_data(data: Any, tc, vdir: Location, partition_by: list[str] | None):
         data.write(vdir)
         files = _data_files(vdir)
         rows = sum(_num_rows(vdir / f) for f in files)
-        schema = _dataset(vdir, files[:1], False).schema if files else tc.schema
+        schema = dataset_of(vdir, files[:1], False).schema if files else tc.schema
         tc.validate(schema)
     else:
         table = tc.conform(_to_arrow(data))
@@ -327,7 +235,7 @@ def _write_data(data: Any, tc, vdir: Location, partition_by: list[str] | None):
                 vdir.path,
                 filesystem=vdir.fs,
                 partition_cols=partition_by,
-                basename_template="part-{i:05d}.parquet",
+                basename_template="part-{i}.parquet",
             )
             files = _data_files(vdir)
         else:
@@ -340,16 +248,6 @@ def _write_data(data: Any, tc, vdir: Location, partition_by: list[str] | None):
 def _num_rows(f: Location) -> int:
     with f.open_input_file() as fh:
         return pq.ParquetFile(fh).metadata.num_rows
-
-
-def _dataset(base: Location, files: list[str], partitioned: bool):
-    paths = [(base / f).path for f in files]
-    if partitioned:
-        return pads.dataset(
-            paths, filesystem=base.fs, format="parquet", partitioning="hive",
-            partition_base_dir=base.path,
-        )  # fmt: skip
-    return pads.dataset(paths, filesystem=base.fs, format="parquet")
 
 
 def _spark_arrow_schema(df: Any) -> pa.Schema:
@@ -439,56 +337,6 @@ def link_table(src_run: str | Path | Location, name: str, dst_run: str | Path | 
             pass
     _check_replaceable(target)
     (target / MANIFEST).write_text(json.dumps(linked, indent=2, sort_keys=True) + "\n")
-
-
-def read_arrow(
-    run_dir: str | Path | Location, name: str, columns: list[str] | None = None
-) -> pa.Table:
-    m = read_manifest(run_dir, name)
-    if not m["files"]:
-        empty = contract(name).empty()
-        return empty.select(columns) if columns else empty
-    root = data_root(run_dir, name, m)
-    files = [e["path"] for e in file_entries(m)]
-    if m["partition_by"]:
-        base = root / files[0].split("/", 1)[0] if files[0].startswith(VERSION) else root
-        ds = _dataset(base, [(root / f).relative_to(base) for f in files], True)
-    else:
-        ds = _dataset(root, files, False)
-    return ds.to_table(columns=columns)
-
-
-def read_polars(run_dir: str | Path | Location, name: str):  # -> pl.DataFrame
-    import polars as pl
-
-    return pl.from_arrow(read_arrow(run_dir, name))
-
-
-def scan_polars(run_dir: str | Path | Location, name: str):  # -> pl.LazyFrame
-    """A committed table as a lazy Polars scan of exactly its listed files: filters and column
-    selections run inside the Parquet reader, so a caller can read a table larger than memory
-    a slice at a time. On S3, Polars takes the same AWS environment as everything else."""
-    import polars as pl
-
-    m = read_manifest(run_dir, name)
-    if not m["files"]:
-        return pl.from_arrow(contract(name).empty()).lazy()
-    uris = [f.uri for f in data_files(run_dir, name, m)]
-    return pl.scan_parquet(uris, hive_partitioning=bool(m["partition_by"]))
-
-
-def read_spark(spark: Any, run_dir: str | Path | Location, name: str):  # -> pyspark DataFrame
-    m = read_manifest(run_dir, name)
-    if not m["files"]:
-        return spark.createDataFrame([], contract(name).spark_type())
-    files = data_files(run_dir, name, m)
-    reader = spark.read
-    if m["partition_by"]:
-        root = data_root(run_dir, name, m)
-        first = file_entries(m)[0]["path"]
-        base = root / first.split("/", 1)[0] if first.startswith(VERSION) else root
-        reader = reader.option("basePath", base.spark_uri)
-    return reader.parquet(*[f.spark_uri for f in files])
 
 
 def clean_uncommitted(run_dir: str | Path | Location) -> list[str]:

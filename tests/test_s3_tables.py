@@ -170,3 +170,19 @@ def test_the_lease_is_renewed_and_a_lost_lease_stops_the_writer(s3):  # noqa: F8
     finally:
         held.release()
     assert json.loads((run / LEASE).read_text())["token"] == "t"  # the new holder's, kept
+
+
+def test_a_partitioned_table_reads_back_from_its_version_folder(run_dir):
+    m = tableio.write_table(
+        run_dir, "rankings", _rankings(4), stage="t", stage_key="k", partition_by=["item_id"]
+    )
+    assert sorted(f["path"].split("/")[1] for f in m["files"]) == [
+        f"item_id=i{i}" for i in range(4)
+    ]
+    assert all(f["path"].startswith(m["version"] + "/") for f in m["files"])
+    got = pl.from_arrow(tableio.read_arrow(run_dir, "rankings")).sort("rank")
+    assert got["user_id"].to_list() == [f"u{i}" for i in range(4)]
+    assert got["item_id"].to_list() == [f"i{i}" for i in range(4)]  # from the hive paths
+    scanned = tableio.scan_polars(run_dir, "rankings").collect().sort("rank")
+    assert scanned["item_id"].to_list() == got["item_id"].to_list()
+    assert tableio.verify_table(run_dir, "rankings")["rows"] == 4

@@ -11,8 +11,6 @@ names the valid formats.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import re
 from pathlib import Path
 from urllib.parse import urlparse
@@ -62,12 +60,10 @@ def extension(path: str) -> str:
 
 
 def _open(p: Location):
-    fh = p.fs.open_input_stream(p.path)
-    if p.name.lower().endswith(".gz"):
-        return gzip.open(fh, "rb")
-    if p.name.lower().endswith(".bz2"):
-        return bz2.open(fh, "rb")
-    return fh
+    """The file's bytes, a .gz or .bz2 one decompressed by pyarrow's stream."""
+    name = p.name.lower()
+    codec = "gzip" if name.endswith(".gz") else "bz2" if name.endswith(".bz2") else None
+    return p.fs.open_input_stream(p.path, compression=codec)
 
 
 def _head_lines(p: Location, n: int = 5) -> list[str]:

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 BASE = {"config", "errors", "tableio", "progress", "spark_session", "ray_runtime", "run_dir",
         "synthetic_logs", "profiles", "code_hash", "exact_sum", "faults", "storage",
-        "s3_objects", "lease"}  # fmt: skip
+        "s3_objects", "lease", "manifest"}  # fmt: skip
 DOMAIN = {"ingest", "graph", "ppr", "neighbors", "candidates", "llm", "embeddings", "evaluation",
           "rank", "ranker"}  # fmt: skip
 FRAMEWORK = {"stage", "plan", "runner", "stages"}
