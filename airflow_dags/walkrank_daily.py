@@ -1,26 +1,31 @@
 """walkrank_daily: each day a serve run of WalkRank, then the previous day's run scored.
 
-One task per stage of WalkRank's registry (pipelines/stages; tests/test_airflow_dag.py checks
-they agree), then `evaluate_previous`:
-- Spark stages (and the driver-only `rank`, `evaluate`) are `SparkSubmitOperator`s: the master
+One task per stage of WalkRank's registry, then `evaluate_previous`. The stages come from the
+spec `walkrank plan --json` prints, committed as airflow_dags/walkrank_stages.json (`make
+dag-spec` writes it; tests/unit/test_jobs.py fails when it is stale): each stage's engine, its
+upstream stages (the edges) and whether it reads the run's input. No stage name is written here.
+Every task runs the one job entry point, `jobs/stage_job.py <stage> ...`:
+- Spark stages (and driver-only ones, engine "local") are `SparkSubmitOperator`s: the master
   comes from the `spark_default` connection (e.g. AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type":
   "spark", "host": "spark://head", "port": 7077}'; `spark-submit` on the worker's PATH, as the
   Spark provider requires). Executors get WalkRank's environment from the archive `make dist`
   builds (`--archives walkrank-env.tar.gz#env`, `spark.pyspark.python=./env/bin/python`).
-- Ray stages (`item_embeddings`, `summaries`, `summary_embeddings`, `llm_scores`) are Ray
-  jobs, submitted to the cluster's job server with the Ray Jobs API (`JobSubmissionClient`);
-  the code travels in the job's runtime env.
+- Ray stages (engine "ray": the embeddings and the LLM stages) are Ray jobs, submitted to the
+  cluster's job server with the Ray Jobs API (`JobSubmissionClient`); the code travels in the
+  job's runtime env.
 - The run is a serve run (`eval.target=serve`: every event up to the day is used; rankings
   are each user's next items). Its id is the day D its data interval [D, D + 1) covers
   (`2026-11-25`; the run starts when D ends, and Airflow 3 gives it the logical date D + 1); a
   run triggered without a logical date has no interval and uses its Airflow run id, path-safe.
   Its input is the history as of that day, `<history>/<day>`: a backfill of day D reads D's
   history, not today's.
-- `evaluate_previous`: `walkrank evaluate <out>/<day - 1> --against <new_events>/<day>`, how
-  yesterday's recommendations did on today's events (skipped, with a message, when that run
-  does not exist).
-- The `rank` task, which commits the final `rankings`, has `outlets=[RANKINGS]`: downstream
-  DAGs scheduled on that Asset start when new rankings exist.
+- The stage that reads the input (`reads_input`) gets `--input=<history>/<day>` and `--format`.
+- `evaluate_previous`, after the stage that writes `metrics`: that stage's job with `--against`
+  (`walkrank evaluate <out>/<day - 1> --against <new_events>/<day>`), how yesterday's
+  recommendations did on today's events (skipped, with a message, when that run does not
+  exist).
+- The task of the stage that writes the final `rankings` (the last writer in order) has
+  `outlets=[RANKINGS]`: downstream DAGs scheduled on that Asset start when new rankings exist.
 
 No run parameter is ever put into a shell string: every parameter is one element of an argv
 list (spark-submit's application arguments, as `--flag=value`, the `--set` list as one JSON
@@ -32,8 +37,9 @@ Nothing of WalkRank is imported here: Airflow lives in its own virtual environme
 (`make airflow-setup`), and the tasks call the project's interpreter.
 
 Environment (read when the DAG is parsed; deployment settings, not run parameters):
-    WALKRANK_HOME         the repository: jobs/ (the spark-submit applications) and the code
-                          shipped to Ray (default: the folder above this file)
+    WALKRANK_HOME         the repository: jobs/stage_job.py (the spark-submit application),
+                          the code shipped to Ray and airflow_dags/walkrank_stages.json, the
+                          stage spec (default: the folder above this file)
     WALKRANK_PYTHON       the Spark driver's Python, with WalkRank installed (client mode;
                           default: $WALKRANK_HOME/.venv/bin/python)
     WALKRANK_ENV_ARCHIVE  the executors' environment, dist/walkrank-env.tar.gz (`make dist`);
@@ -81,29 +87,43 @@ JARS = (
 RAY_ADDRESS = os.environ.get("WALKRANK_RAY_ADDRESS", "http://127.0.0.1:8265")
 RAY_PYTHON = os.environ.get("WALKRANK_RAY_PYTHON", "python")
 ARGS_ENV = "WALKRANK_JOB_ARGS"  # jobs/stage_job.py reads a Ray job's arguments from it
+JOB = HOME / "jobs" / "stage_job.py"  # the one job: its first argument is the stage
 CODE = ("pipelines", "udfs", "schemas", "jobs")  # shipped to a Ray job as py_modules
 
 # Names the daily rankings for the DAGs that consume them (schedule=[RANKINGS]); the table of a
 # run is <out>/<day>/rankings.
 RANKINGS = Asset(name="walkrank_rankings", uri="file:///walkrank/rankings")
 
-# stage -> (engine, upstream stages): the order of WalkRank's stage registry
-# (pipelines/stages); tests/test_airflow_dag.py checks the two agree.
-STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "ingest": ("spark", ()),
-    "split": ("spark", ("ingest",)),
-    "graph": ("spark", ("split",)),
-    "ppr": ("spark", ("graph",)),
-    "neighbors": ("spark", ("split",)),
-    "item_embeddings": ("ray", ("ingest",)),
-    "candidates": ("spark", ("ppr", "neighbors")),
-    "fit_ranker": ("spark", ("candidates", "item_embeddings")),
-    "summaries": ("ray", ("candidates",)),
-    "summary_embeddings": ("ray", ("summaries",)),
-    "llm_scores": ("ray", ("summaries",)),
-    "rank": ("spark", ("fit_ranker", "llm_scores", "summary_embeddings")),
-    "evaluate": ("local", ("rank",)),
-}
+# The stage registry as data (`walkrank plan --json`), read from the WalkRank the jobs run: a
+# file, so that parsing the DAG starts no WalkRank interpreter.
+SPEC_FORMAT = 1
+SPEC = json.loads((HOME / "airflow_dags" / "walkrank_stages.json").read_text())
+if SPEC.get("format") != SPEC_FORMAT:
+    raise ValueError(
+        f"walkrank_stages.json: format {SPEC.get('format')}, this DAG reads {SPEC_FORMAT}"
+    )
+STAGES: list[dict[str, Any]] = SPEC["stages"]  # in pipeline order
+
+
+def writer(table: str) -> str:
+    """The stage that writes `table` last in pipeline order."""
+    return [s["name"] for s in STAGES if table in s["writes"]][-1]
+
+
+def direct_upstream() -> dict[str, list[str]]:
+    """Each stage's upstream stages less those another of them already follows: the same order
+    with fewer edges in Airflow's graph view (the spec lists every stage writing a read table)."""
+    ancestors: dict[str, set[str]] = {}
+    direct: dict[str, list[str]] = {}
+    for s in STAGES:  # pipeline order: a stage's upstream ones come before it
+        up = s["upstream"]
+        ancestors[s["name"]] = set(up).union(*(ancestors.get(u, set()) for u in up))
+        direct[s["name"]] = [u for u in up if not any(u in ancestors.get(v, ()) for v in up)]
+    return direct
+
+
+RANKED = writer("rankings")  # its task carries the RANKINGS outlet
+SCORED = writer("metrics")  # its job scores the day before's run (--against)
 
 # A path: no leading '-', no whitespace, quotes or shell characters (s3a://, hdfs:// are fine).
 PATH = r"^[A-Za-z0-9_/.][A-Za-z0-9_/.:=@+-]*$"
@@ -139,15 +159,15 @@ AGAINST = [
 ]
 
 
-def spark_task(task_id: str, job: str, args: list[str], **kw: Any) -> SparkSubmitOperator:
+def spark_task(task_id: str, stage: str, args: list[str], **kw: Any) -> SparkSubmitOperator:
     conf = {"spark.pyspark.driver.python": PYTHON, "spark.pyspark.python": PYTHON}
     if ENV_ARCHIVE:
         conf["spark.pyspark.python"] = "./env/bin/python"
     return SparkSubmitOperator(
         task_id=task_id,
         conn_id="spark_default",
-        application=str(HOME / "jobs" / f"{job}.py"),
-        application_args=args,
+        application=str(JOB),
+        application_args=[stage, *args],
         archives=f"{ENV_ARCHIVE}#env" if ENV_ARCHIVE else None,
         jars=JARS or None,
         conf=conf,
@@ -157,9 +177,10 @@ def spark_task(task_id: str, job: str, args: list[str], **kw: Any) -> SparkSubmi
 
 
 class RayJobOperator(BaseOperator):
-    """Run `jobs/<stage>.py` as a Ray job: submitted with the Ray Jobs API, polled to the end,
-    its log copied into the task's log; a failed job fails the task, a killed task stops the
-    job. The entrypoint is a fixed command; the arguments are a JSON list in the job's env."""
+    """Run `jobs/stage_job.py <stage>` as a Ray job: submitted with the Ray Jobs API, polled to
+    the end, its log copied into the task's log; a failed job fails the task, a killed task
+    stops the job. The entrypoint is a fixed command; the arguments are a JSON list in the
+    job's env."""
 
     template_fields = ("job_args",)
 
@@ -178,7 +199,7 @@ class RayJobOperator(BaseOperator):
         }
 
     def entrypoint(self) -> str:
-        return f"{shlex.quote(RAY_PYTHON)} -m jobs.{self.stage}"
+        return f"{shlex.quote(RAY_PYTHON)} -m jobs.stage_job {shlex.quote(self.stage)}"
 
     def execute(self, context: Any) -> str:
         from ray.job_submission import JobStatus, JobSubmissionClient
@@ -257,14 +278,17 @@ with DAG(
     tags=["walkrank"],
 ) as dag:
     tasks: dict[str, BaseOperator] = {}
-    for stage, (engine, _) in STAGES.items():
-        args = COMMON + (INGEST if stage == "ingest" else [])
-        if engine == "ray":
-            tasks[stage] = RayJobOperator(task_id=stage, stage=stage, job_args=args)
+    for row in STAGES:
+        stage = row["name"]
+        args = COMMON + (INGEST if row["reads_input"] else [])
+        outlets = [RANKINGS] if stage == RANKED else []
+        if row["engine"] == "ray":
+            tasks[stage] = RayJobOperator(
+                task_id=stage, stage=stage, job_args=args, outlets=outlets
+            )
         else:
-            outlets = [RANKINGS] if stage == "rank" else []
             tasks[stage] = spark_task(stage, stage, args, outlets=outlets)
-    for stage, (_, upstream) in STAGES.items():
+    for stage, upstream in direct_upstream().items():
         for up in upstream:
             tasks[up] >> tasks[stage]
-    tasks["evaluate"] >> spark_task("evaluate_previous", "evaluate", AGAINST)
+    tasks[SCORED] >> spark_task("evaluate_previous", SCORED, AGAINST)

@@ -66,7 +66,7 @@ def main() -> None:
     from pipelines.config import load_config
     from pipelines.embeddings.encoder import embed_texts, load_encoder, resolve_encoder
     from pipelines.runner import run_stages
-    from pipelines.stages import STAGES
+    from pipelines.stage_registry import STAGES
     from udfs.text_vectors import item_text
 
     items = ml100k_items(args.items)

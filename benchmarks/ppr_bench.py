@@ -48,7 +48,7 @@ from benchmarks.ppr_baselines import (  # noqa: E402
 from pipelines import tableio  # noqa: E402
 from pipelines.config import load_config  # noqa: E402
 from pipelines.runner import run_stages  # noqa: E402
-from pipelines.stages import STAGES  # noqa: E402
+from pipelines.stage_registry import STAGES  # noqa: E402
 
 AMAZON = ROOT.parent / "shared" / "datasets" / "amazon-toys" / "Toys_and_Games.txt"
 

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.config import load_config
     from pipelines.runner import run_stages
     from pipelines.spark_session import get_spark
-    from pipelines.stages import STAGES
+    from pipelines.stage_registry import STAGES
 
     cfg = load_config(None, ['spark.conf={"spark.ui.showConsoleProgress"="false"}', *a.set])
     spark = get_spark(cfg.spark)

@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 
 from pipelines import tableio  # noqa: E402
 from pipelines.config import load_config  # noqa: E402
-from pipelines.evaluation.per_source import source_names  # noqa: E402
 from pipelines.ranker.artifact import item_vector_matrix  # noqa: E402
 from pipelines.ranker.features import (  # noqa: E402
     ITEM,
@@ -87,7 +86,7 @@ def bench_run(spark, run: Path) -> dict:
     cfg = load_config(run / "config.toml")
     fit_dir = run / "fit"
     fit_cfg = load_config(fit_dir / "config.toml")
-    sources = source_names(run)
+    sources = tableio.candidate_sources(run)
     vecs = None
     if tableio.is_committed(run, "item_embeddings"):
         n_items = tableio.read_manifest(run, "items")["rows"]

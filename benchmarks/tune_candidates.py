@@ -36,7 +36,7 @@ from pipelines import tableio  # noqa: E402
 from pipelines.config import load_config  # noqa: E402
 from pipelines.evaluation import evaluate_rankings  # noqa: E402
 from pipelines.runner import run_stages  # noqa: E402
-from pipelines.stages import STAGES  # noqa: E402
+from pipelines.stage_registry import STAGES  # noqa: E402
 
 SOURCES = ["transition", "ppr", "item_cf", "user_cf"]
 DATASETS = {

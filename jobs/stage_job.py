@@ -1,20 +1,23 @@
-"""What every job file runs: one stage of a run, as `spark-submit` or a Ray job calls it.
+"""The one job entry point: any stage of a run, as `spark-submit` or a Ray job calls it.
 
     spark-submit --archives dist/walkrank-env.tar.gz#env \\
         --conf spark.pyspark.python=./env/bin/python --conf spark.pyspark.driver.python=python \\
-        jobs/graph.py --run-dir /data/runs/2026-11-25 --config cluster [--set key=value]...
+        jobs/stage_job.py graph --run-dir /data/runs/2026-11-25 --config cluster [--set k=v]...
+    python -m jobs.stage_job summaries --run-dir ...          # a Ray job's entrypoint
 
-`--run-dir DIR` names the run (`DIR` = `<out>/<run_id>`); the rest are `walkrank run`'s
-options, so a job is exactly `walkrank run --stages <stage>`: the same config, the same skip
-of committed outputs, the same one-line errors and exit codes (0 ok, 1 engine error, 2 usage
-or config error).
+The first argument is a stage of the registry (pipelines/stage_registry.py; anything else is
+a usage error, exit 2). `--run-dir DIR` names the run (`DIR` = `<out>/<run_id>`); the rest are
+`walkrank run`'s options, so a job is exactly `walkrank run --stages <stage>`: the same config,
+the same skip of committed outputs, the same one-line errors and exit codes (0 ok, 1 engine
+error, 2 usage or config error). `--against EVENTS`, for the stage that writes `metrics`, is
+`walkrank evaluate RUN --against EVENTS` instead.
 
 How a scheduler passes run parameters without a shell ever parsing them:
 - `--sets-json '["ppr.alpha=0.3", ...]'`: the `--set` list as one argument (Airflow renders a
   list parameter into one argv element);
-- `WALKRANK_JOB_ARGS='["--run-dir", ...]'` in the environment, read when no arguments are
-  given: a Ray job's entrypoint is a fixed command and its arguments travel in the job's
-  runtime env (airflow_dags/walkrank_daily.py, tests/test_ray_cluster.py).
+- `WALKRANK_JOB_ARGS='["--run-dir", ...]'` in the environment, appended when the command line
+  names no more than the stage: a Ray job's entrypoint is a fixed command and its arguments
+  travel in the job's runtime env (airflow_dags/walkrank_daily.py, tests/test_ray_cluster.py).
 """
 
 from __future__ import annotations
@@ -24,21 +27,23 @@ import json
 import os
 import sys
 
-from pipelines.storage import Location
-
 ARGS_ENV = "WALKRANK_JOB_ARGS"
+# The table of the stage whose job also scores a served run against later events (--against).
+AGAINST_TABLE = "metrics"
 
 
 def job_argv(argv: list[str] | None) -> list[str]:
-    """The job's arguments: `argv`, else the command line, else WALKRANK_JOB_ARGS (a JSON list)."""
+    """The job's arguments: `argv`, else the command line, followed by WALKRANK_JOB_ARGS (a
+    JSON list) when the command line holds at most the stage name."""
     if argv is not None:
         return argv
-    if len(sys.argv) > 1 or ARGS_ENV not in os.environ:
-        return sys.argv[1:]
+    line = sys.argv[1:]
+    if len(line) > 1 or ARGS_ENV not in os.environ:
+        return line
     args = json.loads(os.environ[ARGS_ENV])
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise SystemExit(f"{ARGS_ENV} must be a JSON list of strings, got {args!r}")
-    return args
+    return [*line, *args]
 
 
 def _sets_json(text: str) -> list[str]:
@@ -48,55 +53,80 @@ def _sets_json(text: str) -> list[str]:
     return sets
 
 
-def main(stage: str, argv: list[str] | None = None) -> int:
-    """Parse a job's arguments and run `stage` of the run they name."""
-    from pipelines.cli import guarded
-
-    p = argparse.ArgumentParser(prog=f"jobs/{stage}.py", description=f"the '{stage}' stage")
+def parser(stages: list[str]) -> argparse.ArgumentParser:
+    """The job's command line; `stages`: the registry's names, the only first arguments."""
+    p = argparse.ArgumentParser(
+        prog="jobs/stage_job.py",
+        description="Run one stage of a run (exactly `walkrank run --stages STAGE`).",
+    )
+    p.add_argument("stage", choices=stages, metavar="STAGE", help="one of: " + ", ".join(stages))
     p.add_argument("--run-dir", required=True, help="<out>/<run_id> of the run")
     p.add_argument("--config", help="engine profile: local, cluster, or a TOML file")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument(
         "--sets-json", type=_sets_json, default=[], help="more --set values as a JSON list"
     )
-    p.add_argument("--input", help="events path (ingest)")
-    p.add_argument("--items", help="item catalog path (ingest)")
-    p.add_argument("--format", help="input format (ingest)")
+    p.add_argument("--input", help="events path (the stage that reads the input)")
+    p.add_argument("--items", help="item catalog path (the stage that reads the input)")
+    p.add_argument("--format", help="input format (the input, or --against's events)")
     p.add_argument("--force", action="store_true", help="re-run even if committed")
-    if stage == "evaluate":
-        p.add_argument("--against", help="score this serve run against later events instead")
+    p.add_argument(
+        "--against",
+        metavar="EVENTS",
+        help=f"(the stage writing {AGAINST_TABLE}) score this serve run against later events",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse a job's arguments (`STAGE --run-dir DIR ...`) and run that stage of the run."""
+    from pipelines.cli import guarded
+    from pipelines.stage_registry import STAGES
+
+    p = parser(list(STAGES))
     args = p.parse_args(job_argv(argv))
-    if getattr(args, "against", None):
-        return guarded(lambda: _evaluate_against(Location(args.run_dir), args.against, args.format))
-    return guarded(lambda: _run_stage(stage, args))
+    if args.against:
+        if AGAINST_TABLE not in STAGES[args.stage].outputs:
+            p.error(f"--against is for the stage that writes {AGAINST_TABLE}, not {args.stage}")
+        return guarded(lambda: _evaluate_against(args))
+    return guarded(lambda: _run_stage(args))
 
 
-def _run_stage(stage: str, args: argparse.Namespace) -> int:
+def _run_stage(args: argparse.Namespace) -> int:
     """Exactly `walkrank run --stages <stage>`: the same config, checks and skips."""
     from pipelines import api
     from pipelines.config import load_config
     from pipelines.run_dir import resolve_run_dir
+    from pipelines.storage import Location
 
     run_dir = Location(args.run_dir)  # a local path or a URI (s3://bucket/runs/<day>)
     run_dir = resolve_run_dir(run_dir.parent, run_dir.name)
     inputs = api.input_sets(args.input, args.items, args.format)
     cfg = load_config(args.config, [*inputs, *args.sets, *args.sets_json])
-    api.run(cfg, run_dir, [stage], force=args.force)
+    api.run(cfg, run_dir, [args.stage], force=args.force)
     return 0
 
 
-def _evaluate_against(run_dir: Location, events: str, fmt: str | None) -> int:
+def _evaluate_against(args: argparse.Namespace) -> int:
     """`walkrank evaluate RUN --against EVENTS`: how a serve run's rankings did on the events
     that came after it. A run without committed rankings (the first day of a schedule, or a day
     that failed) has nothing to score: said, and exit 0."""
     from pipelines import api, tableio
     from pipelines.cli import print_against
     from pipelines.config import load_config
+    from pipelines.storage import Location
 
+    run_dir = Location(args.run_dir)
     if not tableio.is_committed(run_dir, "rankings"):
-        print(f"[evaluate] nothing to score: {run_dir} has no committed rankings", file=sys.stderr)
+        print(
+            f"[{args.stage}] nothing to score: {run_dir} has no committed rankings", file=sys.stderr
+        )
         return 0
     ks = load_config(run_dir / "config.toml").eval.ks
-    metrics, extra = api.evaluate_against(run_dir, events, fmt, ks)
-    print_against(run_dir, events, metrics, extra)
+    metrics, extra = api.evaluate_against(run_dir, args.against, args.format, ks)
+    print_against(run_dir, args.against, metrics, extra)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

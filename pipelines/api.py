@@ -43,7 +43,7 @@ def input_sets(
 def plan(cfg: Config, stages: list[str] | None = None):  # -> pipelines.plan.Plan
     """The stages `cfg` needs (or exactly `stages`), in order, with why the others skip."""
     from pipelines.plan import plan_stages
-    from pipelines.stages import STAGES, select_stages
+    from pipelines.stage_registry import STAGES, select_stages
 
     forced = select_stages(stages) if stages else None
     return plan_stages(list(STAGES.values()), cfg, forced)
@@ -87,3 +87,45 @@ def evaluate_against(
     from pipelines.evaluation.run import evaluate_against as against_
 
     return against_(run_dir, against, fmt, ks, since)
+
+
+SPEC_FORMAT = 1  # bumped when a field of stage_spec's rows changes meaning
+
+
+def stage_spec(cfg: Config | None = None) -> dict[str, Any]:
+    """The stage registry as data (`walkrank plan --json`), for schedulers that import nothing
+    of WalkRank: the Airflow DAG builds its tasks from it (airflow_dags/walkrank_stages.json).
+
+    Each stage, in registry order: its engine; the tables it may read (`inputs_for(None)`) and
+    writes; `upstream`, the stages writing a table it may read; `reads_input`, whether its
+    config keys cover `ingest.input` (the stage a job's --input/--items/--format are for). With
+    `cfg`, also `plan`: the stages `cfg` plans and why the others skip (Plan.to_json)."""
+    from pipelines.stage_registry import STAGES
+
+    writers: dict[str, set[str]] = {}
+    for s in STAGES.values():
+        for table in s.outputs:
+            writers.setdefault(table, set()).add(s.name)
+    rows = []
+    for s in STAGES.values():
+        reads = s.inputs_for(None)
+        up = {w for t in reads for w in writers.get(t, ()) if w != s.name}
+        rows.append(
+            {
+                "name": s.name,
+                "engine": s.engine,
+                "upstream": [n for n in STAGES if n in up],
+                "reads": list(reads),
+                "writes": list(s.outputs),
+                "reads_input": any(_covers(k, "ingest.input") for k in s.config_keys),
+            }
+        )
+    spec: dict[str, Any] = {"format": SPEC_FORMAT, "stages": rows}
+    if cfg is not None:
+        spec["plan"] = plan(cfg).to_json()
+    return spec
+
+
+def _covers(key: str, path: str) -> bool:
+    """Whether config key `key` (a section or a dotted field) includes `path`."""
+    return path == key or path.startswith(key + ".")

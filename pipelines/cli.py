@@ -1,4 +1,4 @@
-"""The `walkrank` command line: run, evaluate, show, demo."""
+"""The `walkrank` command line: run, plan, evaluate, show, compare, generate, data, demo."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from pipelines.storage import Location
 
@@ -15,7 +16,23 @@ DEBUG_ENV = "WALKRANK_DEBUG"
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="walkrank", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
+    for add in (_add_run, _add_plan, _add_evaluate, _add_tools):
+        add(sub)
+    return p
 
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config field, e.g. --set eval.ks=[10,20]",
+    )
+
+
+def _add_run(sub) -> None:  # sub: argparse's subparsers action
     r = sub.add_parser("run", help="run pipeline stages into <out>/<run-id>/")
     r.add_argument("--input", help="events file or directory (sets ingest.input)")
     r.add_argument("--items", help="item catalog (sets ingest.items)")
@@ -27,17 +44,27 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="engine profile: a shipped one (local, cluster) or a TOML file",
     )
-    r.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any config field, e.g. --set eval.ks=[10,20]",
-    )
+    _add_set(r)
     r.add_argument("--stages", default=None, help="comma-separated subset of stages")
     r.add_argument("--force", action="store_true", help="re-run stages even if committed")
 
+
+def _add_plan(sub) -> None:
+    p = sub.add_parser(
+        "plan", help="the stages a config runs and why the others skip; --json: the stage spec"
+    )
+    p.add_argument("--config", default=None, help="engine profile or TOML file (as for run)")
+    _add_set(p)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print every stage with its engine and upstream stages (airflow_dags reads it); "
+        "with --config/--set, also this config's plan",
+    )
+    p.add_argument("--out", default=None, metavar="FILE", help="write the JSON here (--json)")
+
+
+def _add_evaluate(sub) -> None:
     e = sub.add_parser("evaluate", help="print metrics of a run's rankings/candidates")
     e.add_argument("run_dir")
     e.add_argument(
@@ -58,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
         "--since", default=None, help="with --against: only events at or after this ISO time"
     )
 
+
+def _add_tools(sub) -> None:
     s = sub.add_parser("show", help="preview a table and print its manifest")
     s.add_argument("table_dir", help="RUN_DIR/TABLE")
     s.add_argument("-n", type=int, default=10, help="rows to show")
@@ -92,7 +121,6 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs")
     d.add_argument("--run-id", default="demo-ml1m")
     d.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    return p
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -109,6 +137,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"run {run_dir} finished in {time.perf_counter() - t0:.1f}s")
     if (run_dir / "report.md").exists():
         print(f"report: {run_dir / 'report.md'}")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    """The plan's lines, or (--json) the stage spec; `--out` writes it, as `make dag-spec` does."""
+    import json
+
+    from pipelines import api
+    from pipelines.config import load_config
+    from pipelines.errors import ConfigError
+
+    given = args.config is not None or bool(args.sets)
+    cfg = load_config(args.config, args.sets) if given else None
+    if not args.json:
+        if args.out:
+            raise ConfigError("--out writes the JSON spec", hint="add --json")
+        print("\n".join(api.plan(cfg or load_config(None, [])).lines()))
+        return 0
+    text = json.dumps(api.stage_spec(cfg), indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -251,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {
         "run": _cmd_run,
+        "plan": _cmd_plan,
         "evaluate": _cmd_evaluate,
         "show": _cmd_show,
         "generate": _cmd_generate,

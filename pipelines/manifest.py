@@ -22,7 +22,7 @@ import pyarrow.dataset as pads
 
 from pipelines.errors import TableDamagedError, TableNotCommittedError
 from pipelines.storage import Location, as_location
-from schemas import contract
+from schemas import contract, sources_of
 
 MANIFEST = "_manifest.json"
 VERSION = "v-"  # prefix of a table's version folders
@@ -48,7 +48,8 @@ def read_manifest(run_dir: str | Path | Location, name: str) -> dict[str, Any]:
         ) from None
     try:
         m = json.loads(text)
-        if not isinstance(m, dict) or m.get("table") != name or "files" not in m:
+        # A nested run's table is read as '<folder>/<table>' (fit/candidates).
+        if not isinstance(m, dict) or m.get("table") != name.rpartition("/")[2] or "files" not in m:
             raise ValueError("not a manifest of this table")
     except ValueError as exc:
         raise TableDamagedError(
@@ -151,10 +152,26 @@ def read_arrow(
     if not m["files"]:
         empty = contract(name).empty()
         return empty.select(columns) if columns else empty
+    return _dataset(run_dir, name, m).to_table(columns=columns)
+
+
+def _dataset(run_dir: str | Path | Location, name: str, m: dict[str, Any]):
+    """A pyarrow dataset of exactly the files the manifest `m` lists."""
     partitioned = bool(m["partition_by"])
     base = partition_base(run_dir, name, m) if partitioned else data_root(run_dir, name, m)
     files = [f.relative_to(base) for f in data_files(run_dir, name, m)]
-    return dataset_of(base, files, partitioned).to_table(columns=columns)
+    return dataset_of(base, files, partitioned)
+
+
+def candidate_sources(run_dir: str | Path | Location, name: str = "candidates") -> list[str]:
+    """The candidate sources of a committed candidates or rankings table, in column order (its
+    `score_column`s): as its writer recorded them (`extra.sources`), else from its files'
+    schema (a table written without that record)."""
+    m = read_manifest(run_dir, name)
+    recorded = (m.get("extra") or {}).get("sources")
+    if recorded is not None:
+        return list(recorded)
+    return sources_of(_dataset(run_dir, name, m).schema) if m["files"] else []
 
 
 def read_polars(run_dir: str | Path | Location, name: str):  # -> pl.DataFrame

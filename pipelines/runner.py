@@ -1,4 +1,5 @@
-"""Order stages by their declared tables, skip those committed for the same inputs and config."""
+"""Run a plan: each stage in order (a nested run just before the stage that reads it),
+skipping those whose outputs are committed for the same inputs, config and code."""
 
 from __future__ import annotations
 
@@ -10,30 +11,11 @@ from pathlib import Path
 from pipelines import tableio
 from pipelines.config import Config, config_to_toml
 from pipelines.errors import StageOrderError
-from pipelines.plan import Plan
+from pipelines.plan import NestedPlan, Plan, plan_stages
 from pipelines.progress import watch_spark
 from pipelines.run_dir import run_lock
 from pipelines.stage import Stage, StageContext, stage_key
 from pipelines.storage import Location, as_location
-
-
-def order_stages(stages: list[Stage], cfg: Config | None = None) -> list[Stage]:
-    """Topological order by inputs/outputs; ties keep registry order (deterministic).
-
-    With `cfg`, a stage's config-dependent inputs (Stage.config_inputs) order it too."""
-    producers = {out: s.name for s in stages for out in s.outputs}
-    done: list[Stage] = []
-    pending = list(stages)
-    while pending:
-        for s in pending:
-            deps = {producers[i] for i in s.inputs_for(cfg) if i in producers} - {s.name}
-            if deps <= {d.name for d in done}:
-                done.append(s)
-                pending.remove(s)
-                break
-        else:
-            raise StageOrderError(f"cycle among stages {[s.name for s in pending]}")
-    return done
 
 
 def _input_fingerprints(stage: Stage, cfg: Config, run_dir: Location) -> dict[str, str]:
@@ -95,20 +77,46 @@ def run_stages(
     selected: list[Stage],
     *,
     force: bool = False,
-    label: str = "",
+    registry: list[Stage] | None = None,
 ) -> dict[str, str]:
-    """Run exactly the selected stages, in order; returns {stage: 'ran' | 'skipped'}."""
-    plan = Plan(order_stages(selected, cfg), forced=True)
-    return run_plan(run_dir, cfg, plan, force=force, label=label)
+    """Run exactly the selected stages, in order (and the runs nested in them, planned from
+    `registry`, by default WalkRank's); returns {stage: 'ran' | 'skipped'}."""
+    if registry is None:
+        from pipelines.stage_registry import STAGES
+
+        registry = list(STAGES.values())
+    plan = plan_stages(registry, cfg, selected)
+    return run_plan(run_dir, cfg, plan, force=force)
+
+
+def run_nested(run_dir: Location, nested: NestedPlan, label: str) -> dict[str, str]:
+    """Run (or resume) a nested plan in <run>/<folder>: its shared tables linked to the run's
+    own (re-linked each time: the run's may have been rewritten), then its stages. Never
+    forced: its committed stages are skipped like any run's."""
+    sub = run_dir / nested.spec.folder
+    sub.mkdir()
+    for name in nested.spec.shared:
+        tableio.link_table(run_dir, name, sub)
+    label = f"{label}{nested.spec.folder}/"
+    outcome = run_plan(sub, nested.spec.config, nested.plan, label=label, announce=False)
+    return {f"{nested.spec.folder}/{k}": v for k, v in outcome.items()}
 
 
 def run_plan(
-    run_dir: str | Path | Location, cfg: Config, plan: Plan, *, force: bool = False, label: str = ""
+    run_dir: str | Path | Location,
+    cfg: Config,
+    plan: Plan,
+    *,
+    force: bool = False,
+    label: str = "",
+    announce: bool = True,
 ) -> dict[str, str]:
-    """Run a plan's stages in order (see pipelines/plan.py); returns {stage: 'ran' | 'skipped'}.
+    """Run a plan's stages in order (see pipelines/plan.py); returns {stage: 'ran' | 'skipped'},
+    the nested runs' stages as '<folder>/<stage>'.
 
-    The plan is printed first and written to <run>/plan.json. `label` goes before each stage
-    name in the log ("fit/": a run nested in another, the fit pass)."""
+    The plan (nested plans included) is printed first unless `announce` is False (a nested
+    run: its parent printed it) and written to <run>/plan.json. `label` goes before each
+    stage name in the log ("fit/": a run nested in another, the fit pass)."""
     run_dir = as_location(run_dir)
     outcome: dict[str, str] = {}
     superseders = None if plan.forced else set(plan.names)
@@ -116,11 +124,13 @@ def run_plan(
         tableio.clean_uncommitted(run_dir)
         (run_dir / "config.toml").write_text(config_to_toml(cfg))
         (run_dir / "plan.json").write_text(json.dumps(plan.to_json(), indent=2))
-        for line in plan.lines():
+        for line in plan.lines() if announce else ():
             print(f"{label}{line}", file=sys.stderr, flush=True)
         for stage in plan.stages:
             if lease is not None:
                 lease.check()
+            if stage.name in plan.nested:
+                outcome |= run_nested(run_dir, plan.nested[stage.name], label)
             missing = [i for i in stage.inputs_for(cfg) if not tableio.is_committed(run_dir, i)]
             if missing:
                 raise StageOrderError(

@@ -22,7 +22,8 @@ _FIXED = {
     "spark.ui.showConsoleProgress": "false",
     # One run holds its SparkContext for hours: the shuffle files of finished stages are
     # deleted only once a driver GC finds their DataFrames gone (Spark's default: every 30
-    # min), and a 5M-event run had 26 GB of them on local disk by then.
+    # min), and a large run's shuffle files fill the local disk in between (the figure:
+    # benchmarks/RESULTS.md, "Figures moved out of the code").
     "spark.cleaner.periodicGC.interval": "5min",
 }
 

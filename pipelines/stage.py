@@ -16,6 +16,22 @@ from pipelines.storage import Location
 
 
 @dataclass(frozen=True)
+class Nested:
+    """A run nested in a stage's run that the stage reads (fit_ranker's fit pass): planned
+    from the same registry and run just before the stage (pipelines/plan.py, runner.py)."""
+
+    folder: str  # under the run directory ("fit")
+    config: Config  # the nested run's config
+    reads: tuple[str, ...]  # its tables the stage reads: the nested plan's products
+    shared: tuple[str, ...] = ()  # the run's own tables it links instead of writing
+    why: str = ""  # printed with the plan
+
+    def tables(self) -> tuple[str, ...]:
+        """The read tables as the stage names them: '<folder>/<table>'."""
+        return tuple(f"{self.folder}/{t}" for t in self.reads)
+
+
+@dataclass(frozen=True)
 class Stage:
     """Declared inputs/outputs order the stages; config_keys decide when a stage is stale."""
 
@@ -27,7 +43,10 @@ class Stage:
     raw_inputs: Callable[[Config], list[str]] | None = None  # files read from outside the run
     # Tables read only under some configs (e.g. the tables of the enabled candidate sources):
     # they count as inputs (order, missing-table check, fingerprints) only when named here.
-    config_inputs: Callable[[Config], tuple[str, ...]] | None = None
+    # Called with None, it names every table it may read (the DAG's edges, `walkrank plan`).
+    config_inputs: Callable[[Config | None], tuple[str, ...]] | None = None
+    # The nested run the stage reads under a config (None: none); its tables are inputs.
+    nested: Callable[[Config], Nested | None] | None = None
     # Why the config switches the stage off (None: it runs when a planned stage reads its
     # outputs); see pipelines/plan.py.
     skip_reason: Callable[[Config], str | None] | None = None
@@ -35,10 +54,12 @@ class Stage:
     description: str = ""
 
     def inputs_for(self, cfg: Config | None) -> tuple[str, ...]:
-        """Static inputs plus those the config enables (all static ones when cfg is None)."""
-        if cfg is None or self.config_inputs is None:
-            return self.inputs
-        return tuple(dict.fromkeys([*self.inputs, *self.config_inputs(cfg)]))
+        """Static inputs, those the config enables and the nested run's tables it reads; with
+        cfg None, every table of this run it may read."""
+        extra = self.config_inputs(cfg) if self.config_inputs else ()
+        spec = self.nested(cfg) if self.nested and cfg is not None else None
+        nested = spec.tables() if spec is not None else ()
+        return tuple(dict.fromkeys([*self.inputs, *extra, *nested]))
 
     def code_version(self) -> str:
         """The package version and a hash of the code this stage runs (its module and the

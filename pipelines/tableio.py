@@ -38,6 +38,7 @@ from pipelines.errors import DiskFullError, RunDirError
 # The manifest's side of table I/O, part of this module's API (tableio.read_manifest, ...).
 from pipelines.manifest import MANIFEST as MANIFEST
 from pipelines.manifest import VERSION as VERSION
+from pipelines.manifest import candidate_sources as candidate_sources
 from pipelines.manifest import data_files as data_files
 from pipelines.manifest import data_root as data_root
 from pipelines.manifest import dataset_of

@@ -10,6 +10,21 @@ import pyarrow as pa
 SCHEMA_VERSION = 1
 
 
+def score_column(source: str) -> str:
+    """The column of a candidate source's own score in the candidates and rankings tables
+    (null where the source did not propose the item); the one spelling of that name."""
+    return f"score_{source}"
+
+
+_SCORE_PREFIX = score_column("")
+
+
+def sources_of(schema: pa.Schema) -> list[str]:
+    """The candidate sources of a candidates or rankings table, in column order: the names of
+    its `score_column`s (the fused `score` itself is not one)."""
+    return [n.removeprefix(_SCORE_PREFIX) for n in schema.names if n.startswith(_SCORE_PREFIX)]
+
+
 class ContractError(ValueError):
     """A table does not satisfy its contract; the message names the first offending column."""
 
@@ -59,7 +74,7 @@ def _ddl_type(t: pa.DataType) -> str:
 class TableContract:
     """The columns of one pipeline table: `schema` must be there; `optional` columns and
     columns named `<prefix><anything>` for a prefix of `patterns` (one per candidate source,
-    `score_<source>`) may be; anything else is an error naming the column."""
+    `score_column(source)`) may be; anything else is an error naming the column."""
 
     name: str
     schema: pa.Schema

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from schemas.contract import TableContract
+from schemas.contract import TableContract, score_column
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -147,6 +147,12 @@ SUMMARY_EMBEDDINGS = _contract(
     ("embedding", pa.list_(pa.float32()), False, "mean-pooled encoder output, L2-normalised"),
     ("model", pa.string(), False, "model path or id"),
 )
+# The columns named score_column(source): every name with that prefix.
+SOURCE_SCORES = (
+    score_column(""),
+    pa.float64(),
+    "one column per candidate source: its score (null: not proposed)",
+)
 CANDIDATES = _contract(
     "candidates",
     "Multi-source candidates per user; one extra score column per source (score_<source>).",
@@ -155,9 +161,7 @@ CANDIDATES = _contract(
     ("rank", pa.int32(), False, "1 = best"),
     ("score", pa.float64(), False, "fused score"),
     ("sources", pa.list_(pa.string()), False, "sources that proposed the item"),
-    patterns=(
-        ("score_", pa.float64(), "one column per candidate source: its score (null: not proposed)"),
-    ),
+    patterns=(SOURCE_SCORES,),
 )
 USER_SUMMARIES = _contract(
     "user_summaries",
@@ -194,9 +198,7 @@ RANKINGS = _contract(
         ("candidate_score", pa.float64(), "the fused candidate score (rank stage)"),
         ("llm_score", pa.float64(), "the LLM score where one was computed (rank stage)"),
     ),
-    patterns=(
-        ("score_", pa.float64(), "one column per candidate source: its score (null: not proposed)"),
-    ),
+    patterns=(SOURCE_SCORES,),
 )
 METRICS = _contract(
     "metrics",

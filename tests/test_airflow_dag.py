@@ -1,6 +1,8 @@
 """The walkrank_daily DAG in a real Airflow 3 (its own venv, `make airflow-setup`): it imports
-cleanly, its tasks and edges follow the stage registry, and `airflow dags test` runs the
-whole DAG, producing the same rankings and metrics as a CLI run of the same config."""
+cleanly, its tasks and edges follow the stage registry (through the spec `walkrank plan --json`
+writes; tests/unit/test_jobs.py checks the committed spec is current), and `airflow dags test`
+runs the whole DAG, producing the same rankings and metrics as a CLI run of the same config.
+No stage name is written here: the special tasks are found by what their stages write."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from polars.testing import assert_frame_equal
 
 from pipelines import tableio
 from pipelines.config import load_config
-from pipelines.stages import DEFAULT_STAGES, STAGES
+from pipelines.stage_registry import DEFAULT_STAGES, STAGES
 from tests.ray_head import ray_head
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +34,16 @@ pytestmark = NEEDS_AIRFLOW
 
 SETS = ["spark.master=local[2]", "ppr.walks_per_node=100", "llm.enabled=false"]
 SPARK_CONN = json.dumps({"conn_type": "spark", "host": "local[2]"})
+
+
+def _writer(table: str) -> str:
+    """The stage that writes `table` last in pipeline order."""
+    return [s.name for s in STAGES.values() if table in s.outputs][-1]
+
+
+RANKED, SCORED = _writer("rankings"), _writer("metrics")
+# The stage a job's --input/--format are for: its config keys cover ingest.input.
+(READS_INPUT,) = [n for n, s in STAGES.items() if "ingest" in s.config_keys]
 
 
 def _airflow_env(home: Path, **extra: str) -> dict[str, str]:
@@ -81,14 +93,14 @@ def test_dag_imports_with_the_registry_tasks_and_order(tmp_path):
     upstream = info["tasks"]
     # One task per registry stage, then the previous day's run scored against today's events.
     assert set(upstream) == {*DEFAULT_STAGES, "evaluate_previous"}
-    assert upstream["evaluate_previous"] == ["evaluate"]
+    assert upstream["evaluate_previous"] == [SCORED]
     # Spark (and driver-only) stages go through the Spark provider; Ray stages are Ray jobs.
     for name in DEFAULT_STAGES:
         want = "RayJobOperator" if STAGES[name].engine == "ray" else "SparkSubmitOperator"
         assert info["kinds"][name] == want, name
     assert info["kinds"]["evaluate_previous"] == "SparkSubmitOperator"
-    assert {t for t, names in info["outlets"].items() if names} == {"rank"}
-    assert info["outlets"]["rank"] == ["walkrank_rankings"]
+    assert {t for t, names in info["outlets"].items() if names} == {RANKED}
+    assert info["outlets"][RANKED] == ["walkrank_rankings"]
     assert min(info["retries"]) >= 1 and min(info["timeouts"]) > 0
     assert info["params"] == ["config", "format", "history", "new_events", "out", "sets"]
 
@@ -101,6 +113,12 @@ def test_dag_imports_with_the_registry_tasks_and_order(tmp_path):
                 todo.extend(upstream[t])
         return seen
 
+    # Every stage follows every stage that writes a table it may read (the spec's upstream,
+    # less the edges another path already implies).
+    producers = {out: s.name for s in STAGES.values() for out in s.outputs}
+    for name, stage in STAGES.items():
+        may_read = {producers[i] for i in stage.inputs_for(None) if i in producers} - {name}
+        assert may_read <= ancestors(name), (name, may_read - ancestors(name))
     # Every table a stage reads (by default, and with every optional ranker feature on)
     # comes from an ancestor task.
     features = ["rank.text_features=true", "rank.llm_feature=true", "rank.summary_feature=true"]
@@ -171,7 +189,7 @@ s3 = {"history": "s3://lake/history", "new_events": "s3a://lake/new_events",
 out["s3_accepted"] = all(dag.params.get_param(k).resolve(value=v) == v for k, v in s3.items())
 out["s3"] = {}
 for task in dag.tasks:
-    if task.task_id in ("ingest", "evaluate_previous"):
+    if task.task_id in (sys.argv[4], "evaluate_previous"):
         t = copy.deepcopy(task)
         t.render_template_fields({"params": s3, "run_id": run_id, "ds": "",
                                   "data_interval_start": pendulum.datetime(2026, 11, 20, tz="UTC")})
@@ -189,7 +207,9 @@ def _decoded(args: list[str]) -> list:
 
 
 def test_hostile_params_reach_no_shell(tmp_path):
-    info = _probe(tmp_path, RENDER, str(DAGS), json.dumps(HOSTILE_PARAMS), HOSTILE_RUN_ID)
+    info = _probe(
+        tmp_path, RENDER, str(DAGS), json.dumps(HOSTILE_PARAMS), HOSTILE_RUN_ID, READS_INPUT
+    )
     # The trigger form refuses them (JSON-schema patterns, an enum) and accepts real values.
     assert all(info["rejected"].values()), info["rejected"]
     assert all(info["accepted"].values()), info["accepted"]
@@ -206,8 +226,16 @@ def test_hostile_params_reach_no_shell(tmp_path):
             "--sets-json=" + json.dumps(["eval.target=serve", *p["sets"]]),
         ]
         ingest = [f"--input={p['history']}/{day}", f"--format={p['format']}"]
-        expected = {n: common + (ingest if n == "ingest" else []) for n in DEFAULT_STAGES}
+        # A spark-submit's application arguments start with the stage; a Ray job's entrypoint
+        # names it.
+        expected = {
+            n: ([] if STAGES[n].engine == "ray" else [n])
+            + common
+            + (ingest if n == READS_INPUT else [])
+            for n in DEFAULT_STAGES
+        }
         expected["evaluate_previous"] = [
+            SCORED,
             f"--run-dir={p['out']}/{prev}",
             f"--against={p['new_events']}/{day}",
             f"--format={p['format']}",
@@ -224,14 +252,14 @@ def test_hostile_params_reach_no_shell(tmp_path):
                 assert _decoded(argv[app + 1 :]) == _decoded(expected[name]), name
             else:
                 # A Ray job: a fixed entrypoint; the arguments only in its environment.
-                assert r["entrypoint"].endswith(f"-m jobs.{name}"), r
+                assert r["entrypoint"].endswith(f"-m jobs.stage_job {name}"), r
                 assert "walkrank-pwned" not in r["entrypoint"] and "$(" not in r["entrypoint"]
                 args = json.loads(r["env"]["WALKRANK_JOB_ARGS"])
                 assert _decoded(args) == _decoded(expected[name]), name
 
     # S3 URIs pass through untouched, and the S3A jars `make jars` installed are shipped.
     assert info["s3_accepted"]
-    ingest, previous = info["s3"]["ingest"], info["s3"]["evaluate_previous"]
+    ingest, previous = info["s3"][READS_INPUT], info["s3"]["evaluate_previous"]
     assert "--input=s3://lake/history/2026-11-20" in ingest
     assert "--run-dir=s3://walkrank/runs/2026-11-20" in ingest
     assert "--run-dir=s3://walkrank/runs/2026-11-19" in previous
@@ -317,7 +345,8 @@ def test_airflow_dags_test_runs_the_whole_dag(tmp_path):
             p.read_text(errors="replace")
             for p in head.temp_dir.glob("session_latest/logs/job-driver-*.log")
         )
-        assert "[summaries] done" in drivers and "[llm_scores] done" in drivers, drivers[-3000:]
+        ray_stages = [n for n, s in STAGES.items() if s.engine == "ray"]
+        assert ray_stages and all(f"[{n}] done" in drivers for n in ray_stages), drivers[-3000:]
 
     # Every task of the run succeeded (dags test can exit 0 with a failed task).
     listed = subprocess.run(

@@ -24,7 +24,8 @@ SETTINGS = SimpleNamespace(history=4, decay=0.7)
 def old_weighted_source(inputs, table, src, dst, score, settings):
     """ppr and item_cf before issue 16: join the weights to the table, exact groupBy sums."""
     from pipelines.candidates.inputs import top_per_user
-    from pipelines.candidates.recent import recent_item_weights, weighted_item_sum
+    from pipelines.candidates.recent import recent_item_weights
+    from tests.spark_references import weighted_item_sum
 
     weights = recent_item_weights(inputs.train, settings.history, settings.decay)
     scored = weighted_item_sum(weights, table, src, dst, score)

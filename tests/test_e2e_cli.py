@@ -172,8 +172,8 @@ def test_run_id_cannot_escape_out(tmp_path, sequences_file):
         assert r.returncode == 2, (run_id, r.stderr)
         assert "not a plain name" in r.stderr
     job = subprocess.run(
-        [sys.executable, "jobs/ingest.py", "--run-dir", str(out / ".."), "--input",
-         str(sequences_file)],
+        [sys.executable, "jobs/stage_job.py", "ingest", "--run-dir", str(out / ".."),
+         "--input", str(sequences_file)],
         cwd=root, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert job.returncode == 2 and "not a plain name" in job.stderr

@@ -44,7 +44,7 @@ from pipelines.config import Config, load_config
 from pipelines.errors import DiskFullError, InjectedFaultError
 from pipelines.faults import FAULT_ENV, KINDS
 from pipelines.runner import run_stages
-from pipelines.stages import STAGES
+from pipelines.stage_registry import STAGES
 from pipelines.synthetic_logs import LogModel, generate_logs
 from tests.llm_fixtures import build_tiny_model
 
@@ -418,10 +418,9 @@ FLAKY_JOB = textwrap.dedent(
     from pyspark import TaskContext
     from pipelines.config import PprConfig, SparkConfig
     import pyarrow.parquet as pq
-    from pipelines.ppr.broadcast import (
-        COUNTS_SCHEMA, _file_writer, _kernel, _prepare, ppr_broadcast
-    )
+    from pipelines.ppr.broadcast import COUNTS_SCHEMA, _file_writer, _kernel, _prepare
     from pipelines.spark_session import get_spark
+    from schemas.tables import ITEM_PPR
 
     marks = Path(sys.argv[1])
     # local[2,3]: two cores, a task may fail 3 times before the job fails.
@@ -447,9 +446,14 @@ FLAKY_JOB = textwrap.dedent(
             yield from done
         return run
 
+    def ppr_rows(seed):  # the kernel's rows as a DataFrame (the stage writes files instead)
+        work, bc, _ = _prepare(spark, edges, 60, sources, cfg)
+        walk = _kernel(bc, cfg, seed)
+        return work.mapInArrow(lambda b: (r for r, _, _ in walk(b)), ITEM_PPR.spark_ddl())
+
     sources = np.unique(s)
-    clean, _ = ppr_broadcast(spark, edges, 60, sources, cfg, seed=7)
-    again, _ = ppr_broadcast(spark, edges, 60, sources, cfg, seed=7)
+    clean = ppr_rows(7)
+    again = ppr_rows(7)
     flaky_df = again.mapInArrow(flaky(lambda b: b, "rows"), again.schema)
     rows = lambda df: sorted(tuple(r) for r in df.collect())
     # The stage's path: each task writes its Parquet file, then fails after the rename.

@@ -12,9 +12,9 @@ import pytest
 from pipelines import tableio
 from pipelines.config import GraphConfig, check_section, load_config
 from pipelines.errors import ConfigError
-from pipelines.graph import build_transition_graph
+from pipelines.graph import build_graph
 from pipelines.runner import run_stages
-from pipelines.stages import STAGES
+from pipelines.stage_registry import STAGES
 from pipelines.stages import graph as graph_stage
 from schemas.tables import ITEMS, TRAIN
 from tests.pipeline_fixtures import random_events, write_events
@@ -23,6 +23,12 @@ pytestmark = pytest.mark.spark
 
 TOL = 1e-12
 US = dt.timedelta(microseconds=1)
+
+
+def build_transition_graph(train_df, items_df, cfg: GraphConfig):
+    """(graph_nodes, graph_edges) DataFrames of the transform, as the graph stage writes them."""
+    g = build_graph(train_df, items_df, cfg)
+    return g.nodes, g.edges
 
 
 # --------------------------------------------------------------------------- the model

@@ -589,7 +589,7 @@ def test_events_manifest_counts_conserve_the_rows_of_the_file(spark, tmp_path):
     from pipelines import tableio
     from pipelines.config import load_config
     from pipelines.runner import run_stages
-    from pipelines.stages import STAGES
+    from pipelines.stage_registry import STAGES
 
     path = materialize(tmp_path, "events.csv")
     cfg = load_config(None, [f"ingest.input={json.dumps(str(path))}", "spark.master='local[2]'"])

@@ -16,7 +16,7 @@ import pytest
 from pipelines import api, tableio
 from pipelines.config import load_config
 from pipelines.runner import run_stages
-from pipelines.stages import STAGES
+from pipelines.stage_registry import STAGES
 from schemas.tables import ITEMS
 
 STAGE = [STAGES["item_embeddings"]]

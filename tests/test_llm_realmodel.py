@@ -15,7 +15,7 @@ import pytest
 from pipelines import tableio
 from pipelines.config import load_config
 from pipelines.runner import run_stages
-from pipelines.stages import STAGES
+from pipelines.stage_registry import STAGES
 from schemas.tables import CANDIDATES, EVENTS, HOLDOUT, ITEMS
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.realdata]

@@ -23,7 +23,7 @@ from pipelines.llm.encode import PromptEncoder
 from pipelines.llm.infer import generate, score_padded
 from pipelines.llm.model import ModelSpec, load_model
 from pipelines.runner import run_stages
-from pipelines.stages import STAGES
+from pipelines.stage_registry import STAGES
 from tests.llm_fixtures import build_tiny_model, write_llm_run
 from udfs.prompts import (
     PROMPT_VERSION,

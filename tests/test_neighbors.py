@@ -17,7 +17,7 @@ from pipelines.neighbors.embed import recent_mean_vectors
 from pipelines.neighbors.items import capped_histories, choose_strategy, item_neighbors
 from pipelines.neighbors.users import knn_spark
 from pipelines.runner import run_stages
-from pipelines.stages import STAGES
+from pipelines.stage_registry import STAGES
 from tests.pipeline_fixtures import random_events, write_events
 from udfs.knn import brute_force_topk
 

@@ -5,6 +5,7 @@ it was before (transition a Spark join + exact decimal groupBy) to float roundin
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from itertools import pairwise
 from types import SimpleNamespace
 
@@ -13,7 +14,7 @@ import pytest
 
 from pipelines.candidates.build import build_candidates
 from pipelines.candidates.inputs import SourceInputs
-from pipelines.candidates.registry import SOURCES, Source
+from pipelines.candidates.registry import SOURCES
 from pipelines.config import load_config
 from tests.test_broadcast_topk import N_ITEMS, N_USERS, _log
 
@@ -29,8 +30,9 @@ def old_transition_source(inputs, tables, settings):
     from pyspark.sql import functions as F
 
     from pipelines.candidates.inputs import top_per_user
-    from pipelines.candidates.recent import recent_item_weights, weighted_item_sum
+    from pipelines.candidates.recent import recent_item_weights
     from pipelines.candidates.sources.transition import multi_hop_table
+    from tests.spark_references import weighted_item_sum
 
     weights = recent_item_weights(inputs.train, settings.last, settings.last_decay).persist()
     seeds = np.asarray(
@@ -161,7 +163,7 @@ def test_one_pass_equals_the_shuffle_fusion(
     monkeypatch.setitem(
         SOURCES,
         "transition",
-        Source("transition", f"{__name__}:old_transition_source", ("graph_edges",), "transition"),
+        replace(SOURCES["transition"], fn=f"{__name__}:old_transition_source", kernel=None),
     )
     old, _, logged = _build(s)
     assert "['transition'] have no kernel form" in logged[0]

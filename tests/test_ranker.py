@@ -16,7 +16,6 @@ import pytest
 
 from pipelines import api, tableio
 from pipelines.config import load_config
-from pipelines.evaluation.per_source import source_names
 from pipelines.ranker.features import DAY, candidate_features, feature_names
 from tests.pipeline_fixtures import random_events, write_events
 
@@ -135,7 +134,7 @@ def test_features_equal_the_python_model(spark, tmp_path):
     run = tmp_path / "r"
     write_events(run, random_events(5, n_users=40, n_items=30))
     _stages(run, ["rank.method=fusion"])
-    sources = source_names(run)
+    sources = tableio.candidate_sources(run)
     assert {"transition", "ppr", "item_cf", "user_cf", "popular"} <= set(sources)
     # Item "text" vectors: random, a third of the items without any (zero rows).
     n_items = tableio.read_manifest(run, "items")["rows"]
@@ -280,7 +279,7 @@ def test_fit_pass_labels_do_not_leak_the_test_item(spark, planted_run):
 
     # Control: the same ranker fitted on the run's own test labels finds the plant, so the
     # log does expose any use of them.
-    sources = source_names(run)
+    sources = tableio.candidate_sources(run)
     names = feature_names(sources)
     read = lambda t: tableio.read_spark(spark, run, t)  # noqa: E731
     feats = candidate_features(
@@ -317,7 +316,7 @@ def test_features_of_the_chosen_users_alone_give_the_whole_tables_sample(spark, 
         training_sample,
     )
 
-    sources = source_names(planted_run)
+    sources = tableio.candidate_sources(planted_run)
     read = lambda t: tableio.read_spark(spark, planted_run, t)  # noqa: E731
     hold = read("holdout")
 

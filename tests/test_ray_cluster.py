@@ -1,5 +1,5 @@
-"""The LLM stages as Ray jobs: a `ray start --head` on 127.0.0.1 runs `jobs/<stage>.py`
-submitted with the Ray Jobs API, the way the DAG submits it (a fixed entrypoint, the code as
+"""The LLM stages as Ray jobs: a `ray start --head` on 127.0.0.1 runs `jobs/stage_job.py
+<stage>` submitted with the Ray Jobs API, the way the DAG submits it (a fixed entrypoint, the code as
 `py_modules` and the arguments as a JSON list in the runtime env); the tables equal a
 local-Ray run's; the head's processes are stopped afterwards (only this test's)."""
 
@@ -34,13 +34,13 @@ def head():
 
 
 def submit_stage(job_server: str, stage: str, args: list[str], env: dict[str, str]) -> str:
-    """Submit jobs/<stage>.py as a Ray job, wait for it; -> its log (fails the test if it
+    """Submit `jobs/stage_job.py <stage>` as a Ray job, wait for it; -> its log (fails the test if it
     did not succeed)."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(job_server)
     sid = client.submit_job(
-        entrypoint=f"{shlex.quote(sys.executable)} -m jobs.{stage}",
+        entrypoint=f"{shlex.quote(sys.executable)} -m jobs.stage_job {shlex.quote(stage)}",
         runtime_env={
             "py_modules": [str(ROOT / name) for name in CODE],
             "env_vars": {**env, "WALKRANK_JOB_ARGS": json.dumps(args)},
@@ -69,8 +69,8 @@ def test_llm_stages_as_ray_jobs_equal_local_ray(head, tmp_path):
     write_llm_run(local, seed=3, n_users=10)
     for stage in STAGES:
         res = subprocess.run(
-            [sys.executable, str(ROOT / "jobs" / f"{stage}.py"), "--run-dir", str(local),
-             *set_args],
+            [sys.executable, str(ROOT / "jobs" / "stage_job.py"), stage, "--run-dir",
+             str(local), *set_args],
             cwd=ROOT, env=base, capture_output=True, text=True, timeout=900,
         )  # fmt: skip
         assert res.returncode == 0, f"local {stage}:\n{res.stderr[-4000:]}"

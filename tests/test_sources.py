@@ -11,7 +11,7 @@ import pytest
 from pipelines import tableio
 from pipelines.config import load_config
 from pipelines.runner import run_stages
-from pipelines.stages import STAGES
+from pipelines.stage_registry import STAGES
 from tests.pipeline_fixtures import random_events, write_events
 from udfs.multihop import multi_hop_reference
 

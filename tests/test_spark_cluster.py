@@ -6,7 +6,7 @@ server. Each stage is submitted as the README says, with the executor environmen
 builds and the S3A jars `make jars` installs:
 
     spark-submit --archives dist/walkrank-env.tar.gz#env --conf spark.pyspark.python=./env/bin/python \
-        --jars <.venv/share/walkrank/jars/*.jar> jobs/<stage>.py --run-dir s3://bucket/runs/r ...
+        --jars <.venv/share/walkrank/jars/*.jar> jobs/stage_job.py <stage> --run-dir s3://bucket/runs/r ...
 
 and its tables equal those of a local-mode run of the same config on local files; nothing is
 left running."""
@@ -27,7 +27,7 @@ from polars.testing import assert_frame_equal
 
 from pipelines import tableio
 from pipelines.spark_session import project_jars
-from pipelines.stages import DEFAULT_STAGES, STAGES
+from pipelines.stage_registry import DEFAULT_STAGES, STAGES
 from pipelines.storage import Location
 from pipelines.synthetic_logs import LogModel, generate_logs
 from tests.s3_fixtures import s3  # noqa: F401 - the module's S3 server
@@ -172,7 +172,8 @@ def test_jobs_on_a_standalone_cluster_equal_local_mode(standalone, tmp_path):
              "--conf", "spark.pyspark.python=./env/bin/python",
              "--conf", f"spark.pyspark.driver.python={sys.executable}",
              "--conf", "spark.executor.memory=1g", "--conf", "spark.ui.enabled=false",
-             str(ROOT / "jobs" / f"{stage}.py"), "--run-dir", str(run_dir), *extra, *SETTINGS],
+             str(ROOT / "jobs" / "stage_job.py"), stage, "--run-dir", str(run_dir), *extra,
+             *SETTINGS],
             cwd=driver_home, env=env, capture_output=True, text=True, timeout=900,
         )  # fmt: skip
         # spark-submit's Python runner sends the job's stderr to its stdout.

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipelines.candidates.sources.ppr import user_ppr
+from tests.spark_references import user_ppr
 
 pytestmark = pytest.mark.spark
 

@@ -54,8 +54,6 @@ __all__ = [
     "AliasTables",
     "build_alias_tables",
     "build_alias_tables_reference",
-    "implied_distribution",
-    "sample_next",
 ]
 
 
@@ -143,6 +141,40 @@ def _give_lights_to_heavies(alias, col, h, lights, lr, h_row, d_excl, e_cum, tot
     )
 
 
+def _fill_lights(accept, alias, col, q, lt, l_row, h, h_row, e_cum, total, nh, h_first):
+    """The light columns' part of the tables: each light of a row with heavies gets its alias
+    (`_give_lights_to_heavies`), the lights of rows without heavies keep themselves (accept
+    1). Writes `accept` and `alias` of the lights; returns D at each heavy j, the cumulative
+    deficit of the lights given to heavies <= j of its row (0 where none). O(lights log
+    heavies)."""
+    if lt.size == 0:
+        return np.zeros(h.size, dtype=np.float64)
+    nl = np.bincount(l_row, minlength=nh.shape[0])
+    l_first = np.concatenate(([0], np.cumsum(nl)[:-1]))
+    l_rows_present = np.flatnonzero(nl)
+    deficit = 1.0 - q[lt]
+    d_cum = _segmented_cumsum(deficit, l_first[l_rows_present])  # D_i, inclusive
+    d_excl = np.empty_like(d_cum)
+    d_excl[0] = 0.0
+    d_excl[1:] = d_cum[:-1]
+    d_excl[l_first[l_rows_present]] = 0.0
+
+    # Rows with lights but no heavy are uniform up to rounding: keep accept = 1, alias self.
+    has_h = nh[l_row] > 0
+    accept[lt[~has_h]] = 1.0
+    li = np.flatnonzero(has_h)
+    if li.size:
+        c = _give_lights_to_heavies(
+            alias, col, h, lt[li], l_row[li], h_row, d_excl[li], e_cum, total, nh, h_first
+        )
+    else:
+        c = np.zeros(h.size, dtype=np.int64)
+    d_at = np.zeros(h.size, dtype=np.float64)
+    pos = c > 0
+    d_at[pos] = d_cum[l_first[h_row[pos]] + c[pos] - 1]
+    return d_at
+
+
 def build_alias_tables(indptr, prob) -> AliasTables:
     """Vectorised alias tables for every row of a CSR graph (sweeping Vose, see module doc).
 
@@ -180,11 +212,8 @@ def build_alias_tables(indptr, prob) -> AliasTables:
         return AliasTables(accept, alias)
 
     h_row = row[h]
-    l_row = row[lt]
     nh = np.bincount(h_row, minlength=n)
-    nl = np.bincount(l_row, minlength=n)
     h_first = np.concatenate(([0], np.cumsum(nh)[:-1]))  # index into h of each row's first heavy
-    l_first = np.concatenate(([0], np.cumsum(nl)[:-1]))
 
     h_rows_present = np.flatnonzero(nh)
     excess = q[h] - 1.0
@@ -192,31 +221,7 @@ def build_alias_tables(indptr, prob) -> AliasTables:
     total = np.zeros(n, dtype=np.float64)
     total[h_rows_present] = e_cum[h_first[h_rows_present] + nh[h_rows_present] - 1]
 
-    if lt.size:
-        l_rows_present = np.flatnonzero(nl)
-        deficit = 1.0 - q[lt]
-        d_cum = _segmented_cumsum(deficit, l_first[l_rows_present])  # D_i, inclusive
-        d_excl = np.empty_like(d_cum)
-        d_excl[0] = 0.0
-        d_excl[1:] = d_cum[:-1]
-        d_excl[l_first[l_rows_present]] = 0.0
-
-        # Rows with lights but no heavy are uniform up to rounding: keep accept = 1, alias self.
-        has_h = nh[l_row] > 0
-        accept[lt[~has_h]] = 1.0
-        li = np.flatnonzero(has_h)
-        if li.size:
-            c = _give_lights_to_heavies(
-                alias, col, h, lt[li], l_row[li], h_row, d_excl[li], e_cum, total, nh, h_first
-            )
-        else:
-            c = np.zeros(h.size, dtype=np.int64)
-        d_at = np.zeros(h.size, dtype=np.float64)
-        pos = c > 0
-        d_at[pos] = d_cum[l_first[h_row[pos]] + c[pos] - 1]
-    else:
-        d_at = np.zeros(h.size, dtype=np.float64)
-
+    d_at = _fill_lights(accept, alias, col, q, lt, row[lt], h, h_row, e_cum, total, nh, h_first)
     w = 1.0 + e_cum - d_at
     np.clip(w, 0.0, 1.0, out=w)
     accept[h] = w
@@ -259,40 +264,3 @@ def build_alias_tables_reference(indptr, prob) -> AliasTables:
         for i in large + small:  # leftovers are 1 up to rounding
             accept[s + i] = 1.0
     return AliasTables(np.array(accept, dtype=np.float64), np.array(alias, dtype=np.int32))
-
-
-def implied_distribution(indptr, tables: AliasTables) -> np.ndarray:
-    """Edge-aligned probabilities implied by the tables:
-    ``p_j = (accept_j + sum_{i: alias_i = j} (1 - accept_i)) / deg``.  O(nnz), vectorised."""
-    indptr = np.asarray(indptr, dtype=np.int64)
-    deg = np.diff(indptr)
-    nnz = tables.accept.shape[0]
-    row_start = np.repeat(indptr[:-1], deg)
-    mass = tables.accept.copy()
-    mass += np.bincount(row_start + tables.alias, weights=1.0 - tables.accept, minlength=nnz)
-    return mass / np.repeat(deg, deg)
-
-
-def sample_next(tables: AliasTables, indptr, indices, nodes, u_col, u_accept) -> np.ndarray:
-    """One alias-sampled next hop per entry of ``nodes``: O(1) per walker, O(len(nodes)) total.
-
-    ``u_col`` and ``u_accept`` are uniforms in [0, 1) (float32 or float64), one per node.
-    Returns int32 destination ids; -1 where the node is dangling (no out-edges).
-    (The walk kernel in :mod:`udfs.walk_batch` fuses the same rule with a single uniform per
-    hop: the column is ``floor(u * deg)`` and the accept uniform is its fractional part.)
-    """
-    indptr = np.asarray(indptr, dtype=np.int64)
-    nodes = np.asarray(nodes, dtype=np.int64)
-    start = indptr[nodes]
-    deg = indptr[nodes + 1] - start
-    col = (np.asarray(u_col, dtype=np.float64) * deg).astype(np.int64)
-    np.minimum(col, np.maximum(deg - 1, 0), out=col)  # guards u == 1 - eps rounding up
-    dangling = deg == 0
-    e = np.where(dangling, 0, start + col)
-    if tables.accept.shape[0] == 0:
-        return np.full(nodes.shape, -1, dtype=np.int32)
-    keep = np.asarray(u_accept) < tables.accept[e]
-    edge = np.where(dangling, 0, start + np.where(keep, col, tables.alias[e]))
-    out = np.asarray(indices)[edge].astype(np.int32)
-    out[dangling] = -1
-    return out

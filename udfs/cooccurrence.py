@@ -25,7 +25,7 @@ from collections import defaultdict
 import numpy as np
 
 from udfs.njit_cached import njit_cached
-from udfs.top_indices import top_indices
+from udfs.top_indices import emit_top
 
 __all__ = [
     "cooccurrence_reference",
@@ -138,15 +138,7 @@ def _rows(
                 m += 1
             acc[j] = 0
             cnt[j] = 0
-        if m == 0 or k == 0:
-            continue
-        top = top_indices(cand_j, cand_s, m, k)
-        for t in range(top.shape[0]):
-            out_i[n_out] = i
-            out_j[n_out] = cand_j[top[t]]
-            out_s[n_out] = cand_s[top[t]]
-            out_r[n_out] = t + 1
-            n_out += 1
+        n_out = emit_top(i, cand_j, cand_s, m, k, out_i, out_j, out_s, out_r, n_out)
     return out_i[:n_out], out_j[:n_out], out_s[:n_out], out_r[:n_out]
 
 

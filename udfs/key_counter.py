@@ -41,8 +41,8 @@ class KeyCounter:
     """Counts keys in [0, nbins) in bounded memory.
 
     dense: ``np.bincount`` into nbins int64 counters (O(nbins + keys));
-    sparse: keys go to a buffer of at most ``capacity`` entries (uint32 when nbins <= 2**32,
-    which sorts ~2x faster than int64); a full buffer is sorted in place and run-length
+    sparse: keys go to a buffer of at most ``capacity`` entries (uint32 when nbins <= 2**32:
+    half the bytes of int64 to sort and move); a full buffer is sorted in place and run-length
     encoded, and the partial counts are merged: O(keys log keys), memory O(capacity +
     distinct keys).
     """

@@ -21,7 +21,7 @@ from collections import defaultdict
 import numpy as np
 
 from udfs.njit_cached import njit_cached
-from udfs.top_indices import top_indices
+from udfs.top_indices import emit_top, top_indices
 
 
 @njit_cached(nogil=True)
@@ -88,15 +88,7 @@ def _multi_hop(indptr, indices, prob, sources, decays, beam, k):
                 buf_j[m] = j
                 buf_v[m] = total[j]
                 m += 1
-        if m == 0 or k == 0:
-            continue
-        top = top_indices(buf_j, buf_v, m, k)
-        for r in range(top.shape[0]):
-            out_s[n_out] = src
-            out_d[n_out] = buf_j[top[r]]
-            out_v[n_out] = buf_v[top[r]]
-            out_r[n_out] = r + 1
-            n_out += 1
+        n_out = emit_top(src, buf_j, buf_v, m, k, out_s, out_d, out_v, out_r, n_out)
     return out_s[:n_out], out_d[:n_out], out_v[:n_out], out_r[:n_out]
 
 

@@ -10,7 +10,6 @@ Cost, with E history events in all, U users and d dimensions:
 - history_weights:   O(E) time and memory
 - user_text_vectors, weighted_unit_sums: O(E·d) time; O(E·d + U·d) memory (the weighted
                      rows, then the sums): call them on chunks of users when E·d is large
-- cosine:            O(n·d) for n row pairs
 """
 
 from __future__ import annotations
@@ -94,20 +93,6 @@ def weighted_unit_sums(
     return l2_normalize(sums)
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity of two (n x d) arrays -> (n,) float64; 0 where a row is
-    all zeros."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    na = np.sqrt(np.einsum("ij,ij->i", a, a))
-    nb = np.sqrt(np.einsum("ij,ij->i", b, b))
-    dot = np.einsum("ij,ij->i", a, b)
-    den = na * nb
-    return np.where(den > 0, dot / np.where(den > 0, den, 1.0), 0.0)
-
-
 # ---- plain-Python reference twins (tests) ----
 
 
@@ -135,16 +120,6 @@ def user_text_vectors_reference(
         mean = [v / total for v in acc] if total > 0 else acc
         norm = sum(v * v for v in mean) ** 0.5
         out.append([v / norm for v in mean] if norm > 0 else [0.0] * d)
-    return out
-
-
-def cosine_reference(a: list[list[float]], b: list[list[float]]) -> list[float]:
-    out = []
-    for x, y in zip(a, b, strict=True):
-        dot = sum(p * q for p, q in zip(x, y, strict=True))
-        nx = sum(p * p for p in x) ** 0.5
-        ny = sum(q * q for q in y) ** 0.5
-        out.append(dot / (nx * ny) if nx > 0 and ny > 0 else 0.0)
     return out
 
 

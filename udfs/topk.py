@@ -84,7 +84,8 @@ def top_k_per_source(src, dst, score, k: int, exclude_self: bool = True):
     per row (order-preserving codes), the keys are sorted by value (SIMD ``np.sort``) and
     decoded; the rank is the position within the source's run.  When the packed key space
     exceeds int64 (huge id ranges *and* many distinct scores) it falls back to ``np.lexsort``
-    on (src, -score, dst), ~5x slower.  O(N log N) time, O(N) memory either way.
+    on (src, -score, dst): three indirect key passes instead of one sort of int64 values, so
+    slower (benchmarks/RESULTS.md).  O(N log N) time, O(N) memory either way.
     """
     src, dst, score = _as_coo(src, dst, score)
     k = int(k)

@@ -78,6 +78,7 @@ import numpy as np
 
 from udfs.alias_table import AliasTables
 from udfs.key_counter import KeyCounter
+from udfs.walk_args import check_walk_args
 
 __all__ = [
     "DENSE_MAX_BINS",
@@ -95,8 +96,6 @@ DENSE_MAX_BINS = 1 << 24
 KEY_BUFFER = 1 << 22
 #: Walk lengths below this come from one multinomial histogram per source (see _walker_layout).
 _HIST_CAP = 1024
-
-_ESTIMATORS = ("visits", "endpoint")
 
 
 @dataclass(frozen=True)
@@ -178,24 +177,6 @@ def _prepared_for(indptr, indices, tables: AliasTables) -> WalkGraph:
     return g
 
 
-def check_walk_args(sources, walks_per_source, alpha, seed, estimator, max_steps):
-    if estimator not in _ESTIMATORS:
-        raise ValueError(f"estimator must be one of {_ESTIMATORS}, got {estimator!r}")
-    if not 0.0 < float(alpha) <= 1.0:
-        raise ValueError("alpha (restart probability) must be in (0, 1]")
-    if int(walks_per_source) < 1:
-        raise ValueError("walks_per_source must be >= 1")
-    if int(max_steps) < 0:
-        raise ValueError("max_steps must be >= 0")
-    if int(seed) < 0:
-        raise ValueError("seed must be non-negative")
-    src = np.asarray(sources).astype(np.int64, copy=False).ravel()
-    src_sorted = np.unique(src)
-    if src_sorted.shape[0] != src.shape[0]:
-        raise ValueError("sources of a batch must be distinct")
-    return src_sorted
-
-
 def _batch_rng(seed: int, walks_per_source: int, src_sorted: np.ndarray):
     digest = hashlib.blake2b(src_sorted.astype("<i8").tobytes(), digest_size=16).digest()
     words = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
@@ -255,18 +236,17 @@ def ppr_walk_batch(
     """Monte-Carlo PPR of every source of the batch (see the module doc for the model).
 
     sources: distinct int node ids (any order; the result is sorted by (src, dst)).
-    alpha: restart (termination) probability per step, in (0, 1].
+    alpha: restart (termination) probability per step, in (0, 1); walks_per_source and
+    max_steps >= 1 (udfs/walk_args.py: the config's ranges).
     prepared: optional :func:`prepare_walk_graph` of the same (indptr, indices, tables).  Without
     it the walk arrays are derived in O(n + nnz) and cached for the next
     call with the *same* array objects, so the graph arrays must not be mutated in place
     between calls (pass ``prepared=`` explicitly or new arrays if they are).
     Time O(B * W / alpha) vectorised, memory O(B * W) plus the counter (module doc).
     """
-    src_sorted = check_walk_args(sources, walks_per_source, alpha, seed, estimator, max_steps)
+    n = prepared.n if prepared is not None else len(indptr) - 1
+    src_sorted = check_walk_args(sources, walks_per_source, alpha, seed, estimator, max_steps, n=n)
     g = prepared if prepared is not None else _prepared_for(indptr, indices, tables)
-    n = g.n
-    if src_sorted.size and (src_sorted[0] < 0 or src_sorted[-1] >= n):
-        raise ValueError("source id out of range")
     n_src = src_sorted.shape[0]
     w_per = int(walks_per_source)
     max_steps = int(max_steps)
@@ -275,21 +255,12 @@ def ppr_walk_batch(
     if n_walks == 0:
         return _empty_result()
     n1 = n + 1
-    sink = n
     visits = estimator == "visits"
     rng = _batch_rng(seed, w_per, src_sorted)
 
     walker_src, neg_len = _walker_layout(rng, n_src, w_per, alpha, max_steps)
     base = walker_src * n1  # key offset of the walker's source
     pos = src_sorted[walker_src]  # current node (int64)
-
-    # Scratch buffers reused by every step.
-    u = np.empty(n_walks, dtype=np.float64)
-    x = np.empty(n_walks, dtype=np.float64)
-    thr = np.empty(n_walks, dtype=np.float64)
-    col = np.empty(n_walks, dtype=np.int64)
-    edge = np.empty(n_walks, dtype=np.int64)
-    sel = np.empty(n_walks, dtype=bool)
 
     nbins = n_src * n1
     expected = n_walks * min(1.0 / alpha, max_steps + 1.0) if visits else float(n_walks)
@@ -303,6 +274,29 @@ def ppr_walk_batch(
     else:  # walks of length 0 end at their source
         np.add(base[m:], pos[m:], out=counter.reserve(n_walks - m), casting="unsafe")
 
+    steps = _walk(g, rng, pos, base, neg_len, m, counter, visits)
+
+    keys, counts = counter.result()
+    if visits and w_per > 1:  # the w_per - 1 start visits not counted above
+        counts[np.searchsorted(keys, local * n1 + src_sorted)] += w_per - 1
+    src, node, score = _shares(keys, counts, n1, src_sorted)
+    return WalkResult(src, node, score, int(steps), n_walks)
+
+
+def _walk(g: WalkGraph, rng, pos, base, neg_len, m: int, counter: KeyCounter, visits: bool) -> int:
+    """Advance the walkers step by step until none is left, counting their keys (every
+    visit, or each walk's end point); returns the moves made. `pos`, `base` and `neg_len` are
+    the walker layout (length descending, so the live walkers are the prefix of `m`); walkers
+    parked at the sink are dropped once they are a quarter of the live prefix. One set of
+    scratch buffers for every step."""
+    n_walks = pos.shape[0]
+    sink = g.n
+    u = np.empty(n_walks, dtype=np.float64)
+    x = np.empty(n_walks, dtype=np.float64)
+    thr = np.empty(n_walks, dtype=np.float64)
+    col = np.empty(n_walks, dtype=np.int64)
+    edge = np.empty(n_walks, dtype=np.int64)
+    sel = np.empty(n_walks, dtype=bool)
     steps = 0
     t = 0
     while m > 0:
@@ -327,12 +321,7 @@ def ppr_walk_batch(
             neg_len = neg_len[keep]
             m_next = int(np.searchsorted(neg_len, -(t + 1), side="right"))
         m = m_next
-
-    keys, counts = counter.result()
-    if visits and w_per > 1:  # the w_per - 1 start visits not counted above
-        counts[np.searchsorted(keys, local * n1 + src_sorted)] += w_per - 1
-    src, node, score = _shares(keys, counts, n1, src_sorted)
-    return WalkResult(src, node, score, int(steps), n_walks)
+    return steps
 
 
 def _advance(g: WalkGraph, p, rng, u, x, thr, col, edge, sel) -> None:

@@ -9,10 +9,11 @@ for the dangling-node and truncation conventions and why both estimators reprodu
   source, ``LANES`` at a time (a lane whose walk ends takes the next one), so the cache misses
   of independent walks overlap instead of serialising on one walk's chain of dependent reads.
   Visits go to a dense ``int64[n]`` counter plus a list of touched nodes; then the top-k of
-  the touched nodes (``np.partition`` + sort on a packed ``(count desc, dst asc)`` key), and
-  only the touched counters are cleared.  No visit keys are materialised, so memory is O(n)
-  for the counter plus O(B * k) for the output, and the COO intermediate of the numpy path
-  (and its separate top-k pass) disappears.
+  the touched nodes by (share desc, dst asc) with the emitter every compiled top-k kernel
+  shares (:func:`udfs.top_indices.emit_top`), and only the touched counters are cleared.
+  No visit keys are materialised, so memory is O(n) for the counter plus O(B * k) for the
+  output, and the COO intermediate of the numpy path (and its separate top-k pass)
+  disappears.
 * **Random numbers.**  One 64-bit SplitMix64 output per step: the low 32 bits are the restart
   coin (``low32 < floor(alpha * 2**32)``), the high 32 bits pick the alias column and the
   accept test (``x = high32 * deg``; column ``x >> 32``, fractional part ``(x & (2**32 - 1))
@@ -25,7 +26,8 @@ for the dangling-node and truncation conventions and why both estimators reprodu
   arithmetic; a test checks that both give identical rows.
 
 Complexity: O(B * W / alpha) steps of O(1) each (two CSR reads, one alias read, one counter
-increment), plus O(m log k) for the top-k of the m distinct visited nodes of each source.
+increment), plus O(m + k log k) for the top-k of the m distinct visited nodes of each source
+(a partition, then a sort of the k kept and the ties at the cut).
 Memory: O(n) scratch + O(B * k) output.  Compiled once per process (``cache=True`` keeps the
 machine code in ``__pycache__`` so later processes load it in milliseconds).
 """
@@ -36,6 +38,8 @@ import numpy as np
 
 from udfs.alias_table import AliasTables
 from udfs.njit_cached import njit_cached as _jit
+from udfs.top_indices import emit_top
+from udfs.walk_args import check_walk_args
 
 __all__ = ["TopKResult", "ppr_topk", "ppr_topk_reference"]
 
@@ -43,7 +47,6 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _LOW32 = np.uint64(0xFFFFFFFF)
-_ESTIMATORS = ("visits", "endpoint")
 #: Walks of a source advanced in lock-step (memory-level parallelism); any value gives the
 #: same result, since every walk has its own random stream.
 LANES = 8
@@ -94,6 +97,8 @@ def _kernel(
     out_rank = np.empty(cap, np.int32)
     counts = np.zeros(n, np.int64)
     touched = np.empty(n, np.int64)
+    cand_j = np.empty(n, np.int64)
+    cand_v = np.empty(n, np.float64)
     pos = np.empty(LANES, np.int64)  # -1: idle lane
     state = np.empty(LANES, np.uint64)
     moves = np.empty(LANES, np.int64)
@@ -174,45 +179,18 @@ def _kernel(
                     else:
                         pos[lane] = -1
                         active -= 1
-        # Top-k on a packed key: count descending, then dst ascending (unique per node).
-        keys = np.empty(nt, np.int64)
         m = 0
         for i in range(nt):
             v = touched[i]
             if self_out or v != s:
-                keys[m] = (total - counts[v]) * (n + 1) + v
+                cand_j[m] = v
+                # One total per source: the shares order the nodes as their counts do.
+                cand_v[m] = counts[v] / total
                 m += 1
-        keys = keys[: min(m, k)] if k == 0 else keys[:m]
-        if m > k > 0:
-            keys = np.partition(keys, k - 1)[:k]
-        keys = np.sort(keys)
-        for r in range(keys.shape[0]):
-            v = keys[r] % (n + 1)
-            out_src[o] = s
-            out_dst[o] = v
-            out_score[o] = counts[v] / total
-            out_rank[o] = r + 1
-            o += 1
+        o = emit_top(s, cand_j, cand_v, m, k, out_src, out_dst, out_score, out_rank, o)
         for i in range(nt):
             counts[touched[i]] = 0
     return out_src[:o], out_dst[:o], out_score[:o], out_rank[:o], steps
-
-
-def _check(sources, walks_per_source, alpha, seed, estimator, max_steps, k, n):
-    if estimator not in _ESTIMATORS:
-        raise ValueError(f"estimator must be one of {_ESTIMATORS}, got {estimator!r}")
-    if not 0.0 < float(alpha) <= 1.0:
-        raise ValueError("alpha (restart probability) must be in (0, 1]")
-    if int(walks_per_source) < 1:
-        raise ValueError("walks_per_source must be >= 1")
-    if int(max_steps) < 0 or int(k) < 0 or int(seed) < 0:
-        raise ValueError("max_steps, k and seed must be non-negative")
-    src = np.unique(np.asarray(sources).astype(np.int64, copy=False).ravel())
-    if src.shape[0] != np.asarray(sources).size:
-        raise ValueError("sources of a batch must be distinct")
-    if src.size and (src[0] < 0 or src[-1] >= n):
-        raise ValueError("source id out of range")
-    return src
 
 
 def ppr_topk(
@@ -229,12 +207,13 @@ def ppr_topk(
     exclude_self: bool = True,
 ) -> TopKResult:
     """Monte-Carlo PPR of every source, top ``k`` destinations each (``k >= n`` for all).
+    Argument ranges are the config's (udfs/walk_args.py): alpha in (0, 1), the counts >= 1.
 
     Arrays are used as given when their dtypes already match (int64 indptr, int32 indices,
     float64 accept, int32 alias), so a broadcast graph is not copied per call.
     """
     n = int(np.asarray(indptr).shape[0]) - 1
-    src = _check(sources, walks_per_source, alpha, seed, estimator, max_steps, k, n)
+    src = check_walk_args(sources, walks_per_source, alpha, seed, estimator, max_steps, k=k, n=n)
     coin = np.uint64(min(int(float(alpha) * 4294967296.0), 4294967296))
     s, d, sc, r, steps = _kernel(
         src,
@@ -280,7 +259,7 @@ def ppr_topk_reference(
     """Plain-Python loop, dict counters and ``sorted()``, with the same random stream as
     :func:`ppr_topk`: identical rows.  O(B * W / alpha) interpreted steps: tests only."""
     n = len(indptr) - 1
-    src = _check(sources, walks_per_source, alpha, seed, estimator, max_steps, k, n)
+    src = check_walk_args(sources, walks_per_source, alpha, seed, estimator, max_steps, k=k, n=n)
     g, m1, m2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
     coin = min(int(float(alpha) * 2**32), 2**32)
     ptr = [int(v) for v in indptr]

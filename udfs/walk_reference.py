@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from udfs.alias_table import AliasTables
-from udfs.walk_batch import WalkResult, check_walk_args
+from udfs.walk_args import check_walk_args
+from udfs.walk_batch import WalkResult
 
 
 def ppr_walk_batch_reference(
@@ -30,7 +31,9 @@ def ppr_walk_batch_reference(
     """
     import random
 
-    src_sorted = check_walk_args(sources, walks_per_source, alpha, seed, estimator, max_steps)
+    src_sorted = check_walk_args(
+        sources, walks_per_source, alpha, seed, estimator, max_steps, n=len(indptr) - 1
+    )
     indptr_l = [int(v) for v in indptr]
     indices_l = [int(v) for v in indices]
     accept = [float(v) for v in tables.accept]

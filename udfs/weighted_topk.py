@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from udfs.njit_cached import njit_cached
-from udfs.top_indices import top_indices
+from udfs.top_indices import emit_top
 
 __all__ = ["csr_from_triples", "weighted_row_sum_topk", "weighted_row_sum_topk_reference"]
 
@@ -72,6 +72,7 @@ def _row_sum_topk(
     out_u = np.empty(capacity, np.int64)
     out_j = np.empty(capacity, np.int32)
     out_s = np.empty(capacity, np.float64)
+    out_r = np.empty(capacity, np.int32)  # the shared emitter's ranks; callers rank by order
     acc = np.zeros(n_cols, np.float64)
     touched = np.zeros(n_cols, np.bool_)
     seen = np.zeros(n_cols, np.bool_)
@@ -107,14 +108,7 @@ def _row_sum_topk(
         for q in range(seen_offsets[u], seen_offsets[u + 1]):
             if seen_items[q] < n_cols:
                 seen[seen_items[q]] = False
-        if m == 0 or k == 0:
-            continue
-        top = top_indices(cand_j, cand_s, m, k)
-        for r in range(top.shape[0]):
-            out_u[n_out] = u
-            out_j[n_out] = cand_j[top[r]]
-            out_s[n_out] = cand_s[top[r]]
-            n_out += 1
+        n_out = emit_top(u, cand_j, cand_s, m, k, out_u, out_j, out_s, out_r, n_out)
     return out_u[:n_out], out_j[:n_out], out_s[:n_out], has_nan
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pipelines.candidates.inputs import SourceInputs
 from pipelines.candidates.registry import SOURCES, enabled, without_kernel
+from schemas import score_column
 
 
 def _stage_log(msg: str) -> None:
@@ -86,7 +87,7 @@ def build_candidates(
             .join(inputs.user_ids, "user_idx")
             .drop("user_idx")
         )
-    score_cols = [f"score_{n}" for n in names]
+    score_cols = [score_column(n) for n in names]
     out = named.select("user_id", "item_id", "rank", "score", "sources", *score_cols)
     return (out if fused_in_order else out.sortWithinPartitions("user_id", "rank")), names
 
@@ -101,7 +102,7 @@ def _kernel_forms(inputs, tables, cfg, names, log) -> dict[str, Any]:
     for name in names:
         src = SOURCES[name]
         forms[name] = src.load_kernel()(
-            inputs, {t: tables[t] for t in src.reads}, src.settings(cfg)
+            inputs, {t: tables[t] for t in src.reads}, src.settings_of(cfg)
         )
     return forms
 
@@ -119,6 +120,6 @@ def _per_source_rows(inputs, tables, cfg, names, forms) -> dict[str, Any]:
             per_source[name] = source_topk(inputs, forms[name])
         else:
             per_source[name] = src.load()(
-                inputs, {t: tables[t] for t in src.reads}, src.settings(cfg)
+                inputs, {t: tables[t] for t in src.reads}, src.settings_of(cfg)
             )
     return per_source

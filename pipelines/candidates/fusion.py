@@ -8,6 +8,8 @@ the fusion here is a change there.
 
 from __future__ import annotations
 
+from schemas import score_column
+
 
 def fuse_sources(
     per_source: dict,
@@ -53,7 +55,7 @@ def fuse_sources(
             top = F.max("score").over(w_rank)
             contrib = weight * F.when(top > 0, F.col("score") / top).otherwise(0.0)
         scores = [
-            (F.col("score") if n == name else F.lit(None).cast("double")).alias(f"score_{n}")
+            (F.col("score") if n == name else F.lit(None).cast("double")).alias(score_column(n))
             for n in names
         ]
         contribs = [
@@ -67,12 +69,12 @@ def fuse_sources(
         union.repartition(partitions, "user_idx") if partitions else union.repartition("user_idx")
     )
     joined = by_user.groupBy("user_idx", "item_idx").agg(
-        *[F.max(c).alias(c) for n in names for c in (f"score_{n}", f"_c_{n}")]
+        *[F.max(c).alias(c) for n in names for c in (score_column(n), f"_c_{n}")]
     )
     # Summed in source order, not aggregation order: the same inputs give bit-identical scores.
     fused = reduce(lambda a, b: a + b, [F.coalesce(F.col(f"_c_{n}"), F.lit(0.0)) for n in names])
     sources = F.filter(
-        F.array(*[F.when(F.col(f"score_{n}").isNotNull(), F.lit(n)) for n in names]),
+        F.array(*[F.when(F.col(score_column(n)).isNotNull(), F.lit(n)) for n in names]),
         lambda x: x.isNotNull(),
     )
     w = Window.partitionBy("user_idx").orderBy(F.col("score").desc(), F.col("item_idx").asc())
@@ -81,7 +83,7 @@ def fuse_sources(
         .withColumn("sources", sources)
         .withColumn("rank", F.row_number().over(w).cast("int"))
         .filter(F.col("rank") <= top_n)
-        .select("user_idx", "item_idx", "rank", "score", "sources", *[f"score_{n}" for n in names])
+        .select("user_idx", "item_idx", "rank", "score", "sources", *map(score_column, names))
     )
 
 

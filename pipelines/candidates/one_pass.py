@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.candidates.broadcast_topk import RowSum
+from schemas import score_column
 
 #: Above this many bytes of broadcast tables together, the one-pass build is not used.
 MAX_BROADCAST_BYTES = 4 << 30
@@ -106,7 +107,7 @@ def fused_candidates(
     bc = inputs.spark.sparkContext.broadcast([f.csr for f in forms.values()])
     schema = (
         "user_id string, item_idx int, rank int, score double, sources array<string>, "
-        + ", ".join(f"score_{n} double" for n in plan.names)
+        + ", ".join(f"{score_column(n)} double" for n in plan.names)
     )
 
     def run(batches):
@@ -197,7 +198,7 @@ def fuse_user_batch(rb, csrs, plan: TaskPlan):
     return pa.RecordBatch.from_arrays(
         columns,
         names=["user_id", "item_idx", "rank", "score", "sources"]
-        + [f"score_{n}" for n in plan.names],
+        + [score_column(n) for n in plan.names],
     )
 
 

@@ -38,12 +38,6 @@ from pipelines.config.sections import (
     SplitConfig,
     SummariesConfig,
     get_path,
-    item_vectors_used,
-    llm_scores_used,
-    rank_planned,
-    ranker_fit_planned,
-    summaries_used,
-    summary_feature_used,
 )
 from pipelines.config.validate import CHOICES, check_section, validate
 
@@ -70,12 +64,6 @@ __all__ = [
     "coerce",
     "config_to_toml",
     "get_path",
-    "item_vectors_used",
-    "llm_scores_used",
-    "rank_planned",
-    "ranker_fit_planned",
-    "summaries_used",
-    "summary_feature_used",
     "load_config",
     "parse_literal",
     "profile_names",

@@ -1,6 +1,7 @@
 """The config sections: one dataclass per section, the built-in defaults (the best profile we
 know, on a laptop), and the annotations validation reads: `Literal[...]` for choices,
-`Annotated[..., Range(...)]` for bounds.
+`Annotated[..., Range(...)]` for bounds. The candidates section is built from the source
+registry (pipelines/candidates/registry.py): each source brings its settings and weight.
 """
 
 from __future__ import annotations
@@ -11,47 +12,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-
-@dataclass(frozen=True)
-class Range:
-    """Bounds of a numeric field (or of every element of a list field)."""
-
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-
-    def problem(self, value: float) -> str | None:
-        ok = (
-            (self.ge is None or value >= self.ge)
-            and (self.gt is None or value > self.gt)
-            and (self.le is None or value <= self.le)
-            and (self.lt is None or value < self.lt)
-        )
-        # NaN fails every comparison above only when a bound is set; reject it always.
-        if ok and value == value:
-            return None
-        return f"must be {self.describe()}"
-
-    def describe(self) -> str:
-        parts = [
-            f"{op} {_num(b)}"
-            for op, b in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
-            if b is not None
-        ]
-        return " and ".join(parts) or "a number"
-
-
-def _num(b: float) -> str:
-    return str(int(b)) if float(b).is_integer() else str(b)
-
-
-Count = Annotated[int, Range(ge=1)]  # sizes and counts that must be positive
-NonNegInt = Annotated[int, Range(ge=0)]  # 0 is meaningful ("all", "off", "derive")
-NonNeg = Annotated[float, Range(ge=0)]  # weights, durations
-Probability = Annotated[float, Range(gt=0, lt=1)]  # open interval (restart probability)
-Decay = Annotated[float, Range(gt=0, le=1)]  # per-step multiplicative weights
-Fraction = Annotated[float, Range(ge=0, lt=1)]
+# Range and the bounded types live where source settings can declare with them without
+# importing the config (pipelines/bounds.py); importers of this module find them here too.
+from pipelines.bounds import Count, Decay, Fraction, NonNeg, NonNegInt, Probability, Range
+from pipelines.candidates.registry import SOURCES, default_weights
 
 
 @dataclass
@@ -171,34 +135,10 @@ class NeighborsConfig:
     seed: int = 0  # 0: derive from run.seed
 
 
-def _tuned_weights() -> dict[str, float]:
-    return {"transition": 2.0, "ppr": 1.0, "item_cf": 2.0, "user_cf": 1.0, "popular": 0.25}
-
-
 @dataclass
-class PopularSourceConfig:
-    window_days: NonNeg = 0.0  # > 0: count only train events of the last N days
+class CandidatesBase:
+    """The fields of every candidates section; `CandidatesConfig` adds the sources' own."""
 
-
-@dataclass
-class TransitionSourceConfig:
-    last: Annotated[int, Range(ge=1, le=2)] = 2  # walk from the user's last 1 or 2 items
-    last_decay: NonNeg = 0.5  # weight of the second-to-last item
-    hops: Count = 3  # path lengths 1..hops
-    hop_decay: Decay = 0.5  # weight of paths of length h: decay**(h-1)
-    beam: Count = 300  # frontier items kept per seed item after each hop
-
-
-@dataclass
-class HistorySourceConfig:
-    """A source over the user's last `history` train events, weighted decay**p (p = 0 newest)."""
-
-    history: Count = 10
-    decay: Decay = 0.7
-
-
-@dataclass
-class CandidatesConfig:
     # The multi-source profile tuned on the validation split; `popular` is always added as
     # the fallback of users with little or no history. Names: pipelines/candidates/registry.py.
     sources: list[str] = field(default_factory=lambda: ["transition", "ppr", "item_cf", "user_cf"])
@@ -207,13 +147,35 @@ class CandidatesConfig:
     exclude_seen: bool = True
     fusion: Literal["weighted", "rrf"] = "weighted"
     rrf_k: Annotated[float, Range(gt=0)] = 60.0
-    weights: dict[str, NonNeg] = field(default_factory=_tuned_weights)  # source -> weight (1)
-    # One section per source with settings ([candidates.transition], ...).
-    popular: PopularSourceConfig = field(default_factory=PopularSourceConfig)
-    transition: TransitionSourceConfig = field(default_factory=TransitionSourceConfig)
-    ppr: HistorySourceConfig = field(default_factory=HistorySourceConfig)
-    item_cf: HistorySourceConfig = field(default_factory=HistorySourceConfig)
-    user_cf: HistorySourceConfig = field(default_factory=lambda: HistorySourceConfig(decay=0.8))
+    # source -> weight (1 when absent); the defaults are the registry's.
+    weights: dict[str, NonNeg] = field(default_factory=default_weights)
+
+
+# One class per set of registered sections, so configs built under one registry compare equal.
+_CANDIDATES: dict[tuple[tuple[str, type], ...], type] = {}
+
+
+def candidates_config_class() -> type:
+    """CandidatesConfig as the registry stands: CandidatesBase's fields, then one section
+    `[candidates.<name>]` per source with settings (its settings class), in registry order. A
+    source registered later (a test's) gets its section in every config made after it."""
+    sections = tuple((s.name, s.settings) for s in SOURCES.values() if s.settings is not None)
+    if sections not in _CANDIDATES:
+        _CANDIDATES[sections] = dataclasses.make_dataclass(
+            "CandidatesConfig",
+            [(name, cls, field(default_factory=cls)) for name, cls in sections],
+            bases=(CandidatesBase,),
+            namespace={"__module__": __name__, "__doc__": "The [candidates] section."},
+        )
+    return _CANDIDATES[sections]
+
+
+def _new_candidates() -> Any:
+    return candidates_config_class()()
+
+
+# The built-in sources' section (what a default Config has; a type for annotations).
+CandidatesConfig = candidates_config_class()
 
 
 @dataclass
@@ -292,7 +254,7 @@ class RankConfig:
     # score; fitted on the valid split when eval.target = "valid" (then written to
     # <run>/rank_weights.toml), else taken from here.
     # 0 until fitted: an untuned LLM score does not move the candidate order, so the LLM
-    # stages and rank are not planned (see llm_scores_used).
+    # stages and rank are not planned (pipelines/stages/llm_scores.py).
     llm_weight: float = 0.0
     grid: list[float] = field(
         default_factory=lambda: [-2.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 2.0, 4.0]
@@ -345,7 +307,7 @@ class Config:
     graph: GraphConfig = field(default_factory=GraphConfig)
     ppr: PprConfig = field(default_factory=PprConfig)
     neighbors: NeighborsConfig = field(default_factory=NeighborsConfig)
-    candidates: CandidatesConfig = field(default_factory=CandidatesConfig)
+    candidates: CandidatesConfig = field(default_factory=_new_candidates)
     llm: LlmConfig = field(default_factory=LlmConfig)
     summaries: SummariesConfig = field(default_factory=SummariesConfig)
     embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
@@ -377,56 +339,3 @@ def get_path(cfg: Any, path: str) -> Any:
 
 def field_names(obj: Any) -> list[str]:
     return [f.name for f in dataclasses.fields(obj)]
-
-
-def llm_scores_used(cfg: Config) -> str | None:
-    """None when the rank stage will use LLM scores, else why not (the plan prints it)."""
-    if not cfg.llm.enabled:
-        return "llm.enabled = false"
-    if cfg.rank.method == "learned" and cfg.rank.llm_feature and cfg.eval.target != "valid":
-        return None  # a feature of the learned ranker
-    if cfg.eval.target != "valid" and cfg.rank.llm_weight == 0:
-        return "rank.llm_weight = 0 (fit it with eval.target = valid)"
-    return None
-
-
-def summary_feature_used(cfg: Config) -> str | None:
-    """None when the learned ranker takes the summary-affinity feature, else why not."""
-    if not cfg.rank.summary_feature:
-        return "rank.summary_feature = false"
-    if not cfg.llm.enabled:
-        return "llm.enabled = false (no summaries)"
-    if not cfg.embeddings.enabled:
-        return "embeddings.enabled = false"
-    if cfg.rank.method != "learned" or cfg.eval.target == "valid":
-        return "no learned ranker in this run (rank.method = fusion or eval.target = valid)"
-    return None
-
-
-def item_vectors_used(cfg: Config) -> bool:
-    """The ranker reads item_embeddings: for text_cos or summary_cos."""
-    return cfg.rank.text_features or summary_feature_used(cfg) is None
-
-
-def summaries_used(cfg: Config) -> str | None:
-    """None when a stage reads user_summaries: the LLM scores' prompts or the summary feature."""
-    why = llm_scores_used(cfg)
-    return None if why is None or summary_feature_used(cfg) is None else why
-
-
-def ranker_fit_planned(cfg: Config) -> str | None:
-    """None when the run fits a learned ranker (fit_ranker stage), else why not."""
-    if cfg.rank.method != "learned":
-        return f"rank.method = {cfg.rank.method}"
-    if cfg.rank.model:
-        return "rank.model is set (a fitted model is reused)"
-    if cfg.eval.target == "valid":
-        return "eval.target = valid: no earlier event to fit a ranker on (fusion order)"
-    return None
-
-
-def rank_planned(cfg: Config) -> str | None:
-    """None when the rank stage runs (a learned ranker, or LLM scores to blend), else why not."""
-    if cfg.rank.method == "learned" and (cfg.rank.model or ranker_fit_planned(cfg) is None):
-        return None
-    return llm_scores_used(cfg)

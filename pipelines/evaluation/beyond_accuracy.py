@@ -1,7 +1,8 @@
 """Beyond-accuracy metrics of a set of top-K lists: coverage, Gini index, novelty.
 
-All three take the recommended (user_id, item_id) slots of the top-K lists of the
-evaluated users (one row per slot) and return one number for the whole set.
+Each is one number for the whole set of top-K lists of the evaluated users, computed from
+their item exposure (`item_exposure`, `exposure_by_k`: item-sized counts that add up over
+buckets of users) and, for novelty, the train items' self-information.
 """
 
 from __future__ import annotations
@@ -24,16 +25,6 @@ def _check_catalog(n_recommended_items: int, n_catalog_items: int) -> None:
             f"{n_recommended_items} distinct items are recommended but n_catalog_items is "
             f"{n_catalog_items}; the catalog size must count every recommendable item"
         )
-
-
-def catalog_coverage(slots: pl.DataFrame, n_catalog_items: int) -> float:
-    """Catalog coverage: share of the catalog that is recommended at least once.
-
-    Coverage = |{i : i in some top-K list}| / n_catalog_items
-    """
-    n_items = slots.get_column("item_id").n_unique() if slots.height else 0
-    _check_catalog(n_items, n_catalog_items)
-    return n_items / n_catalog_items
 
 
 def item_exposure(slots: pl.DataFrame) -> pl.DataFrame:
@@ -71,46 +62,33 @@ def gini_index(exposures: pl.Series | Sequence[int], n_items: int) -> float:
     return float(weighted / (n_items * total))
 
 
-def item_self_information(train: pl.DataFrame) -> tuple[pl.DataFrame, float]:
-    """Self-information -log2 p(i) of every train item, plus the value for unseen items.
+def self_information_of_counts(
+    item_users: pl.DataFrame, n_users: int
+) -> tuple[pl.DataFrame, float]:
+    """Self-information -log2 p(i) of every train item, plus the value for unseen items, from
+    the distinct train users per item (item_id, n_users) and the number N of distinct train
+    users (e.g. a TrainStats).
 
-    p(i) = |{distinct train users who interacted with i}| / N, N = distinct train users.
+    p(i) = |{distinct train users who interacted with i}| / N.
     Smoothing: an item with no train interaction gets p = 1 / N, i.e. it is treated as
     if one user had seen it, so its novelty is finite (log2 N, the train maximum).
     With an empty train, N is taken as 1, so every item scores 0.
     Returns (frame with item_id, self_info; self_info of unseen items).
     """
-    item_users = train.group_by("item_id").agg(pl.col("user_id").n_unique().alias("n_users"))
-    n_users = train.get_column("user_id").n_unique() if train.height else 0
-    return self_information_of_counts(item_users, n_users)
-
-
-def self_information_of_counts(
-    item_users: pl.DataFrame, n_users: int
-) -> tuple[pl.DataFrame, float]:
-    """`item_self_information` from distinct train users per item (item_id, n_users) and
-    the number N of distinct train users (e.g. a TrainStats)."""
     n = max(n_users, 1)
     info = item_users.select("item_id", (-(pl.col("n_users") / n).log(2)).alias("self_info"))
     return info, math.log2(n)
 
 
-def novelty(slots: pl.DataFrame, train: pl.DataFrame) -> float:
-    """Mean self-information of the recommended slots.
-
-    Novelty = (1 / |S|) * sum_{(u, i) in S} -log2 p(i), S = all recommended slots,
-    p(i) as in `item_self_information` (with its 1/N smoothing); 0 when S is empty.
-    """
-    return novelty_of_exposure(item_exposure(slots), *item_self_information(train))
-
-
 def novelty_of_exposure(exposure: pl.DataFrame, info: pl.DataFrame, unseen: float) -> float:
-    """`novelty` from the slots' item exposure (item_id, exposure):
+    """Novelty, the mean self-information of the recommended slots S (0 when S is empty),
+    from the slots' item exposure (item_id, exposure) and `self_information_of_counts`:
 
-    Novelty = sum_i exposure(i) * -log2 p(i) / sum_i exposure(i)
+    Novelty = (1 / |S|) * sum_{(u, i) in S} -log2 p(i)
+            = sum_i exposure(i) * -log2 p(i) / sum_i exposure(i)
 
-    the same mean, from item-sized counts (summed over buckets of users). math.fsum adds
-    exactly, so the value does not depend on the order of the items.
+    from item-sized counts (summed over buckets of users). math.fsum adds exactly, so the
+    value does not depend on the order of the items.
     """
     if exposure.height == 0:
         return 0.0
@@ -153,7 +131,9 @@ def beyond_accuracy_of_exposure(
     n_catalog_items: int,
 ) -> pl.DataFrame:
     """Coverage, Gini and novelty for every K from an `exposure_by_k` frame and the train
-    self-information (`item_self_information`). Columns metric, k (Int32), value."""
+    self-information (`self_information_of_counts`). Columns metric, k (Int32), value.
+
+    Coverage = |{i : i in some top-K list}| / n_catalog_items."""
     rows: list[dict[str, object]] = []
     for k in sorted(set(ks)):
         at_k = exposure.filter(pl.col("k") == k).select("item_id", "exposure")
@@ -165,16 +145,3 @@ def beyond_accuracy_of_exposure(
         }
         rows.extend({"metric": m, "k": k, "value": values[m]} for m in BEYOND_ACCURACY_METRICS)
     return pl.DataFrame(rows, schema={"metric": pl.String, "k": pl.Int32, "value": pl.Float64})
-
-
-def beyond_accuracy_metrics(
-    top: pl.DataFrame, train: pl.DataFrame, ks: Sequence[int], n_catalog_items: int
-) -> pl.DataFrame:
-    """Coverage, Gini and novelty of the top-K lists for every K in `ks`.
-
-    `top` holds the evaluated users' recommendations (user_id, item_id, rank); the
-    top-K list of a user is its rows with rank <= K. Columns metric, k (Int32), value.
-    """
-    return beyond_accuracy_of_exposure(
-        exposure_by_k(top, ks), ks, *item_self_information(train), n_catalog_items
-    )

@@ -1,8 +1,9 @@
 """Per-source views of a candidates table: each source's own ranking and source overlap.
 
-The candidates table has one `score_<source>` column per source (null where the source did
-not propose the item); the sources, in column order, are in its manifest (`extra.sources`). A source's ranking is its non-null rows ordered by that column
-(ties: item_id), so every source can be scored alone with the same metrics as the fusion.
+The candidates table has one `score_column(source)` per source (null where the source did
+not propose the item); the sources, in column order: `tableio.candidate_sources`. A source's
+ranking is its non-null rows ordered by that column (ties: item_id), so every source can be
+scored alone with the same metrics as the fusion.
 It is the source's list as far as it survived the fused top_n cut: a source item outside the
 fused top_n is missing from it (exact per-source figures: run with that source alone).
 """
@@ -15,33 +16,18 @@ import polars as pl
 
 from pipelines import tableio
 from pipelines.evaluation.buckets import n_buckets, read_buckets
-
-SCORE_PREFIX = "score_"
-
-
-def source_names(run_dir: str | Path) -> list[str]:
-    """The candidate sources of a run, as the candidates stage recorded them."""
-    return list(tableio.read_manifest(run_dir, "candidates")["extra"]["sources"])
+from schemas import score_column
 
 
 def source_ranking(cands: pl.DataFrame, source: str) -> pl.DataFrame:
     """user_id, item_id, rank (1 = best) of one source's non-null scores."""
-    col = f"{SCORE_PREFIX}{source}"
+    col = score_column(source)
     return (
         cands.filter(pl.col(col).is_not_null())
         .sort(["user_id", col, "item_id"], descending=[False, True, False])
         .with_columns(pl.int_range(1, pl.len() + 1).over("user_id").alias("rank"))
         .select("user_id", "item_id", "rank")
     )
-
-
-def source_overlap(cands: pl.DataFrame, names: list[str], k: int) -> pl.DataFrame:
-    """Pairwise overlap of the sources' top-k lists: columns source, other, overlap.
-
-    overlap(a, b) = Σ_u |top_k(a, u) ∩ top_k(b, u)| / Σ_u |top_k(a, u)|, the share of a's
-    top-k slots that b also has in its top-k (asymmetric; 1 on the diagonal).
-    """
-    return overlap_of_counts(overlap_counts(cands, names, k), names)
 
 
 def overlap_counts(cands: pl.DataFrame, names: list[str], k: int) -> dict[tuple[str, str], int]:
@@ -59,7 +45,10 @@ def overlap_counts(cands: pl.DataFrame, names: list[str], k: int) -> dict[tuple[
 
 
 def overlap_of_counts(counts: dict[tuple[str, str], int], names: list[str]) -> pl.DataFrame:
-    """The `source_overlap` frame from (summed) `overlap_counts`."""
+    """Pairwise overlap of the sources' top-k lists (columns source, other, overlap) from
+    (summed) `overlap_counts`: overlap(a, b) = Σ_u |top_k(a, u) ∩ top_k(b, u)| / Σ_u
+    |top_k(a, u)|, the share of a's top-k slots that b also has (asymmetric; 1 on the
+    diagonal)."""
     rows = []
     for a in names:
         total = counts[(a, a)]
@@ -73,10 +62,10 @@ def overlap_of_counts(counts: dict[tuple[str, str], int], names: list[str]) -> p
 
 
 def run_source_overlap(run_dir: str | Path, k: int, max_rows_in_memory: int) -> pl.DataFrame:
-    """`source_overlap` of a run's candidates table, read in buckets of users (a user's
+    """The sources' pairwise overlap (`overlap_of_counts`) in a run's candidates table, read in buckets of users (a user's
     whole candidate list is needed: a source's top-k can sit anywhere in the fused order)."""
-    names = source_names(run_dir)
-    columns = ["user_id", "item_id", *(f"{SCORE_PREFIX}{s}" for s in names)]
+    names = tableio.candidate_sources(run_dir)
+    columns = ["user_id", "item_id", *map(score_column, names)]
     scan = tableio.scan_polars(run_dir, "candidates").select(columns)
     count = n_buckets(tableio.read_manifest(run_dir, "candidates")["rows"], max_rows_in_memory)
     totals = dict.fromkeys(((a, b) for a in names for b in names), 0)

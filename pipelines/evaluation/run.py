@@ -3,7 +3,7 @@ and a serve run's rankings against the events that arrived after it.
 
 * `evaluate_run`: test/valid runs, every table (and every candidate source alone) against
   the holdout rows of the run's target split.
-* `serve_metrics`: what needs no labels (coverage, Gini, novelty, user and item counts).
+* `serve_metrics_of_buckets`: what needs no labels (coverage, Gini, novelty, user and item counts).
 * `evaluate_against`: each user's first event in a new log is the target of that user's
   served rankings; users without new events are counted, not scored.
 
@@ -30,8 +30,9 @@ from pipelines.evaluation.beyond_accuracy import (
 )
 from pipelines.evaluation.buckets import Bucket, n_buckets, read_buckets
 from pipelines.evaluation.evaluate import METRICS_SCHEMA, RankingEvaluator
-from pipelines.evaluation.train_stats import TrainStats, train_stats, train_stats_of_buckets
+from pipelines.evaluation.train_stats import TrainStats, train_stats_of_buckets
 from pipelines.storage import Location, as_location
+from schemas import score_column
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def evaluate_run(
     max_rows_in_memory: int | None = None,
 ) -> pl.DataFrame:
     """Metrics of the given tables of a run: against its holdout rows of split `target`, or
-    label-free ones (`serve_metrics`) when the run is a serve run.
+    label-free ones (`serve_metrics_of_buckets`) when the run is a serve run.
 
     Every table is read in buckets of users of about `max_rows_in_memory` rows (default:
     eval.max_rows_in_memory), so no table is ever held whole; the metrics do not depend on
@@ -152,12 +153,12 @@ def _evaluate_table(
 ) -> list[pl.DataFrame]:
     """Metrics of one table against `relevant`; for candidates, also of every source alone
     (ranked by its own score column), all from one bucketed pass over the table."""
-    from pipelines.evaluation.per_source import SCORE_PREFIX, source_names, source_ranking
+    from pipelines.evaluation.per_source import source_ranking
 
-    sources = source_names(run_dir) if table == "candidates" else []
+    sources = tableio.candidate_sources(run_dir) if table == "candidates" else []
     evaluators = {table: RankingEvaluator(ks, stats)}
     evaluators |= {f"candidates:{s}": RankingEvaluator(ks, stats) for s in sources}
-    columns = ["user_id", "item_id", "rank", *(f"{SCORE_PREFIX}{s}" for s in sources)]
+    columns = ["user_id", "item_id", "rank", *map(score_column, sources)]
     # A source's own top-k can sit anywhere in the fused list, so with sources every row is read.
     max_rank = None if sources else max(ks)
     for bucket in _table_buckets(run_dir, table, max_rows, columns, max_rank):
@@ -168,19 +169,12 @@ def _evaluate_table(
     return [evaluator.metrics(name, n_items) for name, evaluator in evaluators.items()]
 
 
-def serve_metrics(
-    recs: pl.DataFrame, train: pl.DataFrame, ks: list[int], table: str, n_items: int
-) -> pl.DataFrame:
-    """Label-free metrics of every user's top-k: coverage, Gini, novelty at each k, and the
-    counts users (with rankings), catalog_items and recommended_items (at the largest k)."""
-    stats = train_stats(train.select("user_id", "item_id"))
-    return serve_metrics_of_buckets([Bucket(0, 1, recs)], stats, ks, table, n_items)
-
-
 def serve_metrics_of_buckets(
     buckets: Iterable[Bucket], stats: TrainStats, ks: list[int], table: str, n_items: int
 ) -> pl.DataFrame:
-    """`serve_metrics` of a table given as disjoint buckets of users: users and item
+    """Label-free metrics of every user's top-k (coverage, Gini, novelty at each k, and the
+    counts users, catalog_items and recommended_items at the largest k) of a table given as
+    disjoint buckets of users: users and item
     exposures add up over buckets, and every metric is derived from those sums."""
     n_users, summed = 0, ExposureSum()
     for bucket in buckets:
@@ -227,19 +221,6 @@ def first_new_events(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def score_against(
-    rankings: pl.DataFrame,
-    new_events: pl.DataFrame,
-    train: pl.DataFrame,
-    ks: list[int],
-    n_items: int,
-) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Served rankings against new events: (metrics, counts). Scored users are those with
-    rankings and at least one new event; the others are counted, not scored."""
-    stats = train_stats(train.select("user_id", "item_id"))
-    return score_against_buckets([Bucket(0, 1, rankings)], new_events, stats, ks, n_items)
-
-
 def score_against_buckets(
     buckets: Iterable[Bucket],
     new_events: pl.DataFrame,
@@ -247,7 +228,9 @@ def score_against_buckets(
     ks: list[int],
     n_items: int,
 ) -> tuple[pl.DataFrame, dict[str, int]]:
-    """`score_against` of rankings given as disjoint buckets of users (one pass: a bucket's
+    """Served rankings, given as disjoint buckets of users, against new events: (metrics,
+    counts). Scored users are those with rankings and at least one new event; the others are
+    counted, not scored. One pass: a bucket's
     ranked users are exactly the ranked users whose targets fall in that bucket)."""
     targets = first_new_events(new_events)
     evaluator = RankingEvaluator(ks, stats)

@@ -7,7 +7,7 @@ Two independent segmentations, reported next to `all` (every evaluated user):
   `hist_gt20` (> 20);
 - popularity of the held-out item: `pop_head` / `pop_tail`. A user belongs to a
   popularity segment when at least one of their relevant items is in it, and is
-  scored there against that subset of their relevant items only (see `head_items`).
+  scored there against that subset of their relevant items only (see `head_items_of_counts`).
 """
 
 from __future__ import annotations
@@ -33,16 +33,12 @@ def history_counts(train: pl.DataFrame) -> pl.DataFrame:
     return train.group_by("user_id").agg(pl.len().cast(pl.Int64).alias("n_history"))
 
 
-def history_length(users: pl.DataFrame, train: pl.DataFrame) -> pl.DataFrame:
-    """Number of train events per user: columns user_id, n_history (Int64).
+def history_length_of_counts(users: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
+    """Number of train events per user of `users`, from precomputed `history_counts`
+    (user_id, n_history): columns user_id, n_history (Int64).
 
     n_history(u) = |{train rows with user_id = u}|; 0 for users absent from train.
     """
-    return history_length_of_counts(users, history_counts(train))
-
-
-def history_length_of_counts(users: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
-    """`history_length` from precomputed `history_counts` (user_id, n_history)."""
     return (
         users.select("user_id")
         .join(counts.select("user_id", "n_history"), on="user_id", how="left")
@@ -65,32 +61,23 @@ def history_segment() -> pl.Expr:
     )
 
 
-def history_segments(users: pl.DataFrame, train: pl.DataFrame) -> pl.DataFrame:
-    """Columns user_id, segment: the history-length segment of every user of `users`."""
-    return history_segments_of_counts(users, history_counts(train))
-
-
 def history_segments_of_counts(users: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
-    """`history_segments` from precomputed `history_counts` (user_id, n_history)."""
+    """Columns user_id, segment: the history-length segment of every user of `users`, from
+    precomputed `history_counts` (user_id, n_history)."""
     return history_length_of_counts(users, counts).select(
         "user_id", history_segment().alias("segment")
     )
 
 
-def head_items(train: pl.DataFrame) -> pl.DataFrame:
-    """The popular ("head") items of train: column item_id.
+def head_items_of_counts(counts: pl.DataFrame) -> pl.DataFrame:
+    """The popular ("head") items of train, from the train rows per item (item_id, n_rows),
+    e.g. TrainStats.items: column item_id.
 
     Items are sorted by train interaction count c_i (rows) descending, ties by
     item_id ascending; the head is the longest prefix whose cumulative count stays
     <= 20 % of all train interactions, and at least the first item when train is
     non-empty. Every other item, including items absent from train, is tail.
     """
-    counts = train.group_by("item_id").agg(pl.len().cast(pl.Int64).alias("n_rows"))
-    return head_items_of_counts(counts)
-
-
-def head_items_of_counts(counts: pl.DataFrame) -> pl.DataFrame:
-    """`head_items` from the train rows per item (item_id, n_rows), e.g. TrainStats.items."""
     total = int(counts.get_column("n_rows").sum()) if counts.height else 0
     if total == 0:
         return pl.DataFrame(schema={"item_id": pl.String})

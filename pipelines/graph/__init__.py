@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from pipelines.graph.transitions import (
-    TransitionGraph,
-    build_graph,
-    build_transition_graph,
-)
+from pipelines.graph.transitions import TransitionGraph, build_graph
 
-__all__ = ["TransitionGraph", "build_graph", "build_transition_graph"]
+__all__ = ["TransitionGraph", "build_graph"]

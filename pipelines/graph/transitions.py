@@ -264,9 +264,3 @@ def build_graph(train_df, items_df, cfg: GraphConfig) -> TransitionGraph:
     )
     nodes = _nodes(items_df, train_df, pairs, ranked)
     return TransitionGraph(pairs=pairs, ranked=ranked, edges=edges, nodes=nodes, config=cfg)
-
-
-def build_transition_graph(train_df, items_df, cfg: GraphConfig):
-    """-> (graph_nodes, graph_edges) Spark DataFrames; the rules are in the module docstring."""
-    g = build_graph(train_df, items_df, cfg)
-    return g.nodes, g.edges

@@ -92,6 +92,40 @@ def _reason_counts(rows: DataFrame, keys: tuple[str, ...], prefix: str) -> tuple
     return total, rejected, counts
 
 
+def _read_catalog(
+    spark: SparkSession, paths: list[str], cfg: IngestConfig
+) -> tuple[DataFrame | None, int, int, dict]:
+    """(catalog rows, cached; rows in; rows quarantined; {reason key: n}), one aggregation;
+    (None, 0, 0, zero counts) without a catalog, so the counts keep the same keys."""
+    if not paths:
+        return None, 0, 0, {f"catalog_quarantine_{k}": 0 for k in reasons.CATALOG_REASON_KEYS}
+    rows = read_catalogs(spark, paths, cfg).persist(StorageLevel.MEMORY_AND_DISK)
+    return (rows, *_reason_counts(rows, reasons.CATALOG_REASON_KEYS, "catalog_quarantine_"))
+
+
+def _items_and_quarantine(
+    item_index: DataFrame, events: DataFrame, typed: DataFrame, catalog_rows: DataFrame | None
+) -> tuple[DataFrame, int, DataFrame]:
+    """(items, its row count, quarantine), both tables cached and materialized: the caller's
+    writes then do not read the input again. Items carry their popularity in events and the
+    catalog's title and text (null without a catalog); quarantine holds event and catalog
+    rows."""
+    popularity = events.groupBy("item_id").agg(F.count(F.lit(1)).alias("popularity"))
+    items = item_index.join(popularity, "item_id", "left").fillna(0, subset=["popularity"])
+    quarantine = typed.where(F.col("reason").isNotNull()).select(*QUARANTINE.columns)
+    if catalog_rows is not None:
+        catalog_items = catalog_rows.where(F.col("reason").isNull())
+        items = items.join(catalog_items.select("item_id", "title", "text"), "item_id", "left")
+        quarantine = quarantine.unionByName(catalog_quarantine(catalog_rows))
+    else:
+        items = items.select("*", *[F.lit(None).cast("string").alias(c) for c in ("title", "text")])
+    items = _conform(items, ITEMS).persist(StorageLevel.MEMORY_AND_DISK)
+    n_items = items.count()
+    quarantine = _conform(quarantine, QUARANTINE).persist(StorageLevel.MEMORY_AND_DISK)
+    quarantine.count()
+    return items, n_items, quarantine
+
+
 def run_ingest(spark: SparkSession, cfg: IngestConfig) -> IngestResult:
     """Validate, deduplicate and index the events of `cfg.input` (see the module docstring)."""
     events_path, items_path = dataset_paths(cfg.input, cfg.items)
@@ -103,16 +137,7 @@ def run_ingest(spark: SparkSession, cfg: IngestConfig) -> IngestResult:
     )
 
     catalog_paths = find_catalogs(items_path, fmt, files)
-    cat_in = cat_quarantined = 0
-    cat_counts = {f"catalog_quarantine_{k}": 0 for k in reasons.CATALOG_REASON_KEYS}
-    catalog_rows = None
-    if catalog_paths:
-        catalog_rows = read_catalogs(spark, catalog_paths, cfg).persist(
-            StorageLevel.MEMORY_AND_DISK
-        )
-        cat_in, cat_quarantined, cat_counts = _reason_counts(
-            catalog_rows, reasons.CATALOG_REASON_KEYS, "catalog_quarantine_"
-        )
+    catalog_rows, cat_in, cat_quarantined, cat_counts = _read_catalog(spark, catalog_paths, cfg)
 
     # Indices from the distinct ids of the accepted rows (the same ids as after dedup).
     accepted = typed.where(F.col("reason").isNull()).select(*DEDUP_KEY)
@@ -143,19 +168,7 @@ def run_ingest(spark: SparkSession, cfg: IngestConfig) -> IngestResult:
     rows_accepted = sizes["n"]
     n_users = 0 if sizes["last"] is None else sizes["last"] + 1
 
-    popularity = events.groupBy("item_id").agg(F.count(F.lit(1)).alias("popularity"))
-    items = item_index.join(popularity, "item_id", "left").fillna(0, subset=["popularity"])
-    quarantine = typed.where(F.col("reason").isNotNull()).select(*QUARANTINE.columns)
-    if catalog_rows is not None:
-        catalog_items = catalog_rows.where(F.col("reason").isNull())
-        items = items.join(catalog_items.select("item_id", "title", "text"), "item_id", "left")
-        quarantine = quarantine.unionByName(catalog_quarantine(catalog_rows))
-    else:
-        items = items.select("*", *[F.lit(None).cast("string").alias(c) for c in ("title", "text")])
-    items = _conform(items, ITEMS).persist(StorageLevel.MEMORY_AND_DISK)
-    n_items = items.count()
-    quarantine = _conform(quarantine, QUARANTINE).persist(StorageLevel.MEMORY_AND_DISK)
-    quarantine.count()
+    items, n_items, quarantine = _items_and_quarantine(item_index, events, typed, catalog_rows)
 
     counts = {
         "rows_in": rows_in,

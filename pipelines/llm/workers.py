@@ -46,8 +46,8 @@ class _ModelWorker:
         from pipelines.llm.model import ModelSpec, load_model
 
         threads = params.get("torch_threads") or max(1, math.ceil(params.get("actor_cpus", 1)))
-        # More intra-op threads than the actor's CPU share spin against each other (10x slower
-        # on a busy 2-core machine).
+        # More intra-op threads than the actor's CPU share spin against each other instead of
+        # working (benchmarks/RESULTS.md, "LLM stages", has the measured cost).
         torch.set_num_threads(int(threads))
         self.params = params
         self.model, self.tok = load_model(ModelSpec(**spec))

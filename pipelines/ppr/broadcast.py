@@ -5,11 +5,10 @@ seeds; rows are sliced into partitions in order, so the output of every partitio
 already sorted by (src, rank) and the stage writes it without a shuffle. Executors run the
 kernel in `mapInArrow`; executor memory per task is bounded by one batch.
 
-Two ways out: `ppr_broadcast` returns the rows as a DataFrame; `write_ppr_broadcast` (what
-the stage uses) has each task write its rows as one Parquet file with pyarrow and return
-only its counts. The rows then never cross into the JVM (Arrow -> rows -> Parquet there,
-a large share of the stage's JVM CPU: benchmarks/RESULTS.md). A task writes to a hidden temp name
-and renames it to `part-<partition>.parquet`, so a retried or speculative attempt replaces
+`write_ppr_broadcast` has each task write its rows as one Parquet file with pyarrow and
+return only its counts. The rows then never cross into the JVM (Arrow -> rows -> Parquet
+there, a large share of the stage's JVM CPU: benchmarks/RESULTS.md). A task writes to a
+hidden temp name and renames it to `part-<partition>.parquet`, so a retried or speculative attempt replaces
 the file whole with the same bytes (the walks are seeded per batch). The run directory has
 to be a file system every executor sees, as for every WalkRank table.
 
@@ -100,18 +99,6 @@ def _kernel(bc, cfg: PprConfig, seed: int):
     return walk
 
 
-def _rows(walk, steps_acc, walks_acc):
-    """mapInArrow function: the walks' rows; counts go to accumulators."""
-
-    def run(batches):
-        for rows, steps, walks in walk(batches):
-            steps_acc.add(steps)
-            walks_acc.add(walks)
-            yield rows
-
-    return run
-
-
 def _file_writer(walk, out_dir: str):
     """mapInArrow function: the task's rows into `out_dir/part-<partition>.parquet` (a local
     folder or a URI: tasks reach the store with the executor's own credentials); yields one
@@ -189,20 +176,6 @@ def _prepare(spark, edges: pa.Table, n_nodes: int, sources: np.ndarray, cfg: Ppr
         "prepare_seconds": round(time.perf_counter() - t0, 3),
     }
     return work, bc, stats
-
-
-def ppr_broadcast(
-    spark, edges: pa.Table, n_nodes: int, sources: np.ndarray, cfg: PprConfig, seed: int
-):
-    """-> (DataFrame[src, dst, score, rank] lazily computed, stats dict filled after an action).
-
-    edges: the graph_edges table as Arrow (src, dst, prob). Driver memory: O(nnz).
-    """
-    work, bc, stats = _prepare(spark, edges, n_nodes, sources, cfg)
-    sc = spark.sparkContext
-    steps_acc, walks_acc = sc.accumulator(0), sc.accumulator(0)
-    out = work.mapInArrow(_rows(_kernel(bc, cfg, seed), steps_acc, walks_acc), ITEM_PPR.spark_ddl())
-    return out, {**stats, "_steps": steps_acc, "_walks": walks_acc, "_broadcast": bc}
 
 
 def write_ppr_broadcast(

@@ -43,6 +43,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from schemas import score_column
+
 DAY = 86400.0
 PAIR = ("fused_score", "fused_rank", "n_sources", "trans_last1", "trans_last2")
 PAIR_KEY = ["user_id", "item_id"]
@@ -59,13 +61,14 @@ def feature_names(
     sources: Sequence[str], text: bool = False, llm: bool = False, summary: bool = False
 ) -> list[str]:
     """The feature columns, in the order the model sees them."""
-    per_source = [c for s in sources for c in (f"score_{s}", f"rank_{s}")]
+    per_source = [c for s in sources for c in (score_column(s), f"rank_{s}")]
     optional = [*(TEXT if text else ()), *(LLM if llm else ()), *(SUMMARY if summary else ())]
     return [*per_source, *PAIR, *ITEM, *USER, *optional]
 
 
 #: Candidate rows per partition of the rank windows: each task sorts them once per source in
-#: memory (a 5M-event run's 8 default partitions of 6M rows spilled 12 GB per pass).
+#: memory, so the partition's size, not the table's, must bound the sort (a few default
+#: partitions of a large table spill: benchmarks/RESULTS.md has the run).
 WINDOW_ROWS = 1_000_000
 
 
@@ -129,12 +132,12 @@ def candidate_features(
         F.col("score").cast("double").alias("fused_score"),
         F.col("rank").cast("double").alias("fused_rank"),
         F.size("sources").cast("double").alias("n_sources"),
-        *[F.col(f"score_{s}").cast("double").alias(f"score_{s}") for s in sources],
+        *[F.col(score_column(s)).cast("double").alias(score_column(s)) for s in sources],
     )
     if partitions:  # the windows below need this distribution: no extra shuffle
         out = out.repartition(partitions, "user_id")
     for s in sources:
-        col = F.col(f"score_{s}")
+        col = F.col(score_column(s))
         w = Window.partitionBy("user_id").orderBy(col.desc_nulls_last(), F.col("item_id"))
         out = out.withColumn(
             f"rank_{s}", F.when(col.isNotNull(), F.row_number().over(w).cast("double"))

@@ -6,12 +6,16 @@ replaces it when LLM scores are used. The sources and their tables: pipelines/ca
 
 from __future__ import annotations
 
-from pipelines.candidates.registry import enabled, tables_read
+from pipelines.candidates.registry import SOURCES, enabled, tables_read
 from pipelines.stage import Stage, StageContext
+from schemas import score_column
 
 
 def source_tables(cfg) -> tuple[str, ...]:
-    """The run tables the enabled sources read (Stage.config_inputs of this stage)."""
+    """The run tables the enabled sources read (Stage.config_inputs of this stage); with cfg
+    None, those every registered source may read."""
+    if cfg is None:
+        return tables_read(list(SOURCES))
     return tables_read(enabled(cfg.candidates.sources))
 
 
@@ -38,7 +42,7 @@ def run(ctx: StageContext) -> None:
     )
     ctx.write("candidates", candidates, extra={"sources": names})
     # Read back from its committed files: cheaper than caching the table (users x top_n rows).
-    score_cols = [f"score_{n}" for n in names]
+    score_cols = [score_column(n) for n in names]
     ctx.write(
         "rankings",
         ctx.read_spark("candidates").select("user_id", "item_id", "rank", "score", *score_cols),

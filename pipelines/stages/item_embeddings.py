@@ -13,6 +13,7 @@ import polars as pl
 
 from pipelines.config import Config
 from pipelines.stage import Stage, StageContext
+from pipelines.stages.summary_embeddings import summary_feature_used
 from schemas.tables import ITEM_EMBEDDINGS
 
 # The table's columns as Polars types (schemas/ is the truth).
@@ -22,6 +23,11 @@ SCHEMA = dict(pl.from_arrow(ITEM_EMBEDDINGS.full_schema.empty_table()).schema)
 def embeddings_enabled(cfg: Config) -> str | None:
     """None when the stage may run, else why not (the plan prints it)."""
     return None if cfg.embeddings.enabled else "embeddings.enabled = false"
+
+
+def item_vectors_used(cfg: Config) -> bool:
+    """The ranker reads item_embeddings: for text_cos or summary_cos."""
+    return cfg.rank.text_features or summary_feature_used(cfg) is None
 
 
 def _previous(ctx: StageContext) -> pl.DataFrame | None:

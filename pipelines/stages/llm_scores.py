@@ -12,13 +12,24 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipelines.config import llm_scores_used
+from pipelines.config import Config
 from pipelines.stage import Stage, StageContext
 from schemas.tables import LLM_SCORES
 from udfs.prompts import PROMPT_VERSION
 
 # The table's columns, optional ones included, as Polars types (schemas/ is the truth).
 SCHEMA = dict(pl.from_arrow(LLM_SCORES.full_schema.empty_table()).schema)
+
+
+def llm_scores_used(cfg: Config) -> str | None:
+    """None when the rank stage will use LLM scores, else why not (the plan prints it)."""
+    if not cfg.llm.enabled:
+        return "llm.enabled = false"
+    if cfg.rank.method == "learned" and cfg.rank.llm_feature and cfg.eval.target != "valid":
+        return None  # a feature of the learned ranker
+    if cfg.eval.target != "valid" and cfg.rank.llm_weight == 0:
+        return "rank.llm_weight = 0 (fit it with eval.target = valid)"
+    return None
 
 
 def score_inputs(ctx: StageContext) -> tuple[pl.DataFrame, int]:

@@ -22,18 +22,16 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from pipelines import tableio
-from pipelines.config import (
-    Config,
-    item_vectors_used,
-    llm_scores_used,
-    rank_planned,
-    ranker_fit_planned,
-    summary_feature_used,
-)
+from pipelines.config import Config
 from pipelines.evaluation.buckets import n_buckets, read_buckets
 from pipelines.stage import Stage, StageContext
+from pipelines.stages.fit_ranker import ranker_fit_planned
+from pipelines.stages.item_embeddings import item_vectors_used
+from pipelines.stages.llm_scores import llm_scores_used
+from pipelines.stages.ranker_inputs import llm_score_table, summary_table, text_vectors
+from pipelines.stages.summary_embeddings import summary_feature_used
 from pipelines.storage import Location
-from schemas import contract
+from schemas import contract, score_column
 from udfs.rank_fusion import fit_llm_weight, rerank
 
 
@@ -117,58 +115,19 @@ def _model_folder(ctx: StageContext):
     return None
 
 
-def _feature_table(ctx: StageContext, table: str, feature: str, setting: str) -> None:
-    """A model trained with `feature` needs `table` among this run's inputs (its setting on)."""
-    from pipelines.errors import ConfigError
-
-    if table not in ctx.stage.inputs_for(ctx.config):
-        raise ConfigError(
-            f"the ranker uses the feature {feature} but this run does not read {table}",
-            hint=f"--set {setting}=true",
-        )
-
-
-def text_vectors(ctx: StageContext, wanted: bool):
-    """The item embedding matrix for the text and summary features, when the model uses one."""
-    from pipelines.ranker.artifact import item_vector_matrix
-
-    if not wanted:
-        return None
-    _feature_table(ctx, "item_embeddings", "text_cos", "rank.text_features")
-    n_items = ctx.manifest("items")["rows"]
-    return item_vector_matrix(ctx.read_arrow("item_embeddings", ["item_idx", "embedding"]), n_items)
-
-
-def llm_scores(ctx: StageContext, wanted: bool):
-    """The run's llm_scores (Spark), when the model uses the LLM score feature."""
-    if not wanted:
-        return None
-    _feature_table(ctx, "llm_scores", "llm_score", "rank.llm_feature")
-    return ctx.read_spark("llm_scores")
-
-
-def summary_vectors(ctx: StageContext, wanted: bool):
-    """The run's summary_embeddings (Spark), when the model uses the summary feature."""
-    if not wanted:
-        return None
-    _feature_table(ctx, "summary_embeddings", "summary_cos", "rank.summary_feature")
-    return ctx.read_spark("summary_embeddings")
-
-
 def rank_learned(ctx: StageContext, folder) -> None:
-    from pipelines.evaluation.per_source import source_names
     from pipelines.ranker.artifact import load_model
     from pipelines.ranker.features import candidate_features, window_partitions
     from pipelines.ranker.score import CANDIDATE_COLUMNS, rank_by_score, score_pairs
 
     model = load_model(folder)
-    sources = source_names(ctx.run_dir)
+    sources = tableio.candidate_sources(ctx.run_dir)
     cands = ctx.read_spark("candidates")
     edges = (
         ctx.read_spark("graph_edges") if "graph_edges" in ctx.stage.inputs_for(ctx.config) else None
     )
     uses = set(model.features)
-    summary = summary_vectors(ctx, "summary_cos" in uses)  # first: its error names its setting
+    summary = summary_table(ctx, "summary_cos" in uses)  # first: its error names its setting
     vecs = text_vectors(ctx, bool(uses & {"text_cos", "summary_cos"}))
     parts = window_partitions(
         ctx.manifest("candidates")["rows"], ctx.config.spark.shuffle_partitions
@@ -176,10 +135,10 @@ def rank_learned(ctx: StageContext, folder) -> None:
     feats = candidate_features(
         cands, ctx.read_spark("train"), ctx.read_spark("items"), edges, sources,
         ctx.config.rank.recent_fraction, vecs, ctx.config.rank.text_half_life,
-        llm_scores(ctx, "llm_score" in uses), summary, text="text_cos" in uses,
+        llm_score_table(ctx, "llm_score" in uses), summary, text="text_cos" in uses,
         partitions=parts,
     )  # fmt: skip
-    score_cols = [f"score_{n}" for n in sources]
+    score_cols = [score_column(n) for n in sources]
     scored = score_pairs(feats, model.text, model.features, [*CANDIDATE_COLUMNS, *score_cols])
     # mapInArrow drops the features' partitioning by user, and the order window would
     # otherwise shuffle into spark.shuffle_partitions, a count that does not grow with the
@@ -195,13 +154,11 @@ def rank_learned(ctx: StageContext, folder) -> None:
 
 
 def run(ctx: StageContext) -> None:
-    from pipelines.evaluation.per_source import source_names
-
     folder = _model_folder(ctx)
     if folder is not None:
         rank_learned(ctx, folder)
         return
-    score_cols = [f"score_{n}" for n in source_names(ctx.run_dir)]
+    score_cols = [score_column(n) for n in tableio.candidate_sources(ctx.run_dir)]
     cols = ["user_id", "item_id", "rank", "score", *score_cols]
     if "llm_scores" not in ctx.stage.inputs_for(ctx.config):
         _candidate_order(ctx, cols, "candidate order (fusion)")
@@ -277,10 +234,24 @@ def _fused_rankings(cands: pl.DataFrame, llm: pl.DataFrame, w: float, cols: list
     )
 
 
-def rank_inputs(cfg: Config) -> tuple[str, ...]:
-    """What rank reads under `cfg`: the learned ranker's tables, the LLM scores when used."""
+def learned_ranker(cfg: Config) -> bool:
+    """rank orders by a learned ranker: rank.model, or the one fit_ranker fits in this run."""
+    return cfg.rank.method == "learned" and bool(cfg.rank.model or ranker_fit_planned(cfg) is None)
+
+
+def rank_planned(cfg: Config) -> str | None:
+    """None when the rank stage runs (a learned ranker, or LLM scores to blend), else why not."""
+    return None if learned_ranker(cfg) else llm_scores_used(cfg)
+
+
+def rank_inputs(cfg: Config | None) -> tuple[str, ...]:
+    """What rank reads under `cfg` (with None: all it may read): the learned ranker's tables,
+    the LLM scores when used."""
+    if cfg is None:
+        return ("train", "items", "graph_edges", "item_embeddings", "summary_embeddings",
+                "ranker_model", "llm_scores", "holdout")  # fmt: skip
     out: list[str] = []
-    if cfg.rank.method == "learned" and (cfg.rank.model or ranker_fit_planned(cfg) is None):
+    if learned_ranker(cfg):
         # graph_edges: the transition features (the fit pass builds its own graph too).
         out += ["train", "items", "graph_edges"]
         if item_vectors_used(cfg):

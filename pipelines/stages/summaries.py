@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipelines.config import summaries_used
+from pipelines.config import Config
 from pipelines.stage import Stage, StageContext
+from pipelines.stages.llm_scores import llm_scores_used
+from pipelines.stages.summary_embeddings import summary_feature_used
 from schemas.tables import USER_SUMMARIES
 from udfs.prompts import PROMPT_VERSION, history_fingerprint
 
 # The table's columns, optional ones included, as Polars types (schemas/ is the truth).
 SCHEMA = dict(pl.from_arrow(USER_SUMMARIES.full_schema.empty_table()).schema)
+
+
+def summaries_used(cfg: Config) -> str | None:
+    """None when a stage reads user_summaries: the LLM scores' prompts or the summary feature."""
+    why = llm_scores_used(cfg)
+    return None if why is None or summary_feature_used(cfg) is None else why
 
 
 def _previous(ctx: StageContext, model: str) -> pl.DataFrame | None:

@@ -11,11 +11,24 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipelines.config import summary_feature_used
+from pipelines.config import Config
 from pipelines.stage import Stage, StageContext
 from schemas.tables import SUMMARY_EMBEDDINGS
 
 SCHEMA = dict(pl.from_arrow(SUMMARY_EMBEDDINGS.full_schema.empty_table()).schema)
+
+
+def summary_feature_used(cfg: Config) -> str | None:
+    """None when the learned ranker takes the summary-affinity feature, else why not."""
+    if not cfg.rank.summary_feature:
+        return "rank.summary_feature = false"
+    if not cfg.llm.enabled:
+        return "llm.enabled = false (no summaries)"
+    if not cfg.embeddings.enabled:
+        return "embeddings.enabled = false"
+    if cfg.rank.method != "learned" or cfg.eval.target == "valid":
+        return "no learned ranker in this run (rank.method = fusion or eval.target = valid)"
+    return None
 
 
 def summary_texts(summaries: pl.DataFrame, encoder_key: str) -> pl.DataFrame:

@@ -12,9 +12,44 @@ from udfs.alias_table import (
     AliasTables,
     build_alias_tables,
     build_alias_tables_reference,
-    implied_distribution,
-    sample_next,
 )
+
+
+def implied_distribution(indptr, tables: AliasTables) -> np.ndarray:
+    """Edge-aligned probabilities implied by the tables:
+    ``p_j = (accept_j + sum_{i: alias_i = j} (1 - accept_i)) / deg``.  O(nnz), vectorised."""
+    indptr = np.asarray(indptr, dtype=np.int64)
+    deg = np.diff(indptr)
+    nnz = tables.accept.shape[0]
+    row_start = np.repeat(indptr[:-1], deg)
+    mass = tables.accept.copy()
+    mass += np.bincount(row_start + tables.alias, weights=1.0 - tables.accept, minlength=nnz)
+    return mass / np.repeat(deg, deg)
+
+
+def sample_next(tables: AliasTables, indptr, indices, nodes, u_col, u_accept) -> np.ndarray:
+    """One alias-sampled next hop per entry of ``nodes``: O(1) per walker, O(len(nodes)) total.
+
+    ``u_col`` and ``u_accept`` are uniforms in [0, 1) (float32 or float64), one per node.
+    Returns int32 destination ids; -1 where the node is dangling (no out-edges).
+    (The walk kernels in :mod:`udfs.walk_batch` fuse the same rule with a single uniform per
+    hop: the column is ``floor(u * deg)`` and the accept uniform is its fractional part.)
+    """
+    indptr = np.asarray(indptr, dtype=np.int64)
+    nodes = np.asarray(nodes, dtype=np.int64)
+    start = indptr[nodes]
+    deg = indptr[nodes + 1] - start
+    col = (np.asarray(u_col, dtype=np.float64) * deg).astype(np.int64)
+    np.minimum(col, np.maximum(deg - 1, 0), out=col)  # guards u == 1 - eps rounding up
+    dangling = deg == 0
+    e = np.where(dangling, 0, start + col)
+    if tables.accept.shape[0] == 0:
+        return np.full(nodes.shape, -1, dtype=np.int32)
+    keep = np.asarray(u_accept) < tables.accept[e]
+    edge = np.where(dangling, 0, start + np.where(keep, col, tables.alias[e]))
+    out = np.asarray(indices)[edge].astype(np.int32)
+    out[dangling] = -1
+    return out
 
 
 def _implied_loop(indptr, tables: AliasTables) -> np.ndarray:

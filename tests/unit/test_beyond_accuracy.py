@@ -9,17 +9,40 @@ import pytest
 
 from pipelines.evaluation.beyond_accuracy import (
     ExposureSum,
-    beyond_accuracy_metrics,
-    catalog_coverage,
+    beyond_accuracy_of_exposure,
+    exposure_by_k,
     gini_index,
     item_exposure,
-    item_self_information,
-    novelty,
+    novelty_of_exposure,
+    self_information_of_counts,
 )
 
 
 def _pairs(rows: list[tuple[str, str]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"user_id": pl.String, "item_id": pl.String}, orient="row")
+
+
+# The metrics of one frame of slots or top-K lists, composed of the product's count forms
+# the way the evaluation composes them over buckets of users.
+
+
+def item_self_information(train: pl.DataFrame) -> tuple[pl.DataFrame, float]:
+    """Self-information of every train item and of unseen items, from the train rows."""
+    item_users = train.group_by("item_id").agg(pl.col("user_id").n_unique().alias("n_users"))
+    n_users = train.get_column("user_id").n_unique() if train.height else 0
+    return self_information_of_counts(item_users, n_users)
+
+
+def novelty(slots: pl.DataFrame, train: pl.DataFrame) -> float:
+    return novelty_of_exposure(item_exposure(slots), *item_self_information(train))
+
+
+def beyond_accuracy_metrics(
+    top: pl.DataFrame, train: pl.DataFrame, ks: list[int], n_catalog_items: int
+) -> pl.DataFrame:
+    return beyond_accuracy_of_exposure(
+        exposure_by_k(top, ks), ks, *item_self_information(train), n_catalog_items
+    )
 
 
 def test_gini_of_known_exposure_vectors() -> None:
@@ -52,11 +75,16 @@ def test_gini_rejects_bad_inputs() -> None:
 
 
 def test_catalog_coverage() -> None:
-    slots = _pairs([("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "c")])
-    assert catalog_coverage(slots, 10) == pytest.approx(3 / 10)
-    assert catalog_coverage(_pairs([]), 10) == 0.0
+    top = _pairs([("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "c")]).with_columns(
+        rank=pl.Series([1, 2, 1, 2])
+    )
+    coverage = pl.col("metric") == "coverage"
+    got = beyond_accuracy_metrics(top, top, [2], 10).filter(coverage)
+    assert got.get_column("value").to_list() == pytest.approx([3 / 10])
+    got = beyond_accuracy_metrics(top.clear(), top, [2], 10).filter(coverage)
+    assert got.get_column("value").to_list() == [0.0]
     with pytest.raises(ValueError, match="n_catalog_items must be >= 1, got 0"):
-        catalog_coverage(slots, 0)
+        beyond_accuracy_metrics(top, top, [2], 0)
 
 
 def test_item_exposure_counts_lists() -> None:

@@ -8,9 +8,10 @@ import pytest
 from pipelines import tableio
 from pipelines.config import Config, load_config
 from pipelines.errors import StageOrderError
-from pipelines.runner import order_stages, run_stages
+from pipelines.plan import order_stages
+from pipelines.runner import run_stages
 from pipelines.stage import Stage
-from pipelines.stages import STAGES
+from pipelines.stage_registry import STAGES
 
 NB = {"item_idx": pl.Int32, "neighbor_idx": pl.Int32, "sim": pl.Float64, "rank": pl.Int32}
 METRICS = {

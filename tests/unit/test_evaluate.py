@@ -11,7 +11,22 @@ import polars as pl
 import pytest
 
 from pipelines.evaluation import evaluate_rankings, render_report_md
-from pipelines.evaluation.segments import head_items, history_segments
+from pipelines.evaluation.segments import (
+    head_items_of_counts,
+    history_counts,
+    history_segments_of_counts,
+)
+
+
+def head_items(train: pl.DataFrame) -> pl.DataFrame:
+    """The head items of train rows (user_id, item_id), as the evaluation derives them."""
+    counts = train.group_by("item_id").agg(pl.len().cast(pl.Int64).alias("n_rows"))
+    return head_items_of_counts(counts)
+
+
+def history_segments(users: pl.DataFrame, train: pl.DataFrame) -> pl.DataFrame:
+    return history_segments_of_counts(users, history_counts(train))
+
 
 SCHEMA = pl.Schema(
     {

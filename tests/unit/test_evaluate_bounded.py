@@ -18,14 +18,14 @@ from pipelines.config import load_config
 from pipelines.errors import ConfigError
 from pipelines.evaluation.buckets import n_buckets, read_buckets
 from pipelines.evaluation.evaluate import RankingEvaluator
-from pipelines.evaluation.per_source import run_source_overlap, source_overlap
+from pipelines.evaluation.per_source import run_source_overlap
 from pipelines.evaluation.run import (
     evaluate_run,
     run_train_stats,
-    score_against,
     score_against_buckets,
 )
 from schemas.tables import EVENTS, HOLDOUT, ITEMS
+from tests.whole_table import score_against, source_overlap
 
 TS = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 N_USERS = 3000  # held-out users, all ranked; EXTRA more users are ranked but not held out

@@ -8,7 +8,8 @@ import math
 import polars as pl
 import pytest
 
-from pipelines.evaluation.run import first_new_events, score_against, serve_metrics
+from pipelines.evaluation.run import first_new_events
+from tests.whole_table import score_against, serve_metrics
 
 RECS = pl.DataFrame(
     {

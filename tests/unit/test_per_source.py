@@ -5,11 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pipelines.evaluation.per_source import (
-    overlap_markdown,
-    source_overlap,
-    source_ranking,
-)
+from pipelines.evaluation.per_source import overlap_markdown, source_ranking
+from tests.whole_table import source_overlap
 
 CANDS = pl.DataFrame(
     {

@@ -4,10 +4,11 @@ import pytest
 from pipelines import tableio
 from pipelines.config import Config
 from pipelines.errors import RunLockedError, StageOrderError
+from pipelines.plan import order_stages
 from pipelines.run_dir import run_lock
-from pipelines.runner import order_stages, run_stages
+from pipelines.runner import run_stages
 from pipelines.stage import Stage
-from pipelines.stages import STAGES, select_stages
+from pipelines.stage_registry import STAGES, select_stages
 
 
 def test_registry_order_is_topological():

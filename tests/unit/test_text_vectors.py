@@ -1,5 +1,5 @@
 """udfs/text_vectors.py against its plain-Python twins: item text, history weights, the user's
-recency-weighted text vector, row cosine."""
+recency-weighted text vector."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 
 from udfs.text_vectors import (
-    cosine,
-    cosine_reference,
     history_weights,
     history_weights_reference,
     item_text,
@@ -74,14 +72,3 @@ def test_the_newest_item_dominates_with_a_short_half_life():
     offsets, rows = np.array([0, 3]), np.array([0, 1, 2])
     got = user_text_vectors(offsets, rows, history_weights(offsets, 0.1), vecs)
     assert np.argmax(got[0]) == 2 and got[0, 2] > 0.999
-
-
-def test_cosine_matches_the_reference():
-    rng = np.random.default_rng(3)
-    a, b = rng.normal(size=(20, 5)), rng.normal(size=(20, 5))
-    a[3] = 0.0  # a zero row: 0, not nan
-    assert np.allclose(cosine(a, b), cosine_reference(a.tolist(), b.tolist()), atol=1e-12)
-    assert cosine(a, b)[3] == 0.0
-    assert np.allclose(cosine(a, a)[[0, 1]], 1.0)
-    with pytest.raises(ValueError):
-        cosine(a, b[:3])

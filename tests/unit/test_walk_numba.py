@@ -162,7 +162,7 @@ def test_dangling_star_matches_networkx(estimator):
     np.testing.assert_array_equal(est[1, 5], 1.0)  # a dangling source: only itself
 
 
-def test_truncation_alpha_one_and_bad_arguments():
+def test_truncation_and_bad_arguments():
     n = 3
     src = np.arange(n)
     indptr, indices, prob, _ = csr_from_edges(n, src, (src + 1) % n, np.ones(n))
@@ -171,13 +171,12 @@ def test_truncation_alpha_one_and_bad_arguments():
     cut = ppr_topk([0], 100_000, 0.2, *args, 9, k=3, max_steps=2, exclude_self=False)
     q = 0.8  # visits 0, 1, 2 with weights 1, q, q^2 when walks stop after two moves
     np.testing.assert_allclose(cut.score, np.array([1.0, q, q * q]) / (1 + q + q * q), atol=0.005)
-    none = ppr_topk([0, 2], 10, 0.5, *args, 0, k=0)
-    assert none.src.shape == (0,) and none.steps > 0
-    one = ppr_topk([0, 2], 10, 1.0, *args, 0, k=3, exclude_self=False)
-    assert one.steps == 0 and one.dst.tolist() == [0, 2] and one.score.tolist() == [1.0, 1.0]
     for bad in (
         dict(sources=[1, 1]),
         dict(alpha=0.0),
+        dict(alpha=1.0),  # the config's open interval
+        dict(max_steps=0),
+        dict(k=0),
         dict(estimator="median"),
         dict(sources=[3]),
         dict(walks_per_source=0),

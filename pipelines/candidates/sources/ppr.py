@@ -31,18 +31,6 @@ def ppr_form(item_ppr, train, *, n_items: int, history: int, decay: float) -> Ro
     return RowSum(entries, csr, entries_key=("recent", history, decay))
 
 
-def user_ppr(
-    spark, item_ppr, train, *, n_items: int, history: int, decay: float, top_n: int, seen=None
-):
-    """DataFrame[user_idx, item_idx, score]: top_n of Σ_i w_i · item_ppr(i, ·) per user.
-
-    item_ppr: pyarrow.Table[src, dst, score]."""
-    from pipelines.candidates.broadcast_topk import broadcast_topk
-
-    form = ppr_form(item_ppr, train, n_items=n_items, history=history, decay=decay)
-    return broadcast_topk(spark, form.entries, seen, form.csr, top_n)
-
-
 def ppr_kernel(inputs: SourceInputs, tables: dict, settings) -> RowSum:
     return ppr_form(
         inputs.read_arrow("item_ppr", ["src", "dst", "score"]),

@@ -1,8 +1,0 @@
-"""spark-submit jobs/split.py --run-dir DIR [--config FILE] [--set key=value]...: the 'split' stage."""
-
-import sys
-
-from jobs.stage_job import main
-
-if __name__ == "__main__":
-    sys.exit(main("split"))
