@@ -17,60 +17,18 @@ __all__ = ["emit_top", "top_indices"]
 
 
 @njit_cached(inline="always")
-def _before(items, values, a, b):
-    """Whether entry a ranks above entry b: larger value, or the same value and smaller item."""
-    return values[a] > values[b] or (values[a] == values[b] and items[a] < items[b])
-
-
-@njit_cached(nogil=True)
-def _best_first(items, values, idx):
-    """idx ordered by (value desc, item asc): a bottom-up merge sort over insertion-sorted
-    runs, O(t log t) for t entries. The items of a buffer are distinct, so the order is
-    total: any correct sort gives the same rows, whatever order the buffer is in."""
-    t = idx.shape[0]
-    src = idx.copy()
-    dst = np.empty_like(idx)
-    width = 16  # runs this short are sorted by insertion first: fewer passes, fewer copies
-    for lo in range(0, t, width):
-        for i in range(lo + 1, min(lo + width, t)):
-            x = src[i]
-            j = i - 1
-            while j >= lo and _before(items, values, x, src[j]):
-                src[j + 1] = src[j]
-                j -= 1
-            src[j + 1] = x
-    while width < t:
-        for lo in range(0, t, 2 * width):
-            mid = min(lo + width, t)
-            hi = min(lo + 2 * width, t)
-            i, j, o = lo, mid, lo
-            while i < mid and j < hi:
-                if _before(items, values, src[j], src[i]):
-                    dst[o] = src[j]
-                    j += 1
-                else:
-                    dst[o] = src[i]
-                    i += 1
-                o += 1
-            dst[o : o + mid - i] = src[i:mid]
-            o += mid - i
-            dst[o : o + hi - j] = src[j:hi]
-        src, dst = dst, src
-        width *= 2
-    return src
-
-
-@njit_cached(inline="always")
 def top_indices(items, values, m, limit):
-    """Indices into items[:m] (distinct items) of the `limit` largest values (ties: smaller
-    item first), best first."""
+    """Indices into items[:m] of the `limit` largest values (ties: smaller item first),
+    best first."""
     js, vs = items[:m], values[:m]
     if m > limit:
-        cut = np.partition(vs, m - limit)[m - limit]  # the limit-th largest value
+        cut = -np.partition(-vs, limit - 1)[limit - 1]
         keep = np.flatnonzero(vs >= cut)
     else:
         keep = np.arange(m)
-    return _best_first(js, vs, keep)[:limit]
+    keep = keep[np.argsort(js[keep])]
+    order = np.argsort(-vs[keep], kind="mergesort")  # stable: ties stay in item order
+    return keep[order[:limit]]
 
 
 @njit_cached(inline="always")

@@ -62,8 +62,9 @@ def overlap_of_counts(counts: dict[tuple[str, str], int], names: list[str]) -> p
 
 
 def run_source_overlap(run_dir: str | Path, k: int, max_rows_in_memory: int) -> pl.DataFrame:
-    """The sources' pairwise overlap (`overlap_of_counts`) in a run's candidates table, read in buckets of users (a user's
-    whole candidate list is needed: a source's top-k can sit anywhere in the fused order)."""
+    """The sources' pairwise overlap (`overlap_of_counts`) in a run's candidates table, read
+    in buckets of users (a user's whole candidate list is needed: a source's top-k can sit
+    anywhere in the fused order)."""
     names = tableio.candidate_sources(run_dir)
     columns = ["user_id", "item_id", *map(score_column, names)]
     scan = tableio.scan_polars(run_dir, "candidates").select(columns)
