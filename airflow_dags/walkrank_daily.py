@@ -1,83 +1,55 @@
-"""walkrank_daily: each day a serve run of WalkRank, then the previous day's run scored.
+"""walkrank_daily: each day a serve run of WalkRank that does what its plan says, a quality
+gate before the rankings are announced, and the previous day's run scored (docs/deploy.md).
 
-One task per stage of WalkRank's registry, then `evaluate_previous`. The stages come from the
-spec `walkrank plan --json` prints, committed as airflow_dags/walkrank_stages.json (`make
-dag-spec` writes it; tests/unit/test_jobs.py fails when it is stale): each stage's engine, its
-upstream stages (the edges) and whether it reads the run's input. No stage name is written here.
-Every task runs the one job entry point, `jobs/stage_job.py <stage> ...`:
-- Spark stages (and driver-only ones, engine "local") are `SparkSubmitOperator`s: the master
-  comes from the `spark_default` connection (e.g. AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type":
-  "spark", "host": "spark://head", "port": 7077}'; `spark-submit` on the worker's PATH, as the
-  Spark provider requires). Executors get WalkRank's environment from the archive `make dist`
-  builds (`--archives walkrank-env.tar.gz#env`, `spark.pyspark.python=./env/bin/python`).
-- Ray stages (engine "ray": the embeddings and the LLM stages) are Ray jobs, submitted to the
-  cluster's job server with the Ray Jobs API (`JobSubmissionClient`); the code travels in the
-  job's runtime env.
-- The run is a serve run (`eval.target=serve`: every event up to the day is used; rankings
-  are each user's next items). Its id is the day D its data interval [D, D + 1) covers
-  (`2026-11-25`; the run starts when D ends, and Airflow 3 gives it the logical date D + 1); a
-  run triggered without a logical date has no interval and uses its Airflow run id, path-safe.
-  Its input is the history as of that day, `<history>/<day>`: a backfill of day D reads D's
-  history, not today's.
-- The stage that reads the input (`reads_input`) gets `--input=<history>/<day>` and `--format`.
-- `evaluate_previous`, after the stage that writes `metrics`: that stage's job with `--against`
-  (`walkrank evaluate <out>/<day - 1> --against <new_events>/<day>`), how yesterday's
-  recommendations did on today's events (skipped, with a message, when that run does not
-  exist).
-- The task of the stage that writes the final `rankings` (the last writer in order) has
-  `outlets=[RANKINGS]`: downstream DAGs scheduled on that Asset start when new rankings exist.
+- One task per stage of the registry, from the spec `walkrank plan --json` prints, committed as
+  airflow_dags/walkrank_stages.json (`make dag-spec`): no stage name is written here. The
+  input stage first, then `plan` (`walkrank plan --json --run-dir <out>/<day>`, its XCom the
+  plan); a stage the plan leaves out ends as skipped with the plan's reason (downstream tasks
+  still run; a failed upstream stops them). Each runs `jobs/stage_job.py <stage>` (= `walkrank
+  run --stages <stage>`): Spark and driver-only stages by spark-submit (`spark_default`), Ray
+  stages as Ray jobs under a submission id of (run dir, stage), which a retry finds.
+- `quality_gate`, after the stage writing the final `rankings`: `walkrank gate <out>/<day>
+  --previous <out>/<day - 1>`; it carries the RANKINGS outlet, so a breach emits nothing.
+- `evaluate_previous`: `walkrank evaluate <out>/<day - 1> --against <new_events>/<day>`,
+  independent of today's run.
 
-No run parameter is ever put into a shell string: every parameter is one element of an argv
-list (spark-submit's application arguments, as `--flag=value`, the `--set` list as one JSON
-argument) or, for a Ray job, an element of a JSON list in the job's environment (its
-entrypoint is a fixed command). The parameters are also checked by JSON-schema patterns when
-a run is triggered.
+The run's id is the day D its data interval [D, D + 1) covers (Airflow 3's logical date is
+D + 1); without an interval, its run id, path-safe. Its input is `<history>/<day>`. `refit`:
+"always", or the weekday whose runs fit the ranker (the others pass rank.model=latest).
+No run parameter is ever put into a shell string: each is one argv element, or an element of
+a Ray job's JSON argument list; JSON-schema patterns and enums check them at trigger time.
+Nothing of WalkRank is imported here: the tasks call the project's interpreter.
 
-Nothing of WalkRank is imported here: Airflow lives in its own virtual environment
-(`make airflow-setup`), and the tasks call the project's interpreter.
-
-Environment (read when the DAG is parsed; deployment settings, not run parameters):
-    WALKRANK_HOME         the repository: jobs/stage_job.py (the spark-submit application),
-                          the code shipped to Ray and airflow_dags/walkrank_stages.json, the
-                          stage spec (default: the folder above this file)
-    WALKRANK_PYTHON       the Spark driver's Python, with WalkRank installed (client mode;
-                          default: $WALKRANK_HOME/.venv/bin/python)
-    WALKRANK_ENV_ARCHIVE  the executors' environment, dist/walkrank-env.tar.gz (`make dist`);
-                          empty: executors use WALKRANK_PYTHON (local mode, one machine)
-    WALKRANK_JARS         the folder of the S3A jars shipped with --jars (`make jars`; default
-                          $WALKRANK_HOME/.venv/share/walkrank/jars); "none": the cluster's own
-                          connector. `out`, `history` and `new_events` may be s3:// URIs,
-                          passed through untouched; credentials come from the workers' AWS
-                          environment, never from a parameter.
-    WALKRANK_RAY_ADDRESS  the Ray job server, e.g. http://head:8265 (RAY_AUTH_TOKEN, when the
-                          cluster uses token auth, is read from the worker's environment)
-    WALKRANK_RAY_PYTHON   the Python on the Ray nodes that has walkrank[llm]'s dependencies
-                          (default: python)
-Params (per run, `--conf` / the trigger form): history, new_events, out, config, format, sets.
+Environment (read when the DAG is parsed): WALKRANK_HOME (the repository), WALKRANK_PYTHON (the
+Python with WalkRank: the Spark driver, `plan`, `quality_gate`), WALKRANK_ENV_ARCHIVE (the
+executors' environment, `make dist`; empty: WALKRANK_PYTHON), WALKRANK_JARS (the S3A jars,
+`make jars`; "none": the cluster's), WALKRANK_RAY_ADDRESS (the Ray job server; RAY_AUTH_TOKEN
+from the environment), WALKRANK_RAY_PYTHON (the Ray nodes' Python).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import re
 import shlex
+import subprocess
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Asset, BaseOperator, Param
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 HOME = Path(os.environ.get("WALKRANK_HOME", Path(__file__).resolve().parents[1]))
 PYTHON = os.environ.get("WALKRANK_PYTHON", str(HOME / ".venv" / "bin" / "python"))
 ENV_ARCHIVE = os.environ.get("WALKRANK_ENV_ARCHIVE", "")
-# Hadoop's S3A connector and the AWS SDK modules it needs (`make jars`), shipped with --jars so
-# executors read and write s3a:// without anything installed; "none": the cluster's own
-# connector (EMR, Dataproc).
+# Hadoop's S3A connector and the AWS SDK modules it needs (`make jars`), shipped with --jars:
+# executors read and write s3a:// with nothing installed; "none": the cluster's own (EMR).
 JARS_DIR = os.environ.get("WALKRANK_JARS", str(HOME / ".venv" / "share" / "walkrank" / "jars"))
 JARS = (
     ",".join(sorted(str(p) for p in Path(JARS_DIR).glob("*.jar")))
@@ -89,9 +61,12 @@ RAY_PYTHON = os.environ.get("WALKRANK_RAY_PYTHON", "python")
 ARGS_ENV = "WALKRANK_JOB_ARGS"  # jobs/stage_job.py reads a Ray job's arguments from it
 JOB = HOME / "jobs" / "stage_job.py"  # the one job: its first argument is the stage
 CODE = ("pipelines", "udfs", "schemas", "jobs")  # shipped to a Ray job as py_modules
+PLAN_TASK, GATE_TASK = "plan", "quality_gate"
+BREACH = "error: quality gate breached"  # `walkrank gate`'s words for a breach (exit 1)
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
-# Names the daily rankings for the DAGs that consume them (schedule=[RANKINGS]); the table of a
-# run is <out>/<day>/rankings.
+# Names the daily rankings for the DAGs that consume them (schedule=[RANKINGS]); each event's
+# extra says which run: {"path": <out>/<day>, "day": <day>}.
 RANKINGS = Asset(name="walkrank_rankings", uri="file:///walkrank/rankings")
 
 # The stage registry as data (`walkrank plan --json`), read from the WalkRank the jobs run: a
@@ -122,12 +97,18 @@ def direct_upstream() -> dict[str, list[str]]:
     return direct
 
 
-RANKED = writer("rankings")  # its task carries the RANKINGS outlet
+RANKED = writer("rankings")  # the quality gate follows it
 SCORED = writer("metrics")  # its job scores the day before's run (--against)
 
 # A path: no leading '-', no whitespace, quotes or shell characters (s3a://, hdfs:// are fine).
 PATH = r"^[A-Za-z0-9_/.][A-Za-z0-9_/.:=@+-]*$"
 SET = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+=[^\n\r]*$"
+REFIT = "fit the ranker in every run, or in runs of this weekday only (the others: latest model)"
+FORMATS = ["auto", "csv", "tsv", "parquet", "jsonl", "movielens", "recbole", "sequences"]
+
+
+def path_param(default: Path, description: str) -> Param:
+    return Param(str(default), type="string", pattern=PATH, description=description)
 
 
 def run_day(data_interval_start: Any, run_id: str) -> str:
@@ -144,53 +125,137 @@ def previous_day(data_interval_start: Any) -> str:
     return "none"
 
 
+def model_sets(refit: str, data_interval_start: Any) -> list[str]:
+    """`rank.model=latest` on a day that is not the refit day: the run ranks with the newest
+    committed model under `out` (WalkRank fits one when there is none). Anything but a weekday
+    name, or a run without a day, fits: fitting is never wrong, only slower."""
+    if refit not in WEEKDAYS or not data_interval_start:
+        return []
+    return [] if WEEKDAYS[data_interval_start.weekday()] == refit else ["rank.model=latest"]
+
+
 DAY = "{{ run_day(data_interval_start, run_id) }}"
-RUN_DIR = "--run-dir={{ params.out }}/" + DAY
-COMMON = [
-    RUN_DIR,
-    "--config={{ params.config }}",  # empty: the defaults
-    "--sets-json={{ (['eval.target=serve'] + params.sets) | tojson }}",
-]
+RUN_DIR = "{{ params.out }}/" + DAY
+PREVIOUS = "{{ params.out }}/{{ previous_day(data_interval_start) }}"
+# The run's --set list; the params' sets come last, so they win over the refit's.
+SETS = (
+    "{{ (['eval.target=serve'] + model_sets(params.refit, data_interval_start) + params.sets)"
+    " | tojson }}"
+)
+COMMON = ["--run-dir=" + RUN_DIR, "--config={{ params.config }}", "--sets-json=" + SETS]
 INGEST = ["--input={{ params.history }}/" + DAY, "--format={{ params.format }}"]
-AGAINST = [
-    "--run-dir={{ params.out }}/{{ previous_day(data_interval_start) }}",
-    "--against={{ params.new_events }}/" + DAY,
-    "--format={{ params.format }}",
-]
+AGAINST = ["--run-dir=" + PREVIOUS, "--against={{ params.new_events }}/" + DAY,
+           "--format={{ params.format }}"]  # fmt: skip
 
 
-def spark_task(task_id: str, stage: str, args: list[str], **kw: Any) -> SparkSubmitOperator:
+def walkrank(task: BaseOperator, argv: list[str]) -> subprocess.CompletedProcess:
+    """Run the `walkrank` CLI of the project's interpreter (an argv list, no shell); its stderr
+    (the CLI's messages) goes to the task's log."""
+    res = subprocess.run(
+        [PYTHON, "-m", "pipelines.cli", *argv], cwd=HOME, capture_output=True, text=True
+    )
+    if res.stderr.strip():
+        task.log.info("walkrank %s:\n%s", argv[0], res.stderr.strip()[-20_000:])
+    return res
+
+
+class PlanOperator(BaseOperator):
+    """`walkrank plan --json --run-dir <out>/<day>` of the run's config and sets (XCom: the plan).
+    After the input stage: `rank.model = latest` is chosen against the run's committed events."""
+
+    template_fields = ("run_dir", "config", "sets")
+
+    def __init__(self, *, run_dir: str, config: str, sets: str, **kw):
+        super().__init__(**kw)
+        self.run_dir, self.config, self.sets = run_dir, config, sets
+
+    def argv(self) -> list[str]:
+        sets = [f"--set={s}" for s in json.loads(self.sets)]
+        return ["plan", "--json", f"--run-dir={self.run_dir}", f"--config={self.config}", *sets]
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        res = walkrank(self, self.argv())
+        if res.returncode != 0:
+            raise RuntimeError(f"walkrank plan exited {res.returncode}: {res.stderr[-2000:]}")
+        plan = json.loads(res.stdout)["plan"]
+        for row in plan["stages"]:
+            self.log.info("%s: %s", row["name"], "planned" if row["planned"] else row["reason"])
+        return plan
+
+
+def skip_unless_planned(context: Any, stage: str) -> None:
+    """End the task as skipped, with the plan's reason, when the run's plan leaves `stage` out."""
+    plan = context["ti"].xcom_pull(task_ids=PLAN_TASK)
+    if not plan:
+        raise AirflowFailException(f"no plan: task {PLAN_TASK!r} of this run pushed none")
+    rows = {r["name"]: r for r in plan["stages"]}
+    if stage not in rows:
+        raise AirflowFailException(
+            f"stage {stage!r} is not in the run's plan: walkrank_stages.json is not the "
+            "registry of the WalkRank the tasks run (`make dag-spec`)"
+        )
+    if not rows[stage]["planned"]:
+        raise AirflowSkipException(f"{stage} is not in the run's plan: {rows[stage]['reason']}")
+
+
+class SparkStageOperator(SparkSubmitOperator):
+    """spark-submit of `jobs/stage_job.py <stage>`, when the run's plan has the stage."""
+
+    def __init__(self, *, stage: str, **kw):
+        super().__init__(**kw)
+        self.stage = stage
+
+    def execute(self, context: Any) -> Any:
+        skip_unless_planned(context, self.stage)
+        return super().execute(context)
+
+
+def spark_task(stage: str, args: list[str], cls: type = SparkStageOperator, **kw):
     conf = {"spark.pyspark.driver.python": PYTHON, "spark.pyspark.python": PYTHON}
     if ENV_ARCHIVE:
         conf["spark.pyspark.python"] = "./env/bin/python"
-    return SparkSubmitOperator(
-        task_id=task_id,
+    if cls is SparkStageOperator:
+        kw["stage"] = stage
+    return cls(
         conn_id="spark_default",
         application=str(JOB),
         application_args=[stage, *args],
         archives=f"{ENV_ARCHIVE}#env" if ENV_ARCHIVE else None,
         jars=JARS or None,
         conf=conf,
-        name=f"walkrank-{task_id}",
+        name=f"walkrank-{kw['task_id']}",
         **kw,
     )
 
 
+def ray_job(client: Any, sid: str) -> Any:
+    """The head's job with submission id `sid` (JobDetails), None when it has none."""
+    try:
+        return client.get_job_info(sid)
+    except RuntimeError as exc:  # Ray's client raises it for any failed request
+        if "status code 404" in str(exc) or "does not exist" in str(exc):
+            return None
+        raise
+
+
 class RayJobOperator(BaseOperator):
-    """Run `jobs/stage_job.py <stage>` as a Ray job: submitted with the Ray Jobs API, polled to
-    the end, its log copied into the task's log; a failed job fails the task, a killed task
-    stops the job. The entrypoint is a fixed command; the arguments are a JSON list in the
-    job's env."""
+    """Run `jobs/stage_job.py <stage>` as a Ray job, when the run's plan has the stage: found
+    or submitted under the submission id of (run dir, stage), polled to the end, its log copied
+    into the task's log; a failed job fails the task, a killed task stops the job. The
+    entrypoint is a fixed command; the arguments are a JSON list in the job's env."""
 
-    template_fields = ("job_args",)
+    template_fields = ("job_args", "run_dir")
 
-    def __init__(self, *, stage: str, job_args: list[str], poll_seconds: float = 2.0, **kw):
+    def __init__(self, *, stage: str, run_dir: str, job_args: list[str], poll_seconds=2.0, **kw):
         super().__init__(**kw)
-        self.stage = stage
-        self.job_args = job_args
+        self.stage, self.run_dir, self.job_args = stage, run_dir, job_args
         self.poll_seconds = poll_seconds
         self._client: Any = None
         self._submission_id: str | None = None
+
+    def submission_id(self) -> str:
+        """The same in every try of the run's stage (Ray takes [A-Za-z0-9_-] as it is)."""
+        return f"walkrank-{self.stage}-{hashlib.sha256(self.run_dir.encode()).hexdigest()[:16]}"
 
     def runtime_env(self) -> dict[str, Any]:
         return {
@@ -202,32 +267,85 @@ class RayJobOperator(BaseOperator):
         return f"{shlex.quote(RAY_PYTHON)} -m jobs.stage_job {shlex.quote(self.stage)}"
 
     def execute(self, context: Any) -> str:
-        from ray.job_submission import JobStatus, JobSubmissionClient
+        skip_unless_planned(context, self.stage)
+        from ray.job_submission import JobSubmissionClient
 
         self._client = client = JobSubmissionClient(RAY_ADDRESS)
-        self._submission_id = sid = client.submit_job(
-            entrypoint=self.entrypoint(),
-            runtime_env=self.runtime_env(),
-            submission_id=f"walkrank-{self.stage}-{uuid.uuid4().hex[:12]}",
-            metadata={"dag_id": self.dag_id, "task_id": self.task_id},
-        )
-        self.log.info("submitted Ray job %s to %s: %s", sid, RAY_ADDRESS, self.entrypoint())
-        terminal = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
-        while (status := client.get_job_status(sid)) not in terminal:
+        self._submission_id = sid = self.submission_id()
+        status = self._find_or_submit(client, sid, context["run_id"])
+        while status not in ("SUCCEEDED", "FAILED", "STOPPED"):
             time.sleep(self.poll_seconds)
+            status = client.get_job_status(sid)
         self.log.info("Ray job %s %s; its log:\n%s", sid, status, client.get_job_logs(sid))
-        if status != JobStatus.SUCCEEDED:
+        if status != "SUCCEEDED":
             raise RuntimeError(f"Ray job {sid} ({self.stage}) ended {status}")
         return sid
+
+    def _find_or_submit(self, client: Any, sid: str, run_id: str) -> str:
+        """The status of the job `sid`: an earlier try's when it is pending, running or
+        succeeded in this Airflow run; else a job submitted now (a failed or stopped one, or
+        one of another Airflow run of the same run dir, deleted first: one job per id)."""
+        job = ray_job(client, sid)
+        stale = job is not None and (
+            job.status in ("FAILED", "STOPPED")
+            or (job.status == "SUCCEEDED" and (job.metadata or {}).get("airflow_run") != run_id)
+        )
+        if stale:
+            self.log.info("Ray job %s ended %s before: deleted, submitted again", sid, job.status)
+            client.delete_job(sid)
+        elif job is not None:
+            then = "its result is taken" if job.status == "SUCCEEDED" else "waiting for it"
+            self.log.info("Ray job %s, submitted earlier, is %s: %s", sid, job.status, then)
+            return job.status
+        try:
+            client.submit_job(
+                entrypoint=self.entrypoint(),
+                runtime_env=self.runtime_env(),
+                submission_id=sid,
+                metadata={"dag_id": self.dag_id, "task_id": self.task_id, "airflow_run": run_id},
+            )
+            self.log.info("submitted Ray job %s to %s: %s", sid, RAY_ADDRESS, self.entrypoint())
+        except RuntimeError as exc:
+            if "already exists" not in str(exc):
+                raise
+            self.log.info("Ray job %s was submitted meanwhile (another try): waiting for it", sid)
+        return client.get_job_status(sid)
 
     def on_kill(self) -> None:
         if self._client is not None and self._submission_id is not None:
             self._client.stop_job(self._submission_id)
 
 
+class QualityGateOperator(BaseOperator):
+    """`walkrank gate <run> --previous <run of the day before>`: a breach (exit 1) fails the
+    task without a retry, so its outlet emits nothing; anything else failing is retried. On
+    success the outlet's event carries the run's path and day."""
+
+    template_fields = ("run_dir", "previous", "day")
+
+    def __init__(self, *, run_dir: str, previous: str, day: str, **kw):
+        super().__init__(**kw)
+        self.run_dir, self.previous, self.day = run_dir, previous, day
+
+    def argv(self) -> list[str]:
+        return ["gate", f"--previous={self.previous}", "--", self.run_dir]
+
+    def execute(self, context: Any) -> dict[str, str]:
+        res = walkrank(self, self.argv())
+        self.log.info("walkrank gate:\n%s", res.stdout)
+        if res.returncode == 1 and BREACH in res.stderr:
+            raise AirflowFailException(res.stderr[res.stderr.index(BREACH) :].strip())
+        if res.returncode != 0:
+            raise RuntimeError(f"walkrank gate exited {res.returncode}: {res.stderr[-2000:]}")
+        extra = {"path": self.run_dir, "day": self.day}
+        for asset in self.outlets:
+            context["outlet_events"][asset].extra = extra
+        return extra
+
+
 with DAG(
     dag_id="walkrank_daily",
-    description="WalkRank serve run: ingest -> graph/PPR/neighbors -> candidates -> LLM -> rank",
+    description="WalkRank serve run: plan -> the planned stages -> quality gate -> Asset",
     # Runs span a day: [D, D + 1), run after it ends (Airflow 3's plain "@daily" is a point in
     # time, with no interval to take the day's input from).
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
@@ -235,7 +353,11 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(hours=12),
-    user_defined_macros={"run_day": run_day, "previous_day": previous_day},
+    user_defined_macros={
+        "run_day": run_day,
+        "previous_day": previous_day,
+        "model_sets": model_sets,
+    },
     default_args={
         "retries": 2,
         "retry_delay": dt.timedelta(seconds=30),
@@ -244,51 +366,35 @@ with DAG(
         "execution_timeout": dt.timedelta(hours=3),
     },
     params={
-        "history": Param(
-            str(HOME / "data" / "history"),
-            type="string",
-            pattern=PATH,
-            description="<history>/<YYYY-MM-DD>: every event up to the end of that day",
-        ),
-        "new_events": Param(
-            str(HOME / "data" / "new_events"),
-            type="string",
-            pattern=PATH,
-            description="<new_events>/<YYYY-MM-DD>: the events of that day alone",
-        ),
-        "out": Param(str(HOME / "runs" / "airflow"), type="string", pattern=PATH),
-        "config": Param(
-            "",
-            type="string",
-            pattern=r"^$|" + PATH,
-            description="TOML profile; empty for the defaults",
-        ),
-        "format": Param(
-            "auto",
-            type="string",
-            enum=["auto", "csv", "tsv", "parquet", "jsonl", "movielens", "recbole", "sequences"],
-        ),
-        "sets": Param(
-            [],
-            type="array",
-            items={"type": "string", "pattern": SET},
-            description="config overrides, section.key=value",
-        ),
+        "history": path_param(HOME / "data" / "history", "<history>/<day>: every event up to it"),
+        "new_events": path_param(HOME / "data" / "new_events", "<new_events>/<day>: its events"),
+        "out": path_param(HOME / "runs" / "airflow", "<out>/<day>: the day's run"),
+        "config": Param("", type="string", pattern=r"^$|" + PATH, description="TOML profile"),
+        "format": Param("auto", type="string", enum=FORMATS),
+        "sets": Param([], type="array", items={"type": "string", "pattern": SET}),
+        "refit": Param("always", type="string", enum=["always", *WEEKDAYS], description=REFIT),
     },
     tags=["walkrank"],
 ) as dag:
+    plan = PlanOperator(task_id=PLAN_TASK, run_dir=RUN_DIR, config="{{ params.config }}", sets=SETS)
     tasks: dict[str, BaseOperator] = {}
     for row in STAGES:
         stage = row["name"]
-        args = COMMON + (INGEST if row["reads_input"] else [])
-        outlets = [RANKINGS] if stage == RANKED else []
-        if row["engine"] == "ray":
-            tasks[stage] = RayJobOperator(
-                task_id=stage, stage=stage, job_args=args, outlets=outlets
-            )
+        # A skipped stage (out of the plan) must not skip the stages after it.
+        kw = {"task_id": stage, "trigger_rule": "none_failed"}
+        if row["reads_input"]:  # before the plan (PlanOperator)
+            tasks[stage] = spark_task(stage, COMMON + INGEST, SparkSubmitOperator, task_id=stage)
+            tasks[stage] >> plan
+        elif row["engine"] == "ray":
+            tasks[stage] = RayJobOperator(stage=stage, run_dir=RUN_DIR, job_args=COMMON, **kw)
         else:
-            tasks[stage] = spark_task(stage, stage, args, outlets=outlets)
+            tasks[stage] = spark_task(stage, COMMON, **kw)
     for stage, upstream in direct_upstream().items():
         for up in upstream:
             tasks[up] >> tasks[stage]
-    tasks[SCORED] >> spark_task("evaluate_previous", SCORED, AGAINST)
+        if stage not in plan.upstream_task_ids and not {*upstream} - plan.upstream_task_ids:
+            plan >> tasks[stage]
+    gate = {"run_dir": RUN_DIR, "previous": PREVIOUS, "day": DAY, "outlets": [RANKINGS]}
+    tasks[RANKED] >> QualityGateOperator(task_id=GATE_TASK, trigger_rule="none_failed", **gate)
+    # Yesterday's run and today's new events only: a failure of today's run loses no score.
+    spark_task(SCORED, AGAINST, cls=SparkSubmitOperator, task_id="evaluate_previous")

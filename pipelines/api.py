@@ -40,13 +40,43 @@ def input_sets(
     return out
 
 
-def plan(cfg: Config, stages: list[str] | None = None):  # -> pipelines.plan.Plan
-    """The stages `cfg` needs (or exactly `stages`), in order, with why the others skip."""
+def prepare(cfg: Config, run_dir: str | Path | Location) -> tuple[Config, list[str]]:
+    """The config a run in `run_dir` runs, and notes for its plan: `rank.model = "latest"`
+    resolved to a committed model under the same --out, or to "" (fit one), with the reason
+    (pipelines/ranker/latest.py). Plans and runs of a run dir both go through here."""
+    from pipelines.ranker.latest import resolve_latest
+
+    cfg, note = resolve_latest(cfg, Location(str(run_dir)), produced_features(cfg))
+    return cfg, [note] if note else []
+
+
+def produced_features(cfg: Config) -> set[str]:
+    """The ranker features this config's tables give (a reused model may use only these):
+    its sources' and the base features, and the text, LLM and summary ones it plans. Kept
+    here, not in a stage: it reads every source's declaration, which no stage's code hash
+    should include."""
+    from pipelines.candidates.registry import enabled
+    from pipelines.ranker.features import feature_names
+    from pipelines.stages.summary_embeddings import summary_feature_used
+
+    llm = cfg.llm.enabled and cfg.rank.llm_feature
+    summary = summary_feature_used(cfg) is None
+    sources = enabled(cfg.candidates.sources)
+    return set(feature_names(sources, cfg.rank.text_features, llm, summary))
+
+
+def plan(
+    cfg: Config, stages: list[str] | None = None, notes: list[str] | None = None
+):  # -> pipelines.plan.Plan
+    """The stages `cfg` needs (or exactly `stages`), in order, with why the others skip;
+    `notes` (from `prepare`) are printed with it and kept in plan.json."""
     from pipelines.plan import plan_stages
     from pipelines.stage_registry import STAGES, select_stages
 
     forced = select_stages(stages) if stages else None
-    return plan_stages(list(STAGES.values()), cfg, forced)
+    out = plan_stages(list(STAGES.values()), cfg, forced)
+    out.notes = list(notes or [])
+    return out
 
 
 def run(
@@ -57,9 +87,16 @@ def run(
     force: bool = False,
 ) -> dict[str, str]:
     """Run the planned stages into `run_dir`; returns {stage: 'ran' | 'skipped'}."""
+    from pipelines import tableio
+    from pipelines.ranker.latest import LATEST
     from pipelines.runner import run_plan
 
-    return run_plan(run_dir, cfg, plan(cfg, stages), force=force)
+    # rank.model = latest is chosen against the run's data end: its events first.
+    first = cfg.rank.model == LATEST and (not stages or "ingest" in stages)
+    if first and not tableio.is_committed(Location(str(run_dir)), "events"):
+        run_plan(run_dir, cfg, plan(cfg, ["ingest"]), announce=False)
+    cfg, notes = prepare(cfg, run_dir)
+    return run_plan(run_dir, cfg, plan(cfg, stages, notes), force=force)
 
 
 def evaluate(
@@ -92,7 +129,7 @@ def evaluate_against(
 SPEC_FORMAT = 1  # bumped when a field of stage_spec's rows changes meaning
 
 
-def stage_spec(cfg: Config | None = None) -> dict[str, Any]:
+def stage_spec(cfg: Config | None = None, notes: list[str] | None = None) -> dict[str, Any]:
     """The stage registry as data (`walkrank plan --json`), for schedulers that import nothing
     of WalkRank: the Airflow DAG builds its tasks from it (airflow_dags/walkrank_stages.json).
 
@@ -122,7 +159,7 @@ def stage_spec(cfg: Config | None = None) -> dict[str, Any]:
         )
     spec: dict[str, Any] = {"format": SPEC_FORMAT, "stages": rows}
     if cfg is not None:
-        spec["plan"] = plan(cfg).to_json()
+        spec["plan"] = plan(cfg, notes=notes).to_json()
     return spec
 
 

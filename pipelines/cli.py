@@ -1,4 +1,4 @@
-"""The `walkrank` command line: run, plan, evaluate, show, compare, generate, data, demo."""
+"""The `walkrank` command line: run, plan, evaluate, gate, show, compare, generate, data, demo."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ DEBUG_ENV = "WALKRANK_DEBUG"
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="walkrank", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for add in (_add_run, _add_plan, _add_evaluate, _add_tools):
+    for add in (_add_run, _add_plan, _add_evaluate, _add_gate, _add_tools):
         add(sub)
     return p
 
@@ -62,6 +62,11 @@ def _add_plan(sub) -> None:
         "with --config/--set, also this config's plan",
     )
     p.add_argument("--out", default=None, metavar="FILE", help="write the JSON here (--json)")
+    p.add_argument(
+        "--run-dir",
+        default=None,
+        help="plan for this run (<out>/<run_id>): rank.model=latest is resolved against --out",
+    )
 
 
 def _add_evaluate(sub) -> None:
@@ -84,6 +89,13 @@ def _add_evaluate(sub) -> None:
     e.add_argument(
         "--since", default=None, help="with --against: only events at or after this ISO time"
     )
+
+
+def _add_gate(sub) -> None:
+    g = sub.add_parser("gate", help="check a run against its gate bounds; exit 1 on a breach")
+    g.add_argument("run_dir")
+    g.add_argument("--previous", metavar="RUN", help="the run whose coverage@10 this one keeps")
+    _add_set(g)
 
 
 def _add_tools(sub) -> None:
@@ -148,14 +160,17 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from pipelines.config import load_config
     from pipelines.errors import ConfigError
 
-    given = args.config is not None or bool(args.sets)
+    given = args.config is not None or bool(args.sets) or args.run_dir is not None
     cfg = load_config(args.config, args.sets) if given else None
+    notes: list[str] = []
+    if cfg is not None and args.run_dir:
+        cfg, notes = api.prepare(cfg, args.run_dir)
     if not args.json:
         if args.out:
             raise ConfigError("--out writes the JSON spec", hint="add --json")
-        print("\n".join(api.plan(cfg or load_config(None, [])).lines()))
+        print("\n".join(api.plan(cfg or load_config(None, []), notes=notes).lines()))
         return 0
-    text = json.dumps(api.stage_spec(cfg), indent=2) + "\n"
+    text = json.dumps(api.stage_spec(cfg, notes), indent=2) + "\n"
     if args.out:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}", file=sys.stderr)
@@ -206,6 +221,15 @@ def print_against(run_dir: Location, against: str, metrics, extra: dict) -> None
 
 def _wide(metrics):  # pl.DataFrame -> pl.DataFrame: one column per table
     return metrics.pivot(on="table", index=["metric", "k"], values="value").sort("metric", "k")
+
+
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from pipelines.quality_gate import check_run
+
+    report = check_run(args.run_dir, args.previous, args.sets)
+    print("\n".join(report.lines()))
+    report.raise_on_breach()
+    return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -305,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": _cmd_run,
         "plan": _cmd_plan,
         "evaluate": _cmd_evaluate,
+        "gate": _cmd_gate,
         "show": _cmd_show,
         "generate": _cmd_generate,
         "compare": _cmd_compare,
@@ -316,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def guarded(command) -> int:  # command: () -> int
     """Run a command and turn its errors into one line with a hint and an exit code: 2 for
-    usage and config errors, 1 for engine errors and a full disk (the jobs use it too)."""
+    usage and config errors (an error's own `exit_code` where it has one: a gate breach is 1),
+    1 for engine errors and a full disk (the jobs use it too)."""
     from pipelines.errors import WalkRankError
 
     try:
@@ -325,7 +351,7 @@ def guarded(command) -> int:  # command: () -> int
         if os.environ.get(DEBUG_ENV):
             raise
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
     except OSError as exc:
         from pipelines.tableio import is_disk_full
 

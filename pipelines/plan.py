@@ -41,6 +41,7 @@ class Plan:
     skipped: dict[str, str] = field(default_factory=dict)  # stage -> why it does not run
     forced: bool = False  # --stages named the subset
     nested: dict[str, NestedPlan] = field(default_factory=dict)  # stage -> the run it reads
+    notes: list[str] = field(default_factory=list)  # choices made before planning (api.prepare)
 
     @property
     def names(self) -> list[str]:
@@ -52,6 +53,7 @@ class Plan:
         head = "plan (--stages): " if self.forced else "plan: "
         out = [f"{prefix}{head}" + " > ".join(self.names)]
         out += [f"{prefix}plan: skip {name}: {why}" for name, why in self.skipped.items()]
+        out += [f"{prefix}plan: {note}" for note in self.notes]
         for stage, sub in self.nested.items():
             folder = f"{prefix}{sub.spec.folder}/"
             out.append(f"{prefix}plan: {stage} reads the run in {folder} ({sub.spec.why})")
@@ -64,6 +66,8 @@ class Plan:
         rows = [{"name": n, "planned": True, "reason": ""} for n in self.names]
         rows += [{"name": n, "planned": False, "reason": why} for n, why in self.skipped.items()]
         doc: dict[str, Any] = {"forced": self.forced, "stages": rows}
+        if self.notes:
+            doc["notes"] = self.notes
         if self.nested:
             doc["nested"] = {
                 stage: {"folder": sub.spec.folder, "why": sub.spec.why, **sub.plan.to_json()}

@@ -185,6 +185,12 @@ LLM_SCORES = _contract(
     optional=(
         ("scorer", pa.string(), "yes_no or title_loglik"),
         ("error", pa.string(), "why the pair has no score (null when it has one)"),
+        (
+            "score_fingerprint",
+            pa.string(),
+            "hash of the user's prompt (summary, history, scored candidates) and the scoring "
+            "settings: a user whose hash is unchanged keeps these scores in a later run",
+        ),
     ),
 )
 RANKINGS = _contract(
@@ -199,6 +205,14 @@ RANKINGS = _contract(
         ("llm_score", pa.float64(), "the LLM score where one was computed (rank stage)"),
     ),
     patterns=(SOURCE_SCORES,),
+)
+FALLBACK_RANKINGS = _contract(
+    "fallback_rankings",
+    "One list for users the log has never seen: the candidates.top_n most popular train items "
+    "(the popular source's window, candidates.popular.window_days).",
+    ("item_id", pa.string(), False, "original item id"),
+    ("rank", pa.int32(), False, "1 = best"),
+    ("score", pa.float64(), False, "train events of the item in the window"),
 )
 METRICS = _contract(
     "metrics",
@@ -252,6 +266,7 @@ CONTRACTS: dict[str, TableContract] = {
         LLM_SCORES,
         RANKER_MODEL,
         RANKINGS,
+        FALLBACK_RANKINGS,
         METRICS,
         SERVED_METRICS,
     )

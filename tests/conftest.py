@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ranker_fixtures import planted_run  # noqa: F401 - a session fixture, shared
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")

@@ -62,13 +62,14 @@ def _ours(temp_dir: str) -> list[int]:
 
 
 @contextmanager
-def ray_head(num_cpus: int = 2) -> Iterator[RayHead]:
+def ray_head(num_cpus: int = 2, env: dict[str, str] | None = None) -> Iterator[RayHead]:
+    """A head whose processes (and the job drivers they start) see `env` besides ours."""
     # Short path: Ray puts unix sockets under it (108-byte limit).
     temp_dir = f"/tmp/wr-ray-{uuid.uuid4().hex[:8]}"
     port, dash = free_port(), free_port()
     # Ray >= 2.59 authenticates clients with a token; a cluster shares one explicitly.
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex}
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **auth}
+    env = {**os.environ, **(env or {}), "RAY_USAGE_STATS_ENABLED": "0", **auth}
     env.pop("RAY_ADDRESS", None)
     start = subprocess.run(
         [RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",

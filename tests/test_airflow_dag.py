@@ -1,15 +1,20 @@
 """The walkrank_daily DAG in a real Airflow 3 (its own venv, `make airflow-setup`): it imports
 cleanly, its tasks and edges follow the stage registry (through the spec `walkrank plan --json`
-writes; tests/unit/test_jobs.py checks the committed spec is current), and `airflow dags test`
-runs the whole DAG, producing the same rankings and metrics as a CLI run of the same config.
-No stage name is written here: the special tasks are found by what their stages write."""
+writes; tests/unit/test_jobs.py checks the committed spec is current), every parameter reaches
+a job as one argv element, and `airflow dags test` of the default config runs the stages its
+plan needs, skips the others with the plan's reason, produces the same rankings and metrics as
+a CLI run of the same config, and announces them (the Asset event) only when the quality gate
+passes. No stage name is written here: the special tasks are found by what their stages
+write."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +25,7 @@ from polars.testing import assert_frame_equal
 from pipelines import tableio
 from pipelines.config import load_config
 from pipelines.stage_registry import DEFAULT_STAGES, STAGES
-from tests.ray_head import ray_head
+from tests.ray_head import head_auth, ray_head
 
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW_PY = ROOT / ".venv-airflow" / "bin" / "python"
@@ -32,7 +37,8 @@ NEEDS_AIRFLOW = pytest.mark.skipif(
 )
 pytestmark = NEEDS_AIRFLOW
 
-SETS = ["spark.master=local[2]", "ppr.walks_per_node=100", "llm.enabled=false"]
+# The default config, sized for a tiny log (these change no stage the plan picks).
+SETS = ["spark.master=local[2]", "ppr.walks_per_node=100"]
 SPARK_CONN = json.dumps({"conn_type": "spark", "host": "local[2]"})
 
 
@@ -81,6 +87,7 @@ DAGBAG = (
     "  'tasks': {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},\n"
     "  'kinds': {t.task_id: type(t).__name__ for t in dag.tasks},\n"
     "  'outlets': {t.task_id: [a.name for a in t.outlets] for t in dag.tasks},\n"
+    "  'rules': {t.task_id: str(t.trigger_rule.value) for t in dag.tasks},\n"
     "  'retries': [t.retries for t in dag.tasks],\n"
     "  'timeouts': [t.execution_timeout.total_seconds() for t in dag.tasks],\n"
     "  'params': sorted(dag.params.keys())}))"
@@ -91,18 +98,31 @@ def test_dag_imports_with_the_registry_tasks_and_order(tmp_path):
     info = _probe(tmp_path, DAGBAG)
     assert info["errors"] == {}
     upstream = info["tasks"]
-    # One task per registry stage, then the previous day's run scored against today's events.
-    assert set(upstream) == {*DEFAULT_STAGES, "evaluate_previous"}
-    assert upstream["evaluate_previous"] == [SCORED]
+    # The plan, one task per registry stage, the quality gate after the last stage writing
+    # rankings; the previous day's run scored against today's events, after nothing of today.
+    assert set(upstream) == {"plan", *DEFAULT_STAGES, "quality_gate", "evaluate_previous"}
+    # The input stage first (in every plan), then the plan (rank.model = latest reads the
+    # run's events), then every other stage.
+    assert upstream["plan"] == [READS_INPUT] and upstream[READS_INPUT] == []
+    assert upstream["evaluate_previous"] == []
+    assert upstream["quality_gate"] == [RANKED]
     # Spark (and driver-only) stages go through the Spark provider; Ray stages are Ray jobs.
     for name in DEFAULT_STAGES:
-        want = "RayJobOperator" if STAGES[name].engine == "ray" else "SparkSubmitOperator"
-        assert info["kinds"][name] == want, name
+        want = "RayJobOperator" if STAGES[name].engine == "ray" else "SparkStageOperator"
+        assert info["kinds"][name] == (want if name != READS_INPUT else "SparkSubmitOperator")
     assert info["kinds"]["evaluate_previous"] == "SparkSubmitOperator"
-    assert {t for t, names in info["outlets"].items() if names} == {RANKED}
-    assert info["outlets"][RANKED] == ["walkrank_rankings"]
+    assert info["kinds"]["plan"] == "PlanOperator"
+    assert info["kinds"]["quality_gate"] == "QualityGateOperator"
+    # Only the gate announces the rankings.
+    assert {t for t, names in info["outlets"].items() if names} == {"quality_gate"}
+    assert info["outlets"]["quality_gate"] == ["walkrank_rankings"]
+    # A stage out of the plan ends skipped: what follows it still runs (none_failed).
+    assert {t for t, r in info["rules"].items() if r == "none_failed"} == {
+        *DEFAULT_STAGES,
+        "quality_gate",
+    } - {READS_INPUT}
     assert min(info["retries"]) >= 1 and min(info["timeouts"]) > 0
-    assert info["params"] == ["config", "format", "history", "new_events", "out", "sets"]
+    assert info["params"] == ["config", "format", "history", "new_events", "out", "refit", "sets"]
 
     def ancestors(task: str) -> set[str]:
         seen, todo = set(), list(upstream[task])
@@ -113,10 +133,11 @@ def test_dag_imports_with_the_registry_tasks_and_order(tmp_path):
                 todo.extend(upstream[t])
         return seen
 
-    # Every stage follows every stage that writes a table it may read (the spec's upstream,
-    # less the edges another path already implies).
+    # Every stage follows the plan, and every stage that writes a table it may read (the
+    # spec's upstream, less the edges another path already implies).
     producers = {out: s.name for s in STAGES.values() for out in s.outputs}
     for name, stage in STAGES.items():
+        assert name == READS_INPUT or "plan" in ancestors(name), name
         may_read = {producers[i] for i in stage.inputs_for(None) if i in producers} - {name}
         assert may_read <= ancestors(name), (name, may_read - ancestors(name))
     # Every table a stage reads (by default, and with every optional ranker feature on)
@@ -138,13 +159,16 @@ HOSTILE_PARAMS = {
     "config": HOSTILE + "-config",
     "format": HOSTILE + "-format",
     "sets": ["ppr.alpha=0.3'; $(rm -rf ~)", HOSTILE + "-set"],
+    "refit": HOSTILE + "-refit",
 }
 HOSTILE_RUN_ID = "manual__2026-11-30T10:00:00+00:00'; $(id)"
 
 # Renders every task with the params above (as if the trigger form's checks were bypassed),
 # twice: a run with a data interval, and one without (a trigger with no logical date). For a
 # spark-submit task it prints the exact argv the Spark provider's hook builds (Popen with a
-# list, no shell); for a Ray job, its entrypoint and the env that carries its arguments.
+# list, no shell); for a Ray job, its entrypoint, submission id and the env that carries its
+# arguments; for the plan and the gate, the `walkrank` arguments they run. Then the plan's
+# --set list for each refit on a Friday and a Sunday.
 RENDER = """
 import copy, json, sys
 import pendulum
@@ -162,7 +186,8 @@ for key, value in params.items():
         rejected[key] = True
 safe = {"history": "s3a://lake/walkrank/history", "new_events": "/data/new_events",
         "out": "hdfs://nn:8020/runs", "config": "conf/cluster.toml", "format": "parquet",
-        "sets": ["candidates.sources=[\\"ppr\\", \\"item_cf\\"]", "ppr.alpha=0.3"]}
+        "sets": ["candidates.sources=[\\"ppr\\", \\"item_cf\\"]", "ppr.alpha=0.3"],
+        "refit": "sunday"}
 accepted = {}
 for key, value in safe.items():
     try:
@@ -181,11 +206,22 @@ for start in (pendulum.datetime(2026, 11, 20, tz="UTC"), None):
             hook = t._get_hook()
             rendered[t.task_id] = {"argv": hook._build_spark_submit_command(t.application),
                                    "application": t.application}
+        elif hasattr(t, "entrypoint"):
+            rendered[t.task_id] = {"entrypoint": t.entrypoint(), "sid": t.submission_id(),
+                                   "env": t.runtime_env()["env_vars"]}
         else:
-            rendered[t.task_id] = {"entrypoint": t.entrypoint(), "env": t.runtime_env()["env_vars"]}
+            rendered[t.task_id] = {"walkrank": t.argv()}
     out["runs"].append(rendered)
+out["refit"] = {}
+for refit in ("always", "sunday", "friday"):
+    for start in (pendulum.datetime(2026, 11, 20, tz="UTC"), pendulum.datetime(2026, 11, 22, tz="UTC")):
+        t = copy.deepcopy(dag.get_task("plan"))
+        t.render_template_fields({"params": {**safe, "refit": refit}, "run_id": run_id,
+                                  "data_interval_start": start, "ds": ""})
+        out["refit"][f"{refit} {start.format('dddd')}"] = json.loads(t.sets)
 s3 = {"history": "s3://lake/history", "new_events": "s3a://lake/new_events",
-      "out": "s3://walkrank/runs", "config": "", "format": "sequences", "sets": []}
+      "out": "s3://walkrank/runs", "config": "", "format": "sequences", "sets": [],
+      "refit": "always"}
 out["s3_accepted"] = all(dag.params.get_param(k).resolve(value=v) == v for k, v in s3.items())
 out["s3"] = {}
 for task in dag.tasks:
@@ -240,9 +276,22 @@ def test_hostile_params_reach_no_shell(tmp_path):
             f"--against={p['new_events']}/{day}",
             f"--format={p['format']}",
         ]
+        # The plan and the gate run the project's `walkrank`: one argument per parameter.
+        expected["plan"] = [
+            "plan", "--json", f"--run-dir={p['out']}/{day}", f"--config={p['config']}",
+            *[f"--set={s}" for s in ["eval.target=serve", *p["sets"]]],
+        ]  # fmt: skip
+        expected["quality_gate"] = [
+            "gate",
+            f"--previous={p['out']}/{prev}",
+            "--",
+            f"{p['out']}/{day}",
+        ]
         assert set(rendered) == set(expected)
         for name, r in rendered.items():
-            if "argv" in r:
+            if "walkrank" in r:
+                assert r["walkrank"] == expected[name], name
+            elif "argv" in r:
                 # spark-submit itself is run (Popen of a list, no sh -c); each parameter is
                 # inside exactly one of the job's arguments, after the application.
                 argv = r["argv"]
@@ -256,6 +305,19 @@ def test_hostile_params_reach_no_shell(tmp_path):
                 assert "walkrank-pwned" not in r["entrypoint"] and "$(" not in r["entrypoint"]
                 args = json.loads(r["env"]["WALKRANK_JOB_ARGS"])
                 assert _decoded(args) == _decoded(expected[name]), name
+                # Every try of the run's stage has the same submission id (a retry finds it).
+                run_dir = f"{p['out']}/{day}".encode()
+                assert r["sid"] == f"walkrank-{name}-{hashlib.sha256(run_dir).hexdigest()[:16]}"
+                assert re.fullmatch(r"[A-Za-z0-9_-]+", r["sid"]), r["sid"]
+
+    # refit: on a day other than the refit day, rank.model=latest, before the params' sets.
+    base, sets = ["eval.target=serve"], ['candidates.sources=["ppr", "item_cf"]', "ppr.alpha=0.3"]
+    latest = [*base, "rank.model=latest", *sets]
+    assert info["refit"] == {
+        "always Friday": base + sets, "always Sunday": base + sets,
+        "sunday Friday": latest, "sunday Sunday": base + sets,
+        "friday Friday": base + sets, "friday Sunday": latest,
+    }  # fmt: skip
 
     # S3 URIs pass through untouched, and the S3A jars `make jars` installed are shipped.
     assert info["s3_accepted"]
@@ -268,6 +330,45 @@ def test_hostile_params_reach_no_shell(tmp_path):
     assert any(Path(j).name.startswith("hadoop-aws-") for j in jars), jars
 
 
+# Runs every stage task's execute() with a stub of the plan task's XCom: a plan that leaves
+# the stage out, and no plan at all. Nothing is rendered or submitted: the check comes first.
+PLANNED = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+dag = DagBag(sys.argv[1]).dags["walkrank_daily"]
+class TI:
+    def __init__(self, plan):
+        self.plan = plan
+    def xcom_pull(self, task_ids):
+        return self.plan if task_ids == "plan" else None
+out = {}
+for task in dag.tasks:
+    if not hasattr(task, "stage"):
+        continue
+    out_of_plan = {"stages": [{"name": task.stage, "planned": False, "reason": "why not"}]}
+    for label, plan in (("out", out_of_plan), ("none", None)):
+        try:
+            task.execute({"ti": TI(plan), "run_id": "r"})
+            out[f"{task.task_id} {label}"] = "ran"
+        except (AirflowSkipException, AirflowFailException) as exc:
+            out[f"{task.task_id} {label}"] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(out))
+"""
+
+
+def test_a_stage_out_of_the_plan_ends_skipped_with_its_reason(tmp_path):
+    info = _probe(tmp_path, PLANNED, str(DAGS))
+    gated = [n for n in DEFAULT_STAGES if n != READS_INPUT]
+    assert set(info) == {f"{n} {label}" for n in gated for label in ("out", "none")}
+    for name in gated:
+        assert (
+            info[f"{name} out"] == f"AirflowSkipException: {name} is not in the run's plan: why not"
+        )
+        # Without the plan task's XCom a stage fails rather than guess (no retry either).
+        assert info[f"{name} none"].startswith("AirflowFailException: no plan"), info
+
+
 def _json_out(stdout: str) -> list:
     """The JSON an Airflow CLI command printed after its log lines."""
     return json.loads(next(ln for ln in reversed(stdout.splitlines()) if ln.startswith("[")))
@@ -278,12 +379,49 @@ def _write_csv(path: Path, rows: list[tuple[str, str, int]]) -> None:
     path.write_text("user_id,item_id,ts\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows))
 
 
+def _dags_test(airflow: str, env: dict, conf: dict, log: Path) -> tuple[dict[str, str], str, str]:
+    """`airflow dags test` of day 2026-11-21 (logical date 2026-11-22) -> (each task's state,
+    the run's state, its output, also kept in `log`)."""
+    res = subprocess.run(
+        [airflow, "dags", "test", "walkrank_daily", "2026-11-22", "--conf", json.dumps(conf)],
+        env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    out = res.stdout + res.stderr
+    log.write_text(out)
+    # Its exit code says whether the run failed, not why: the states come from Airflow's DB.
+    listed = subprocess.run(
+        [airflow, "dags", "list-runs", "walkrank_daily", "-o", "json"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    (run,) = _json_out(listed.stdout)  # dags test replaces the day's earlier run
+    states = subprocess.run(
+        [airflow, "tasks", "states-for-dag-run", "walkrank_daily", run["run_id"], "-o", "json"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert states.returncode == 0, states.stderr[-3000:]
+    return {t["task_id"]: t["state"] for t in _json_out(states.stdout)}, run["state"], out
+
+
+def _asset_events(home: Path) -> list[tuple[str, str, dict]]:
+    """(asset name, source task, extra) of every Asset event in Airflow's metadata DB."""
+    with sqlite3.connect(home / "airflow.db") as db:
+        rows = db.execute(
+            "SELECT a.name, e.source_task_id, e.extra FROM asset_event e "
+            "JOIN asset a ON a.id = e.asset_id ORDER BY e.id"
+        ).fetchall()
+    return [(name, task, json.loads(extra or "{}")) for name, task, extra in rows]
+
+
 @pytest.mark.slow
 def test_airflow_dags_test_runs_the_whole_dag(tmp_path):
-    """`airflow dags test` of day 2026-11-21: Spark stages through SparkSubmitOperator
-    (spark_default = local[2]), the Ray stages as jobs on a local head, then the day before's
-    run (made here by the CLI from the same history) scored against the day's new events.
-    In Airflow 3 a run's logical date is the end of its interval: day D is logical date D + 1."""
+    """`airflow dags test` of day 2026-11-21 with the default config: the plan, the stages it
+    needs (Spark through the Spark provider, spark_default = local[2]) while the others end
+    skipped with its reason (the Ray stages: no job reaches the head), the quality gate and
+    its Asset event, and the day before's run (made here by the CLI from the same history)
+    scored against the day's new events. Then the same day again with a gate bound the run
+    breaches: the gate fails, and no second Asset event. In Airflow 3 a run's logical date is
+    the end of its interval: day D is logical date D + 1."""
     rng = random.Random(2)
     t0 = 1_763_000_000
     history = [
@@ -291,6 +429,8 @@ def test_airflow_dags_test_runs_the_whole_dag(tmp_path):
         for u in range(50)
         for k in range(rng.randint(3, 10))
     ]
+    # A user who has seen every item has nothing left to recommend: 50 of 51 users ranked.
+    history += [("u_all", f"i{k}", t0 + 60 * k) for k in range(40)]
     new = [(f"u{u}", f"i{rng.randrange(40)}", t0 + 86_400 * 30 + u) for u in range(0, 50, 2)]
     # <history>/<day>: everything up to that day; the two days hold the same log, so the DAG's
     # run of the 21st must equal the CLI's run of the 20th.
@@ -308,10 +448,27 @@ def test_airflow_dags_test_runs_the_whole_dag(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr[-3000:]
+    plan = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "plan", "--json", "--set", "eval.target=serve",
+             *[a for s in SETS for a in ("--set", s)]],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout
+    )["plan"]  # fmt: skip
+    skipped = {r["name"]: r["reason"] for r in plan["stages"] if not r["planned"]}
+    ray_stages = {n for n, s in STAGES.items() if s.engine == "ray"}
+    assert ray_stages and ray_stages <= set(skipped), skipped  # what the default plan says
 
     home = tmp_path / "airflow"
     airflow = str(AIRFLOW_PY.parent / "airflow")
     spark_bin = Path(sys.executable).parent  # spark-submit on PATH, as the provider wants
+    conf = {
+        "history": str(tmp_path / "history"),
+        "new_events": str(tmp_path / "new_events"),
+        "out": str(runs),
+        "format": "csv",
+        "sets": SETS,
+    }
     with ray_head() as head:
         env = _airflow_env(
             home,
@@ -324,45 +481,40 @@ def test_airflow_dags_test_runs_the_whole_dag(tmp_path):
             [airflow, "db", "migrate"], env=env, capture_output=True, text=True
         )
         assert migrate.returncode == 0, migrate.stderr[-3000:]
-        conf = {
-            "history": str(tmp_path / "history"),
-            "new_events": str(tmp_path / "new_events"),
-            "out": str(runs),
-            "format": "csv",
-            "sets": SETS,
-        }
-        res = subprocess.run(
-            [airflow, "dags", "test", "walkrank_daily", "2026-11-22", "--conf", json.dumps(conf)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-        out = (res.stdout + res.stderr)[-6000:]
-        assert res.returncode == 0, out
-        # The Ray stages ran as jobs on the head.
-        drivers = "".join(
-            p.read_text(errors="replace")
-            for p in head.temp_dir.glob("session_latest/logs/job-driver-*.log")
-        )
-        ray_stages = [n for n, s in STAGES.items() if s.engine == "ray"]
-        assert ray_stages and all(f"[{n}] done" in drivers for n in ray_stages), drivers[-3000:]
+        tasks, state, out = _dags_test(airflow, env, conf, tmp_path / "dags-test.log")
+        # The stages out of the plan ended skipped with its reason; everything else succeeded.
+        assert state == "success", (tasks, out[-6000:])
+        assert tasks == {
+            **dict.fromkeys(["plan", *DEFAULT_STAGES, "quality_gate", "evaluate_previous"],
+                            "success"),
+            **dict.fromkeys(skipped, "skipped"),
+        }, tasks  # fmt: skip
+        for name, reason in skipped.items():
+            assert f"{name} is not in the run's plan: {reason}" in out, (name, out[-6000:])
+        # The gate passed and announced the run: one Asset event, with its path and day.
+        assert "gate: passed" in out, out[-6000:]
+        events = _asset_events(home)
+        assert events == [
+            ("walkrank_rankings", "quality_gate",
+             {"path": str(runs / "2026-11-21"), "day": "2026-11-21"}),
+        ], events  # fmt: skip
 
-    # Every task of the run succeeded (dags test can exit 0 with a failed task).
-    listed = subprocess.run(
-        [airflow, "dags", "list-runs", "walkrank_daily", "-o", "json"],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    assert listed.returncode == 0, listed.stderr[-3000:]
-    (run,) = _json_out(listed.stdout)
-    assert run["state"] == "success", (run, out)
-    states = subprocess.run(
-        [airflow, "tasks", "states-for-dag-run", "walkrank_daily", run["run_id"], "-o", "json"],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    assert states.returncode == 0, states.stderr[-3000:]
-    tasks = {t["task_id"]: t["state"] for t in _json_out(states.stdout)}
-    assert tasks == dict.fromkeys([*DEFAULT_STAGES, "evaluate_previous"], "success"), tasks
+        # The same day, with a bound the run breaches (50 of 51 users ranked, 0.98 < 0.99):
+        # the committed stages skip, the gate fails with the reason and announces nothing.
+        breach = {**conf, "sets": [*SETS, "gate.min_ranked_share=0.99"]}
+        tasks, state, out = _dags_test(airflow, env, breach, tmp_path / "dags-test-breach.log")
+        assert state == "failed" and tasks["quality_gate"] == "failed", (tasks, out[-6000:])
+        assert "50 of 51 active users ranked" in out and "< gate.min_ranked_share 0.99" in out
+        assert {t for t, s in tasks.items() if s not in ("success", "skipped")} == {
+            "quality_gate"
+        }, tasks
+        assert len(_asset_events(home)) == 1
+
+        # No Ray job reached the head: the Ray stages were skipped before submitting one.
+        with head_auth(head):
+            from ray.job_submission import JobSubmissionClient
+
+            assert JobSubmissionClient(head.job_server).list_jobs() == []
 
     run_dir = runs / "2026-11-21"
     for table in ("rankings", "metrics", "candidates"):

@@ -96,6 +96,7 @@ def test_run_evaluate_show_and_rerun(tmp_path, sequences_file):
         "item_neighbors",
         "user_neighbors",
         "candidates",
+        "fallback_rankings",
         "ranker_model",
         "rankings",
         "metrics",

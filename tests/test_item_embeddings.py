@@ -137,6 +137,8 @@ def test_minilm_embeddings_incremental_and_textless_items(tmp_path, ray_local):
     after = _table(run)
     m2 = tableio.read_manifest(run, "item_embeddings")["extra"]
     assert (m2["embedded"], m2["reused"], m2["skipped_no_text"]) == (1, len(TITLES) - 1, 2)
+    # From the run's own table: no other run under its --out (tests/test_cross_run_reuse.py).
+    assert (m2["reused_this_run"], m2["reused_from"], m2["computed"]) == (len(TITLES) - 1, None, 1)
     assert after["item_id"].to_list() == table["item_id"].to_list()
     # Every other row is identical: item, index, hash, model and the embedding's bits.
     assert after.filter(pl.col("item_id") != "i07").equals(table.filter(pl.col("item_id") != "i07"))

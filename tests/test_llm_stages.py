@@ -196,6 +196,7 @@ def test_llm_stages_match_in_process_reference(tmp_path, tiny_path, ray_local):
     run_stages(run, cfg, [STAGES["summaries"]])
     m = tableio.read_manifest(run, "user_summaries")["extra"]
     assert (m["kept_unchanged"], m["users_computed"]) == (11, 1)
+    assert (m["reused_this_run"], m["reused_from"], m["computed"]) == (11, None, 1)
     after = tableio.read_polars(run, "user_summaries")
     changed = [
         u
@@ -376,7 +377,13 @@ def test_resume_with_another_shard_size_recomputes_every_user_once(
     from pipelines.faults import FAULT_ENV
 
     users = [f"u{u:02d}" for u in range(12)]
-    base = [f"llm.model={tiny_path}", "llm.max_users=0", "llm.score_top_m=4", "ray.num_cpus=2"]
+    base = [
+        f"llm.model={tiny_path}",
+        "llm.max_users=0",
+        "llm.score_top_m=4",
+        "ray.num_cpus=2",
+        "reuse.run=none",
+    ]  # the clean run computes every user (no rows of "resumed")
     runs = {}
     for name in ("resumed", "clean"):
         runs[name] = tmp_path / name
@@ -394,6 +401,7 @@ def test_resume_with_another_shard_size_recomputes_every_user_once(
     run_stages(runs["clean"], five, stage)
     m = tableio.read_manifest(runs["resumed"], "llm_scores")["extra"]
     assert (m["shards"], m["shards_reused"], m["users_computed"]) == (3, 0, 12)
+    assert tableio.read_manifest(runs["clean"], "llm_scores")["extra"]["users_computed"] == 12
     got, want = (
         tableio.read_polars(runs[n], "llm_scores").sort("user_id", "item_id")
         for n in ("resumed", "clean")

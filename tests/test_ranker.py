@@ -4,9 +4,7 @@ folder round-trips through rank.model; too few labelled users fall back to the f
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import random
 import shutil
 from collections import defaultdict
 
@@ -14,34 +12,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines import api, tableio
+from pipelines import tableio
 from pipelines.config import load_config
 from pipelines.ranker.features import DAY, candidate_features, feature_names
 from tests.pipeline_fixtures import random_events, write_events
-
-SMALL = [
-    "llm.enabled=false",
-    "rank.min_fit_users=5",
-    "rank.min_data_in_leaf=5",
-    # Random valid labels give a ranker no edge over the fusion; use it anyway (the tests are
-    # about what it does, not whether it wins).
-    "rank.min_gain=-1",
-    "rank.rounds=40",
-    "rank.early_stopping=10",
-    "candidates.per_source=20",
-    "candidates.top_n=30",
-    "neighbors.user_k=10",
-    "eval.ks=[1,10]",
-    "spark.shuffle_partitions=4",
-]
-
-
-def _stages(run_dir, sets):
-    cfg = load_config(None, [*SMALL, *sets])
-    plan = api.plan(cfg)
-    names = [n for n in plan.names if n != "ingest"]
-    return api.run(cfg, run_dir, names)
-
+from tests.ranker_fixtures import PLANT, SMALL
+from tests.ranker_fixtures import stages_run as _stages
 
 # --- features against a plain-Python model ---------------------------------------------
 
@@ -224,36 +200,6 @@ def test_spark_scoring_equals_booster_predict(spark):
 
 # --- leakage, round trip, fallback on one planted log ----------------------------------
 
-PLANT = "iPLANT"
-
-
-def planted_log(seed: int = 7, n_users: int = 120, n_items: int = 25) -> list[dict]:
-    """Random histories; every user's valid event is a random item, every user's test event
-    is the same planted item, which also appears early in a fifth of the histories (so it
-    has ordinary train features). A ranker that saw the test labels would learn to put it
-    first; one fitted on the valid labels has no reason to."""
-    rng = random.Random(seed)
-    base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    rows = []
-    for u in range(n_users):
-        user = f"u{u:03d}"
-        hist = [f"i{rng.randrange(n_items):02d}" for _ in range(rng.randint(4, 9))]
-        if u % 5 == 0:
-            hist[0] = PLANT
-        valid = f"i{rng.randrange(n_items):02d}"
-        for t, item in enumerate([*hist, valid, PLANT] if u % 5 else [*hist, valid]):
-            ev = {"user_id": user, "item_id": item, "event_type": None, "value": None}
-            rows.append(ev | {"ts": base + dt.timedelta(hours=u * 50 + t)})
-    return rows
-
-
-@pytest.fixture(scope="module")
-def planted_run(spark, tmp_path_factory):
-    run = tmp_path_factory.mktemp("planted") / "r"
-    write_events(run, planted_log())
-    _stages(run, [])
-    return run
-
 
 def _top1_rate(rankings: pl.DataFrame, users: set[str]) -> float:
     top = rankings.filter((pl.col("rank") == 1) & pl.col("user_id").is_in(list(users)))
@@ -376,6 +322,10 @@ def test_model_folder_round_trips_through_rank_model(spark, planted_run, tmp_pat
     b = tableio.read_polars(other, "rankings").sort("user_id", "rank")
     assert a.select("user_id", "item_id", "rank").equals(b.select("user_id", "item_id", "rank"))
     np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), rtol=0, atol=0)
+    # The model was fitted on this very log (its data end after the holdout starts): an
+    # evaluation run with it says so.
+    extra = tableio.read_manifest(other, "rankings")["extra"]
+    assert extra["model_run"] == str(planted_run) and "may be inflated" in extra["warning"]
 
 
 def test_too_few_labelled_users_fall_back_to_the_fusion(spark, planted_run, tmp_path, capfd):

@@ -36,8 +36,8 @@ SETTINGS = [
 ]  # fmt: skip
 TABLES = [
     "events", "items", "quarantine", "train", "holdout", "graph_nodes", "graph_edges",
-    "item_ppr", "item_neighbors", "user_neighbors", "candidates", "ranker_model", "rankings",
-    "metrics",
+    "item_ppr", "item_neighbors", "user_neighbors", "candidates", "fallback_rankings",
+    "ranker_model", "rankings", "metrics",
 ]  # fmt: skip
 
 

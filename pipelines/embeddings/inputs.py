@@ -33,14 +33,22 @@ def split_reusable(
     item_idx; the rows of `rows` still to embed)."""
     if previous is None or previous.height == 0:
         return previous_empty(), rows
-    kept = (
-        previous.filter(pl.col("model") == model)
-        .select("item_id", "text_hash", "embedding", "model")
-        .unique("item_id", keep="first")
-        .join(rows.select("item_id", "item_idx", "text_hash"), on=["item_id", "text_hash"])
-        .select("item_id", "item_idx", "text_hash", "embedding", "model")
-    )
+    kept = reusable_items(previous.lazy(), rows, model)
     return kept, rows.join(kept.select("item_id"), on="item_id", how="anti")
+
+
+def reusable_items(table: pl.LazyFrame, rows: pl.DataFrame, model: str) -> pl.DataFrame:
+    """The rows of a committed item_embeddings table (this run's or another's) that `rows`
+    may keep: same item, same text_hash (the text and the encoder), same model; with
+    today's item_idx (ingest may have renumbered the items)."""
+    return (
+        table.filter(pl.col("model") == model)
+        .select("item_id", "text_hash", "embedding", "model")
+        .join(rows.lazy().select("item_id", "item_idx", "text_hash"), on=["item_id", "text_hash"])
+        .unique("item_id", keep="first", maintain_order=True)
+        .select("item_id", "item_idx", "text_hash", "embedding", "model")
+        .collect()
+    )
 
 
 def previous_empty() -> pl.DataFrame:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from typing import Any
 
 import polars as pl
 
@@ -61,6 +63,25 @@ def histories(train: pl.DataFrame, users: list[str], n: int, texts: pl.DataFrame
             pl.col("quoted").fill_null([]),
         )
     )
+
+
+def score_fingerprints(rows: pl.DataFrame, model: str, settings: dict[str, Any]) -> pl.Series:
+    """Per row of the llm_scores stage's inputs (user_id, summary, history, item_ids,
+    candidates): the hash of everything that decides the user's scores: the summary, the
+    quoted history, the candidates' ids and quoted text in order, the model, the prompt
+    version and the scoring settings (scorer, batching, pair batch, dtype, device). A user's
+    scores are computed apart from every other user's, so an equal hash means equal scores."""
+    from udfs.prompts import PROMPT_VERSION
+
+    head = [model, PROMPT_VERSION, sorted(settings.items())]
+    cols = [rows[c].to_list() for c in ("summary", "history", "item_ids", "candidates")]
+    hashes = [
+        hashlib.sha256(
+            json.dumps([*head, s, list(h or []), list(i), list(c)], default=str).encode()
+        ).hexdigest()[:16]
+        for s, h, i, c in zip(*cols, strict=True)
+    ]
+    return pl.Series("score_fingerprint", hashes, dtype=pl.String)
 
 
 def with_shards(df: pl.DataFrame, shard_users: int) -> pl.DataFrame:

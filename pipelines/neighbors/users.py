@@ -18,10 +18,11 @@ _INDEX_CACHE: dict[str, tuple] = {}  # token -> (index, ids): one load per worke
 OUT_SCHEMA = "user_idx int, neighbor_idx int, sim double, rank int"
 
 
-def knn_spark(spark, vectors, cfg, seed: int):
+def knn_spark(spark, vectors, cfg, seed: int, queries=None):
     """DataFrame[user_idx, neighbor_idx, sim, rank]: top cfg.user_k per user, self excluded.
 
-    vectors: DataFrame[user_idx int, vec array<double>]. Returns (DataFrame, info dict).
+    vectors: DataFrame[user_idx int, vec array<double>], all indexed; queries: DataFrame[user_idx]
+    of the users searched for (None: every user). Returns (DataFrame, info dict).
     """
     import pyarrow as pa
 
@@ -82,7 +83,10 @@ def knn_spark(spark, vectors, cfg, seed: int):
                     names=["user_idx", "neighbor_idx", "sim", "rank"],
                 )
 
-    return vectors.select("user_idx", "vec").mapInArrow(search, OUT_SCHEMA), info
+    asked = vectors if queries is None else vectors.join(queries, "user_idx")
+    if queries is not None:
+        info["users_queried"] = "sample"
+    return asked.select("user_idx", "vec").mapInArrow(search, OUT_SCHEMA), info
 
 
 def _to_matrix(col) -> np.ndarray:

@@ -15,6 +15,7 @@ re-fits the ranker) and fits.
 from __future__ import annotations
 
 import copy
+import math
 
 from pipelines.config import Config
 from pipelines.stage import Nested, Stage, StageContext
@@ -31,6 +32,8 @@ def ranker_fit_planned(cfg: Config) -> str | None:
     """None when the run fits a learned ranker (fit_ranker stage), else why not."""
     if cfg.rank.method != "learned":
         return f"rank.method = {cfg.rank.method}"
+    if cfg.rank.model == "latest":
+        return "rank.model = latest (chosen when the run starts: walkrank plan --run-dir)"
     if cfg.rank.model:
         return "rank.model is set (a fitted model is reused)"
     if cfg.eval.target == "valid":
@@ -49,11 +52,19 @@ def fit_reads(cfg: Config) -> tuple[str, ...]:
     return tuple(reads)
 
 
+def fit_sample_size(cfg: Config) -> int:
+    """The fit pass's user sample (run.user_sample): the ranker's users plus its held-out
+    share (rank.max_fit_users x (1 + rank.valid_fraction))."""
+    return math.ceil(cfg.rank.max_fit_users * (1 + cfg.rank.valid_fraction))
+
+
 def fit_pass_config(cfg: Config) -> Config:
     """The run's config, one event earlier, without a ranker of its own (and without the LLM
-    stages unless the LLM score or the summary affinity is a feature)."""
+    stages unless the LLM score or the summary affinity is a feature), its per-user tables for
+    a sample of the users with a label (pipelines/user_sample.py)."""
     fit = copy.deepcopy(cfg)
     fit.eval.target = SHIFT[cfg.eval.target]
+    fit.run.user_sample = fit_sample_size(cfg)
     fit.rank.method = "fusion"
     fit.llm.enabled = bool({"llm_scores", "summary_embeddings"} & set(fit_reads(cfg)))
     return fit
@@ -101,9 +112,14 @@ def run(ctx: StageContext) -> None:
         )
         _no_model(ctx, why, report)
         return
+    from pipelines.ranker.latest import data_end
+
     folder = model_dir(ctx.run_dir)
     text = result.booster.model_to_string(num_iteration=result.booster.best_iteration)
-    save_model(folder, text, names, {"report": report, "stage_key": ctx.stage_key})
+    # What rank.model = latest checks in a later run (pipelines/ranker/latest.py).
+    origin = {"run": ctx.run_dir.uri, "run_target": ctx.config.eval.target}
+    origin["data_end"] = data_end(ctx.run_dir)
+    save_model(folder, text, names, {"report": report, "stage_key": ctx.stage_key, **origin})
     ctx.log(
         f"ranker: {report['best_iteration']} rounds, held-out NDCG@{k} {learned} "
         f"(fusion {fused}) -> {folder}"

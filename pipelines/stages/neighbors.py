@@ -41,8 +41,12 @@ def run(ctx: StageContext) -> None:
     )
     hist.unpersist()
 
+    from pipelines.user_sample import sample_ids
+
+    sample = sample_ids(ctx)  # None: every user's neighbours
+    queries = None if sample is None else sample.select("user_idx")
     vecs = user_vectors(train, cfg, seed).persist()
-    knn, info = knn_spark(ctx.spark, vecs, cfg, seed)
+    knn, info = knn_spark(ctx.spark, vecs, cfg, seed, queries)
     ctx.log(
         f"user vectors: {cfg.user_embedding}; index {info.get('index')} over {info['users_indexed']:,} users"
     )
@@ -71,7 +75,9 @@ STAGE = Stage(
     name="neighbors",
     fn=run,
     inputs=("train", "events"),
+    # run.user_sample: user_neighbors for the sampled users (all users stay in the index).
+    config_inputs=lambda cfg: ("holdout",) if cfg is None or cfg.run.user_sample else (),
     outputs=("item_neighbors", "user_neighbors"),
-    config_keys=("neighbors", "run.seed"),
+    config_keys=("neighbors", "run.seed", "run.user_sample", "eval.target"),
     description="item-item co-occurrence cosine and user-user kNN (faiss) neighbor sets",
 )

@@ -149,8 +149,33 @@ def rank_learned(ctx: StageContext, folder) -> None:
     ctx.write(
         "rankings",
         out.sortWithinPartitions("user_id", "rank"),
-        extra={"order": "learned ranker", "model": str(folder), "features": model.features},
+        extra={
+            "order": "learned ranker",
+            "model": str(folder),
+            "features": model.features,
+            **_model_origin(ctx, model.meta),
+        },
     )
+
+
+def _model_origin(ctx: StageContext, meta: dict) -> dict:
+    """Where a model came from (its run, that run's target and data end), and in an evaluation
+    run a warning when the model's data reach into the holdout."""
+    from pipelines.ranker.latest import holdout_overlap, ts_bound, when
+
+    end = meta.get("data_end")
+    out = {
+        "model_run": meta.get("run"),
+        "model_run_target": meta.get("run_target"),
+        "model_data_end": when(end) if end is not None else None,
+    }
+    if ctx.config.eval.target != "serve" and ctx.config.rank.model:
+        first = ts_bound(ctx.read_arrow("holdout", ["ts"]).column("ts"), "min")
+        warning = holdout_overlap(meta, first)
+        if warning:
+            ctx.log(f"warning: {warning}")
+            out["warning"] = warning
+    return out
 
 
 def run(ctx: StageContext) -> None:
@@ -260,6 +285,8 @@ def rank_inputs(cfg: Config | None) -> tuple[str, ...]:
             out.append("summary_embeddings")
         if ranker_fit_planned(cfg) is None:
             out.append("ranker_model")
+        elif cfg.rank.model and cfg.eval.target != "serve":
+            out.append("holdout")  # does the reused model's data overlap it (a warning)
     if llm_scores_used(cfg) is None:
         out += ["llm_scores", "holdout"]
     return tuple(out)

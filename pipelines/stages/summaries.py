@@ -3,8 +3,9 @@
 For each selected user with at least summaries.min_history train events and at least one
 titled item: a chat prompt from the last summaries.history titled items, batched greedy
 generation on Ray actors. Incremental: a user whose history_fingerprint (history ids and
-quoted text, model, prompt version, generation settings) matches the committed table keeps the
-old summary. Resumable shards.
+quoted text, model, prompt version, generation settings) matches a row of the run's own
+committed table, or of another run's (reuse.run: pipelines/previous_run.py), keeps that
+summary. Resumable shards.
 """
 
 from __future__ import annotations
@@ -28,18 +29,23 @@ def summaries_used(cfg: Config) -> str | None:
     return None if why is None or summary_feature_used(cfg) is None else why
 
 
-def _previous(ctx: StageContext, model: str) -> pl.DataFrame | None:
-    from pipelines import tableio
-
-    if not tableio.is_committed(ctx.run_dir, "user_summaries"):
-        return None
-    prev = ctx.read_polars("user_summaries")
-    if prev.height == 0 or "error" not in prev.columns:
-        return None
-    return prev.filter(
-        pl.col("error").is_null()
-        & (pl.col("model") == model)
-        & (pl.col("prompt_version") == PROMPT_VERSION)
+def reusable(table: pl.LazyFrame, todo: pl.DataFrame, model: str) -> pl.DataFrame:
+    """The rows of a committed user_summaries table (this run's or another's) that `todo` may
+    keep: same user and history_fingerprint (history, model, prompt, generation settings),
+    the same model and prompt version, and no error."""
+    if "error" in table.collect_schema().names():
+        table = table.filter(pl.col("error").is_null())
+    else:
+        table = table.with_columns(pl.lit(None, pl.String).alias("error"))
+    return (
+        table.filter((pl.col("model") == model) & (pl.col("prompt_version") == PROMPT_VERSION))
+        .join(
+            todo.lazy().select("user_id", "history_fingerprint"),
+            on=["user_id", "history_fingerprint"],
+            how="semi",
+        )
+        .unique("user_id", keep="first", maintain_order=True)
+        .collect()
     )
 
 
@@ -59,11 +65,33 @@ def generation_settings(cfg) -> dict:
     }
 
 
-def run(ctx: StageContext) -> None:
+def histories_to_summarise(ctx: StageContext, name: str) -> tuple[pl.DataFrame, int, int]:
+    """-> (users to summarise with their history and history_fingerprint, users skipped for
+    want of a titled item, users skipped for fewer than summaries.min_history events)."""
     from pipelines.llm.inputs import histories, item_texts, select_users
+
+    cfg, scfg = ctx.config.llm, ctx.config.summaries
+    users = select_users(ctx.read_polars("candidates"), ctx.config)
+    texts = item_texts(ctx.read_polars("items"), cfg.max_item_chars)
+    hist = histories(ctx.read_polars("train"), users, scfg.history, texts)
+    enough = pl.col("n_events") >= scfg.min_history
+    few = hist.filter(~enough).height
+    untitled = hist.filter(enough & (pl.col("quoted").list.len() == 0)).height
+    todo = hist.filter(enough & (pl.col("quoted").list.len() > 0))
+    settings = generation_settings(ctx.config)
+    fingerprints = [
+        history_fingerprint(list(ids), list(quoted), name, PROMPT_VERSION, settings)
+        for ids, quoted in zip(todo["item_id"].to_list(), todo["quoted"].to_list(), strict=True)
+    ]
+    todo = todo.with_columns(pl.Series("history_fingerprint", fingerprints, dtype=pl.String))
+    return todo, untitled, few
+
+
+def run(ctx: StageContext) -> None:
     from pipelines.llm.model import model_name
     from pipelines.llm.ray_exec import run_llm_stage
     from pipelines.llm.workers import SUMMARY_OUT, SummaryWorker
+    from pipelines.previous_run import reuse_rows
 
     cfg, scfg = ctx.config.llm, ctx.config.summaries
     schema = SCHEMA
@@ -71,38 +99,14 @@ def run(ctx: StageContext) -> None:
         ctx.write("user_summaries", pl.DataFrame(schema=schema), extra={"disabled": True})
         return
     name = model_name(cfg.model)
-    users = select_users(ctx.read_polars("candidates"), ctx.config)
-    texts = item_texts(ctx.read_polars("items"), cfg.max_item_chars)
-    hist = histories(ctx.read_polars("train"), users, scfg.history, texts)
-    few = hist.filter(pl.col("n_events") < scfg.min_history).height
-    untitled = hist.filter(
-        (pl.col("n_events") >= scfg.min_history) & (pl.col("quoted").list.len() == 0)
-    ).height
-    todo = hist.filter((pl.col("n_events") >= scfg.min_history) & (pl.col("quoted").list.len() > 0))
-    settings = generation_settings(ctx.config)
-    todo = todo.with_columns(
-        pl.Series(
-            "history_fingerprint",
-            [
-                history_fingerprint(list(ids), list(quoted), name, PROMPT_VERSION, settings)
-                for ids, quoted in zip(
-                    todo["item_id"].to_list(), todo["quoted"].to_list(), strict=True
-                )
-            ],
-            dtype=pl.String,
-        )
-    )
-    prev = _previous(ctx, name)
-    kept = pl.DataFrame(schema=schema)
-    if prev is not None:
-        kept = prev.join(
-            todo.select("user_id", "history_fingerprint"),
-            on=["user_id", "history_fingerprint"],
-            how="semi",
-        ).select(list(schema))
-        todo = todo.join(kept.select("user_id"), on="user_id", how="anti")
+    todo, untitled, few = histories_to_summarise(ctx, name)
+    kept, todo, reuse = reuse_rows(
+        ctx.run_dir, "user_summaries", ctx.config, todo,
+        lambda table, left: reusable(table, left, name), "user_id", schema,
+        nested=ctx.label, log=ctx.log,
+    )  # fmt: skip
     ctx.log(
-        f"{todo.height} users to summarise, {kept.height} unchanged kept, "
+        f"{todo.height} users to summarise, {reuse.describe()}, "
         f"{untitled} without titled items and {few} with < {scfg.min_history} events skipped"
     )
     params = {
@@ -127,6 +131,7 @@ def run(ctx: StageContext) -> None:
         table,
         extra={
             **stats,
+            **reuse.extra(new.height),
             "model": name,
             "kept_unchanged": kept.height,
             "skipped_no_titles": untitled,

@@ -3,8 +3,8 @@
 The user side of the summary-affinity feature (rank.summary_feature): the same encoder and
 settings as item_embeddings (embeddings.*), so a summary and an item title share one space.
 Users without a summary (not sampled, short history, an error row) get no row. Incremental
-like item_embeddings: a committed row whose text_hash (the summary and the encoder) and model
-are unchanged is kept.
+like item_embeddings: a row whose text_hash (the summary and the encoder) and model are
+unchanged is kept, from the run's own committed table or another run's (reuse.run).
 """
 
 from __future__ import annotations
@@ -48,9 +48,20 @@ def summary_texts(summaries: pl.DataFrame, encoder_key: str) -> pl.DataFrame:
     )
 
 
+def reusable_summaries(table: pl.LazyFrame, rows: pl.DataFrame, model: str) -> pl.DataFrame:
+    """The rows of a committed summary_embeddings table (this run's or another's) that `rows`
+    may keep: same user, same text_hash (the summary and the encoder), same model."""
+    return (
+        table.filter(pl.col("model") == model)
+        .join(rows.lazy().select("user_id", "text_hash"), on=["user_id", "text_hash"], how="semi")
+        .unique("user_id", keep="first", maintain_order=True)
+        .collect()
+    )
+
+
 def run(ctx: StageContext) -> None:
-    from pipelines import tableio
     from pipelines.embeddings.encoder import encoder_key, encoder_name
+    from pipelines.previous_run import reuse_rows
 
     ecfg = ctx.config.embeddings
     if not ecfg.enabled:
@@ -58,18 +69,15 @@ def run(ctx: StageContext) -> None:
         return
     name = encoder_name(ecfg.model)
     rows = summary_texts(
-        ctx.read_polars("user_summaries"), encoder_key(name, ecfg.max_length, ecfg.dtype)
+        ctx.read_polars("user_summaries"),
+        encoder_key(name, ecfg.max_length, ecfg.dtype, ecfg.batch_size),
     )
-    kept = pl.DataFrame(schema=SCHEMA)
-    if tableio.is_committed(ctx.run_dir, "summary_embeddings"):
-        kept = (
-            ctx.read_polars("summary_embeddings")
-            .filter(pl.col("model") == name)
-            .join(rows.select("user_id", "text_hash"), on=["user_id", "text_hash"], how="semi")
-            .select(list(SCHEMA))
-        )
-    todo = rows.join(kept.select("user_id"), on="user_id", how="anti")
-    ctx.log(f"{todo.height} summaries to embed, {kept.height} unchanged reused")
+    kept, todo, reuse = reuse_rows(
+        ctx.run_dir, "summary_embeddings", ctx.config, rows,
+        lambda table, left: reusable_summaries(table, left, name), "user_id", SCHEMA,
+        nested=ctx.label, log=ctx.log,
+    )  # fmt: skip
+    ctx.log(f"{todo.height} summaries to embed, {reuse.describe()}")
     from pipelines.embeddings.ray_exec import embed_rows
 
     new, stats = embed_rows(ctx.config, todo, "user_id", ctx.stage.name, ctx.log, SCHEMA)
@@ -77,7 +85,7 @@ def run(ctx: StageContext) -> None:
     ctx.write(
         "summary_embeddings",
         table,
-        extra={**stats, "model": name, "embedded": new.height, "reused": kept.height},
+        extra={**stats, **reuse.extra(new.height), "model": name, "embedded": new.height},
     )
 
 

@@ -140,6 +140,20 @@ def test_plan_json_with_a_config_says_what_it_plans(capsys):
     assert rows[_writer("metrics")]["planned"]
 
 
+def test_the_dags_plan_call_says_what_a_serve_run_skips(tmp_path, capsys):
+    """What the DAG's `plan` task runs (airflow_dags/walkrank_daily.py): every registry stage,
+    planned or with its reason; by default a serve run plans no Ray stage. Planning writes
+    nothing into the run."""
+    run_dir = tmp_path / "runs" / "2026-11-21"
+    spec = _plan_json(capsys, f"--run-dir={run_dir}", "--config=", "--set=eval.target=serve")
+    rows = {r["name"]: r for r in spec["plan"]["stages"]}
+    assert set(rows) == set(STAGES)
+    ray = [n for n, s in STAGES.items() if s.engine == "ray"]
+    assert ray and all(not rows[n]["planned"] and rows[n]["reason"] for n in ray)
+    assert rows[_writer("rankings")]["planned"] and rows[_writer("metrics")]["planned"]
+    assert not run_dir.exists()
+
+
 def test_the_committed_spec_is_current(capsys):
     """airflow_dags/walkrank_stages.json is what `walkrank plan --json` prints now; when it
     fails, regenerate it with `make dag-spec`."""

@@ -29,12 +29,13 @@ def user_cf_kernel(inputs: SourceInputs, tables: dict, settings) -> RowSum:
     n_rows = int(users.max()) + 1 if users.size else 0
     csr = csr_table(recent, "user_idx", "item_idx", "w", n_rows)
 
-    ids = inputs.user_ids
     entries = (
         tables["user_neighbors"]
-        .join(ids, "user_id")
+        .join(inputs.user_ids, "user_id")
         .join(
-            ids.select(F.col("user_idx").alias("row"), F.col("user_id").alias("neighbor_id")),
+            inputs.every_user_id.select(
+                F.col("user_idx").alias("row"), F.col("user_id").alias("neighbor_id")
+            ),
             "neighbor_id",
         )
         # Neighbours past the last user with train events have no recent items.
