@@ -119,6 +119,7 @@ def test_latest_model_ranks_day_two_without_a_fit_pass(spark, tmp_path, capfd):
     assert f"rank.model = latest -> {day1 / 'models' / 'ranker'}" in err
     m = tableio.read_manifest(day2, "rankings")["extra"]
     assert m["order"] == "learned ranker" and m["model_run"] == str(day1)
+    assert m["model_choice"].startswith(f"rank.model = latest -> {day1 / 'models' / 'ranker'}")
     plan = json.loads((day2 / "plan.json").read_text())
     assert any("rank.model = latest" in note for note in plan["notes"])
     # A backfill of day 1 (a run whose data end before day 2's) never takes day 2's model.

@@ -168,6 +168,7 @@ def _model_origin(ctx: StageContext, meta: dict) -> dict:
         "model_run": meta.get("run"),
         "model_run_target": meta.get("run_target"),
         "model_data_end": when(end) if end is not None else None,
+        "model_choice": _model_choice(ctx),
     }
     if ctx.config.eval.target != "serve" and ctx.config.rank.model:
         first = ts_bound(ctx.read_arrow("holdout", ["ts"]).column("ts"), "min")
@@ -176,6 +177,19 @@ def _model_origin(ctx: StageContext, meta: dict) -> dict:
             ctx.log(f"warning: {warning}")
             out["warning"] = warning
     return out
+
+
+def _model_choice(ctx: StageContext) -> str:
+    """Why this model: the plan's note when rank.model = latest chose it (api.prepare wrote it
+    into this run's plan.json), else the setting or this run's own fit."""
+    import json
+
+    plan = ctx.run_dir / "plan.json"
+    notes = json.loads(plan.read_text()).get("notes", []) if plan.exists() else []
+    latest = [n for n in notes if n.startswith("rank.model = latest")]
+    if latest:
+        return latest[0]
+    return "rank.model is set" if ctx.config.rank.model else "fitted in this run (fit_ranker)"
 
 
 def run(ctx: StageContext) -> None:
