@@ -3,8 +3,10 @@
 The ranker is fitted on at most `rank.max_fit_users` users (lowest seeded hash among those whose
 label is among their candidates: pipelines/ranker/fit.py), so the fit pass needs candidates for
 a sample of users, not for every user. The sample is drawn in the same hash order among the users
-with a held-out event of the target: every user the ranker could pick is in it whenever it holds
-every user (a log with fewer labelled users than the sample gets exactly today's tables).
+with a held-out event of the target (the only ones the ranker can learn from). A sample that
+holds every user of the run is not drawn at all, so such a log gets exactly the unsampled tables;
+otherwise the sampled users' rows are the unsampled run's rows of those users, up to the float
+rounding of batched kernels (the user kNN's inner products depend on the batch a query is in).
 """
 
 from __future__ import annotations
