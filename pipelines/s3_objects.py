@@ -22,7 +22,11 @@ def client():  # -> botocore S3 client
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     # An S3-compatible server on an address or a host without bucket subdomains: path style.
     style = {"addressing_style": "path"} if endpoint else {}
-    return boto3.client("s3", config=Config(s3=style, retries={"mode": "standard"}))
+    # A session of its own: boto3's default session keeps the credentials it first resolved
+    # for the life of the process, so a client made anew (cache cleared) would not see a
+    # changed environment.
+    session = boto3.session.Session()
+    return session.client("s3", config=Config(s3=style, retries={"mode": "standard"}))
 
 
 def _is(exc: Exception, *codes: str) -> bool:
