@@ -100,6 +100,7 @@ def _day(log: list[dict], drop_last: int) -> list[dict]:
     return [r for rows in by_user.values() for r in rows[: len(rows) - drop_last]]
 
 
+@pytest.mark.slow  # two serve runs, one with a fit pass: ~3 min
 def test_latest_model_ranks_day_two_without_a_fit_pass(spark, tmp_path, capfd):
     out = tmp_path / "runs"
     log = planted_log()
