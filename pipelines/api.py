@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 
 from pipelines.config import Config
-from pipelines.storage import Location
+from pipelines.storage import Location, as_location
 
 
 def input_sets(
@@ -46,7 +46,7 @@ def prepare(cfg: Config, run_dir: str | Path | Location) -> tuple[Config, list[s
     (pipelines/ranker/latest.py). Plans and runs of a run dir both go through here."""
     from pipelines.ranker.latest import resolve_latest
 
-    cfg, note = resolve_latest(cfg, Location(str(run_dir)), produced_features(cfg))
+    cfg, note = resolve_latest(cfg, as_location(run_dir), produced_features(cfg))
     return cfg, [note] if note else []
 
 
@@ -93,7 +93,7 @@ def run(
 
     # rank.model = latest is chosen against the run's data end: its events first.
     first = cfg.rank.model == LATEST and (not stages or "ingest" in stages)
-    if first and not tableio.is_committed(Location(str(run_dir)), "events"):
+    if first and not tableio.is_committed(as_location(run_dir), "events"):
         run_plan(run_dir, cfg, plan(cfg, ["ingest"]), announce=False)
     cfg, notes = prepare(cfg, run_dir)
     return run_plan(run_dir, cfg, plan(cfg, stages, notes), force=force)

@@ -12,6 +12,12 @@ rounding of batched kernels (the user kNN's inner products depend on the batch a
 from __future__ import annotations
 
 
+def sample_inputs(cfg) -> tuple[str, ...]:
+    """The table a stage computing per-user rows reads to sample (Stage.config_inputs): the
+    holdout when run.user_sample > 0; with cfg None, every table it may read."""
+    return ("holdout",) if cfg is None or cfg.run.user_sample else ()
+
+
 def sampled_users(holdout, target: str, n: int, seed: int):
     """DataFrame[user_id]: at most `n` users with a held-out event of split `target`, those with
     the lowest xxhash64(user_id, seed) (ties by user_id). O(users) hash and a top-n sort."""

@@ -21,8 +21,9 @@ def source_tables(cfg) -> tuple[str, ...]:
 
 def config_tables(cfg) -> tuple[str, ...]:
     """The sources' tables, and the holdout when the run samples its users (run.user_sample)."""
-    sample = ("holdout",) if cfg is None or cfg.run.user_sample else ()
-    return (*source_tables(cfg), *sample)
+    from pipelines.user_sample import sample_inputs
+
+    return (*source_tables(cfg), *sample_inputs(cfg))
 
 
 def run(ctx: StageContext) -> None:

@@ -9,6 +9,7 @@ executors (pipelines/neighbors/users.py), keyed by original user ids.
 from __future__ import annotations
 
 from pipelines.stage import Stage, StageContext
+from pipelines.user_sample import sample_inputs
 
 
 def run(ctx: StageContext) -> None:
@@ -76,7 +77,7 @@ STAGE = Stage(
     fn=run,
     inputs=("train", "events"),
     # run.user_sample: user_neighbors for the sampled users (all users stay in the index).
-    config_inputs=lambda cfg: ("holdout",) if cfg is None or cfg.run.user_sample else (),
+    config_inputs=sample_inputs,
     outputs=("item_neighbors", "user_neighbors"),
     config_keys=("neighbors", "run.seed", "run.user_sample", "eval.target"),
     description="item-item co-occurrence cosine and user-user kNN (faiss) neighbor sets",
