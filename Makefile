@@ -129,10 +129,12 @@ $(AIRFLOW_STAMP): Makefile
 	  "apache-airflow-providers-apache-spark==$(AIRFLOW_SPARK_PROVIDER)" "ray[default]==$(RAY_VERSION)"
 	touch $(AIRFLOW_STAMP)
 
-# The stage spec the DAG reads at parse time (Airflow imports nothing of WalkRank): rewrite it
-# after a change to the stage registry; tests/unit/test_jobs.py fails while it is stale.
+# The stage spec and the trigger fence the DAG reads at parse time (Airflow imports nothing of
+# WalkRank): rewrite them after a change to the stage registry or the config's keys;
+# tests/unit/test_jobs.py and test_trigger_fence.py fail while they are stale.
 dag-spec: | $(STAMP)
 	$(PY) -m pipelines.cli plan --json --out airflow_dags/walkrank_stages.json
+	$(PY) -m pipelines.trigger_fence --out airflow_dags/walkrank_fence.json
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

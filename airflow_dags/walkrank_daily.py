@@ -24,7 +24,8 @@ Environment (read when the DAG is parsed): WALKRANK_HOME (the repository), WALKR
 Python with WalkRank: the Spark driver, `plan`, `quality_gate`), WALKRANK_ENV_ARCHIVE (the
 executors' environment, `make dist`; empty: WALKRANK_PYTHON), WALKRANK_JARS (the S3A jars,
 `make jars`; "none": the cluster's), WALKRANK_RAY_ADDRESS (the Ray job server; RAY_AUTH_TOKEN
-from the environment), WALKRANK_RAY_PYTHON (the Ray nodes' Python).
+from the environment), WALKRANK_RAY_PYTHON (the Ray nodes' Python); what a trigger may set:
+walkrank_trigger.py (WALKRANK_TRIGGER_SETTABLE, WALKRANK_HISTORY, _NEW_EVENTS, _OUT, _CONFIG).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import DAG, Asset, BaseOperator, Param
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.timetables.interval import CronDataIntervalTimetable
+from walkrank_trigger import fence, path_param, redacted, sets_item
 
 HOME = Path(os.environ.get("WALKRANK_HOME", Path(__file__).resolve().parents[1]))
 PYTHON = os.environ.get("WALKRANK_PYTHON", str(HOME / ".venv" / "bin" / "python"))
@@ -78,6 +80,7 @@ if SPEC.get("format") != SPEC_FORMAT:
         f"walkrank_stages.json: format {SPEC.get('format')}, this DAG reads {SPEC_FORMAT}"
     )
 STAGES: list[dict[str, Any]] = SPEC["stages"]  # in pipeline order
+FENCE, SETTABLE = fence(HOME / "airflow_dags" / "walkrank_fence.json", os.environ)
 
 
 def writer(table: str) -> str:
@@ -105,10 +108,6 @@ PATH = r"^[A-Za-z0-9_/.][A-Za-z0-9_/.:=@+-]*$"
 SET = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+=[^\n\r]*$"
 REFIT = "fit the ranker in every run, or in runs of this weekday only (the others: latest model)"
 FORMATS = ["auto", "csv", "tsv", "parquet", "jsonl", "movielens", "recbole", "sequences"]
-
-
-def path_param(default: Path, description: str) -> Param:
-    return Param(str(default), type="string", pattern=PATH, description=description)
 
 
 def run_day(data_interval_start: Any, run_id: str) -> str:
@@ -154,6 +153,7 @@ def walkrank(task: BaseOperator, argv: list[str]) -> subprocess.CompletedProcess
     res = subprocess.run(
         [PYTHON, "-m", "pipelines.cli", *argv], cwd=HOME, capture_output=True, text=True
     )
+    res.stderr = redacted(res.stderr, FENCE)  # copied into the task's log, and into errors
     if res.stderr.strip():
         task.log.info("walkrank %s:\n%s", argv[0], res.stderr.strip()[-20_000:])
     return res
@@ -276,7 +276,7 @@ class RayJobOperator(BaseOperator):
         while status not in ("SUCCEEDED", "FAILED", "STOPPED"):
             time.sleep(self.poll_seconds)
             status = client.get_job_status(sid)
-        self.log.info("Ray job %s %s; its log:\n%s", sid, status, client.get_job_logs(sid))
+        self.log.info("Ray job %s %s:\n%s", sid, status, redacted(client.get_job_logs(sid), FENCE))
         if status != "SUCCEEDED":
             raise RuntimeError(f"Ray job {sid} ({self.stage}) ended {status}")
         return sid
@@ -332,7 +332,7 @@ class QualityGateOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, str]:
         res = walkrank(self, self.argv())
-        self.log.info("walkrank gate:\n%s", res.stdout)
+        self.log.info("walkrank gate:\n%s", redacted(res.stdout, FENCE))
         if res.returncode == 1 and BREACH in res.stderr:
             raise AirflowFailException(res.stderr[res.stderr.index(BREACH) :].strip())
         if res.returncode != 0:
@@ -366,12 +366,12 @@ with DAG(
         "execution_timeout": dt.timedelta(hours=3),
     },
     params={
-        "history": path_param(HOME / "data" / "history", "<history>/<day>: every event up to it"),
-        "new_events": path_param(HOME / "data" / "new_events", "<new_events>/<day>: its events"),
-        "out": path_param(HOME / "runs" / "airflow", "<out>/<day>: the day's run"),
-        "config": Param("", type="string", pattern=r"^$|" + PATH, description="TOML profile"),
+        "history": path_param("history", HOME / "data" / "history", SETTABLE, PATH),
+        "new_events": path_param("new_events", HOME / "data" / "new_events", SETTABLE, PATH),
+        "out": path_param("out", HOME / "runs" / "airflow", SETTABLE, PATH),
+        "config": path_param("config", "", SETTABLE, r"^$|" + PATH),
         "format": Param("auto", type="string", enum=FORMATS),
-        "sets": Param([], type="array", items={"type": "string", "pattern": SET}),
+        "sets": Param([], type="array", items=sets_item(FENCE, SETTABLE, SET)),
         "refit": Param("always", type="string", enum=["always", *WEEKDAYS], description=REFIT),
     },
     tags=["walkrank"],

@@ -97,12 +97,15 @@ def _run_stage(args: argparse.Namespace) -> int:
     from pipelines import api
     from pipelines.config import load_config
     from pipelines.run_dir import resolve_run_dir
+    from pipelines.stage_registry import STAGES
     from pipelines.storage import Location
 
     run_dir = Location(args.run_dir)  # a local path or a URI (s3://bucket/runs/<day>)
     run_dir = resolve_run_dir(run_dir.parent, run_dir.name)
     inputs = api.input_sets(args.input, args.items, args.format)
-    cfg = load_config(args.config, [*inputs, *args.sets, *args.sets_json])
+    # The paths this stage reads: a Spark stage's machine need not hold the LLM's folder.
+    checked = STAGES[args.stage].config_keys
+    cfg = load_config(args.config, [*inputs, *args.sets, *args.sets_json], check_paths=checked)
     api.run(cfg, run_dir, [args.stage], force=args.force)
     return 0
 
@@ -122,7 +125,7 @@ def _evaluate_against(args: argparse.Namespace) -> int:
             f"[{args.stage}] nothing to score: {run_dir} has no committed rankings", file=sys.stderr
         )
         return 0
-    ks = load_config(run_dir / "config.toml").eval.ks
+    ks = load_config(run_dir / "config.toml", check_paths=False).eval.ks
     metrics, extra = api.evaluate_against(run_dir, args.against, args.format, ks)
     print_against(run_dir, args.against, metrics, extra)
     return 0

@@ -1,4 +1,5 @@
-"""The annotations config fields are validated by: `Range` bounds and the bounded number types.
+"""The annotations config fields are validated by: `Range` bounds, the `NonFinite` opt-in and
+the bounded number types.
 
 Kept apart from pipelines/config/ (which re-exports them) and importing nothing: the settings
 of candidate sources (pipelines/candidates/settings.py) declare their fields with these, and
@@ -40,6 +41,17 @@ class Range:
             if b is not None
         ]
         return " and ".join(parts) or "a number"
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """Opts a float field (or each element of a list or dict field) into values that every
+    other float field refuses at load: +-inf with `inf`, NaN with `nan`. A NaN passes no
+    comparison, so a bound or threshold set to one silently disables its check; a field that
+    means something by inf (no limit) says so with `Annotated[float, NonFinite()]`."""
+
+    inf: bool = True
+    nan: bool = False
 
 
 def _num(b: float) -> str:

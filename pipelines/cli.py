@@ -161,7 +161,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from pipelines.errors import ConfigError
 
     given = args.config is not None or bool(args.sets) or args.run_dir is not None
-    cfg = load_config(args.config, args.sets) if given else None
+    # A plan reads no input or model (the run does, and checks them): a DAG's plan task may
+    # run where neither is, before the data has arrived.
+    cfg = load_config(args.config, args.sets, check_paths=False) if given else None
     notes: list[str] = []
     if cfg is not None and args.run_dir:
         cfg, notes = api.prepare(cfg, args.run_dir)
@@ -184,13 +186,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from pipelines import api
     from pipelines.config import load_config
+    from pipelines.errors import ConfigError
     from pipelines.evaluation.run import run_target
 
     run_dir = Location(args.run_dir)
-    cfg = load_config(run_dir / "config.toml") if (run_dir / "config.toml").exists() else None
+    toml = run_dir / "config.toml"
+    cfg = load_config(toml, check_paths=False) if toml.exists() else None
     ks = [int(k) for k in args.k.split(",") if k] if args.k else (cfg.eval.ks if cfg else [10])
     show = pl.Config(tbl_rows=200, tbl_hide_dataframe_shape=True, float_precision=4)
-    if args.against:
+    if args.against is None and (args.since, args.format) != (None, None):
+        raise ConfigError("--since and --format are for --against EVENTS, which is not given")
+    if args.against is not None:
         metrics, extra = api.evaluate_against(run_dir, args.against, args.format, ks, args.since)
         print_against(run_dir, args.against, metrics, extra)
         return 0
@@ -207,14 +213,8 @@ def print_against(run_dir: Location, against: str, metrics, extra: dict) -> None
     """What `evaluate --against` prints: who was scored and counted, the metrics table."""
     import polars as pl
 
-    c = extra["counts"]
     with pl.Config(tbl_rows=200, tbl_hide_dataframe_shape=True, float_precision=4):
-        print(
-            f"{run_dir} against {against}: {c['users_scored']:,} users scored "
-            f"(first new event each); {c['users_without_new_events']:,} with rankings but "
-            f"no new event and {c['new_users_without_rankings']:,} new users without "
-            "rankings, counted not scored"
-        )
+        print(f"{run_dir} against {against}: {extra['scored']}\n{extra['stale']}")
         print(_wide(metrics.filter(pl.col("segment") == "all")))
     print(f"table: {run_dir / 'served_metrics'}")
 

@@ -5,7 +5,10 @@ step that commits it:
 
 - a table: `<table>` (its first write in the process) or `<stage>/<table>` (that stage's
   write, e.g. `rank/rankings`, which `candidates` also writes) — after the table's data files
-  are in its new version folder (`<table>/v-<id>/`), before the manifest that names them;
+  are in its new version folder (`<table>/v-<id>/`), before the manifest that names them; in
+  a nested run (the fit pass) the same with its folder first: `fit/train`,
+  `fit/candidates/rankings`;
+- the ranker's model folder: `models/ranker`, after the model file, before meta.json;
 - a shard of an LLM stage: `<stage>/shard<N>` — after shard N's data file is written, before
   its marker.
 
@@ -17,16 +20,31 @@ fault landed without timing anything.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import errno
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from pipelines.errors import ConfigError, InjectedFaultError
 
 FAULT_ENV = "WALKRANK_FAULT"
 KINDS = ("kill", "raise", "enospc")
+# The nested run being written ("fit/"), so a point can name the fit pass's copy of a table.
+_SCOPE: contextvars.ContextVar[str] = contextvars.ContextVar("walkrank_fault_scope", default="")
+
+
+@contextlib.contextmanager
+def scoped(label: str) -> Iterator[None]:
+    """Table points inside this block are named with `label` first (runner.run_nested)."""
+    token = _SCOPE.set(label)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
 
 
 def _spec() -> tuple[str, str] | None:
@@ -66,7 +84,8 @@ def table_point(run_dir, name: str, stage: str, table, version: str, files: list
     """The point between a table's data files (in its new version folder) and the manifest
     that commits them (tableio.write_table)."""
     state = f"{version} holds {len(files)} data file(s), its manifest absent"
-    maybe_fail((name, f"{stage}/{name}"), table, state)
+    scope = _SCOPE.get()
+    maybe_fail((f"{scope}{name}", f"{scope}{stage}/{name}"), table, state)
 
 
 def shard_point(stage: str, shard: int, data: Path, marker: Path) -> None:

@@ -5,8 +5,10 @@ Polars, Spark) of exactly the files it lists.
 `<table>/_manifest.json` lists every data file of the table (a path relative to the table's
 folder, or through `link` to the folder of the table it links to, with its size, and its
 ETag on S3). Writing it is the commit (pipelines/tableio.py); a table without one does not
-exist, and one that does not parse, or whose listed files are missing or of another size, is
-damaged (`TableDamagedError`, naming the table and the file).
+exist, and one that does not parse (or lacks what every manifest has), or whose listed files
+are missing or of another size, is damaged (`TableDamagedError`, naming the table and what is
+wrong with it). The runner and the readers check that with one listing of the table's folder,
+never by reading or hashing its data.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ def is_committed(run_dir: str | Path | Location, name: str) -> bool:
 
 
 def read_manifest(run_dir: str | Path | Location, name: str) -> dict[str, Any]:
+    """The table's manifest, once it parses and has what every manifest has (its files'
+    sizes are checked by `verify_table`)."""
     path = table_dir(run_dir, name) / MANIFEST
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         state = "exists without a manifest" if path.parent.exists() else "does not exist"
         raise TableNotCommittedError(
@@ -47,22 +51,65 @@ def read_manifest(run_dir: str | Path | Location, name: str) -> dict[str, Any]:
             hint="run the stage that writes it (walkrank run ... --stages <stage>)",
         ) from None
     try:
-        m = json.loads(text)
-        # A nested run's table is read as '<folder>/<table>' (fit/candidates).
-        if not isinstance(m, dict) or m.get("table") != name.rpartition("/")[2] or "files" not in m:
-            raise ValueError("not a manifest of this table")
+        m = json.loads(raw)  # bytes that are not UTF-8 raise a ValueError too
     except ValueError as exc:
-        raise TableDamagedError(
-            f"table '{name}' in {run_dir} is damaged: its {MANIFEST} does not parse ({exc})",
-            hint="write it again: the same walkrank run command with --force",
-        ) from None
+        raise _damaged(run_dir, name, f"its {MANIFEST} does not parse ({exc})") from None
+    # A nested run's table is read as '<folder>/<table>' (fit/candidates).
+    problem = manifest_problem(m, name.rpartition("/")[2])
+    if problem:
+        raise _damaged(run_dir, name, f"its {MANIFEST} is not a manifest of this table ({problem})")
     return m
+
+
+# What every manifest has held since the first one (pipelines/tableio.py writes them), with
+# its type: the runner and the readers index these directly.
+_KEYS = {
+    "table": str,
+    "files": list,
+    "stage": str,
+    "stage_key": str,
+    "rows": int,
+    "schema_version": int,
+    "inputs": dict,
+    "partition_by": list,
+    "fingerprint": str,
+}
+
+
+def manifest_problem(m: Any, table: str) -> str | None:
+    """What makes a parsed `_manifest.json` unusable as the manifest of `table`, or None."""
+    if not isinstance(m, dict):
+        return f"a JSON {type(m).__name__}, not an object"
+    for key, kind in _KEYS.items():
+        if not isinstance(m.get(key), kind):
+            return f"no {key!r}" if key not in m else f"{key!r} is not a {kind.__name__}"
+    if m["table"] != table:
+        return f"it is the manifest of table {m['table']!r}"
+    if "link" in m and not isinstance(m["link"], str):
+        return "'link' is not a path"
+    for e in m["files"]:
+        entry = e if isinstance(e, dict) else {"path": e}
+        size = entry.get("size")
+        if not isinstance(entry.get("path"), str) or not (size is None or isinstance(size, int)):
+            return f"a file entry is not a path with a size: {e!r}"
+    return None
+
+
+def _damaged(run_dir: str | Path | Location, name: str, problem: str) -> TableDamagedError:
+    return TableDamagedError(
+        f"table '{name}' in {run_dir} is damaged: {problem}",
+        hint="rebuild it: the same walkrank run command with --force (with --stages, "
+        "including the stage that writes it)",
+    )
 
 
 def file_entries(m: dict[str, Any]) -> list[dict[str, Any]]:
     """The manifest's data files as {path, size[, etag]} (a manifest of before the version
     folders lists bare paths)."""
-    return [e if isinstance(e, dict) else {"path": e, "size": None} for e in m["files"]]
+    return [
+        {"size": None, **e} if isinstance(e, dict) else {"path": e, "size": None}
+        for e in m["files"]
+    ]
 
 
 def data_root(run_dir: str | Path | Location, name: str, m: dict[str, Any]) -> Location:
@@ -86,7 +133,10 @@ def data_files(run_dir: str | Path | Location, name: str, m: dict[str, Any]) -> 
 
 
 def verify_table(run_dir: str | Path | Location, name: str) -> dict[str, Any]:
-    """The manifest, once every file it lists is there with its listed size (one listing)."""
+    """The manifest, once every file it lists is there with its listed size: one listing of
+    the table's folder, no data read (a manifest of before sizes were recorded: the files are
+    there). The readers below call it, so a damaged table fails in one line naming it, before
+    an engine reads it."""
     m = read_manifest(run_dir, name)
     entries = file_entries(m)
     if not entries:
@@ -101,10 +151,7 @@ def verify_table(run_dir: str | Path | Location, name: str) -> dict[str, Any]:
             problem = f"has {size} bytes, the manifest lists {e['size']}"
         else:
             continue
-        raise TableDamagedError(
-            f"table '{name}' in {run_dir} is damaged: data file {root / e['path']} {problem}",
-            hint="write it again: the same walkrank run command with --force",
-        )
+        raise _damaged(run_dir, name, f"data file {root / e['path']} {problem}")
     return m
 
 
@@ -148,7 +195,7 @@ def dataset_of(base: Location, files: list[str], partitioned: bool):
 def read_arrow(
     run_dir: str | Path | Location, name: str, columns: list[str] | None = None
 ) -> pa.Table:
-    m = read_manifest(run_dir, name)
+    m = verify_table(run_dir, name)
     if not m["files"]:
         empty = contract(name).empty()
         return empty.select(columns) if columns else empty
@@ -186,7 +233,7 @@ def scan_polars(run_dir: str | Path | Location, name: str):  # -> pl.LazyFrame
     a slice at a time. On S3, Polars takes the same AWS environment as everything else."""
     import polars as pl
 
-    m = read_manifest(run_dir, name)
+    m = verify_table(run_dir, name)
     if not m["files"]:
         return pl.from_arrow(contract(name).empty()).lazy()
     uris = [f.uri for f in data_files(run_dir, name, m)]
@@ -194,7 +241,7 @@ def scan_polars(run_dir: str | Path | Location, name: str):  # -> pl.LazyFrame
 
 
 def read_spark(spark: Any, run_dir: str | Path | Location, name: str):  # -> pyspark DataFrame
-    m = read_manifest(run_dir, name)
+    m = verify_table(run_dir, name)
     if not m["files"]:
         return spark.createDataFrame([], contract(name).spark_type())
     files = data_files(run_dir, name, m)

@@ -80,14 +80,18 @@ def run_lock(
 @contextmanager
 def _flock(run_dir: Path) -> Iterator[None]:
     run_dir.mkdir(parents=True, exist_ok=True)
-    # Opened without truncating: a refused second writer must not wipe the holder's pid.
+    # Opened without truncating, and written only once locked: a refused second writer
+    # leaves the holder's pid as it found it (and names it).
     fh = open(run_dir / ".lock", "a+")  # noqa: SIM115 - held for the whole run, closed below
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip()
         fh.close()
         raise RunLockedError(
-            f"run {run_dir} is being written by another process",
+            f"run {run_dir} is being written by another process"
+            + (f" (pid {holder})" if holder.isdigit() else ""),
             hint="wait for it to finish, or use another --run-id",
         ) from None
     try:

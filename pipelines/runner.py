@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines import tableio
+from pipelines import faults, tableio
 from pipelines.config import Config, config_to_toml
-from pipelines.errors import StageOrderError
+from pipelines.errors import StageOrderError, TableDamagedError
 from pipelines.plan import NestedPlan, Plan, plan_stages
 from pipelines.progress import watch_spark
 from pipelines.run_dir import run_lock
@@ -35,10 +35,11 @@ def _output_current(
     """Committed by this stage for this key, or superseded: rewritten since by a later stage
     that read the current version of another output of this stage (`rankings`: written by
     candidates, then refined by rank from those same candidates). With `superseders`, only
-    those stages count (a plan without rank must not keep rank's rankings)."""
+    those stages count (a plan without rank must not keep rank's rankings). A damaged table
+    (a manifest that does not parse, a data file missing or cut short) raises
+    TableDamagedError: it is neither current nor a reason to skip."""
     if not tableio.is_committed(run_dir, name):
         return False
-    # A damaged table (a file missing or cut short) is an error, not a reason to skip.
     m = tableio.verify_table(run_dir, name)
     if m["stage_key"] == key:
         return True
@@ -50,6 +51,26 @@ def _output_current(
             if om["stage_key"] == key and m["inputs"].get(other) == om["fingerprint"]:
                 return True
     return False
+
+
+def _outputs_current(
+    run_dir: Location,
+    stage: Stage,
+    key: str,
+    superseders: set[str] | None,
+    repair: bool,
+    tag: str,
+) -> bool:
+    """Every output of the stage current (`_output_current`). With `repair` (a run nested in
+    a forced one, whose stages --force does not re-run) a damaged output makes its stage run
+    again instead of failing the run."""
+    try:
+        return all(_output_current(run_dir, stage, key, o, superseders) for o in stage.outputs)
+    except TableDamagedError as exc:
+        if not repair:
+            raise
+        print(f"{tag} {exc.args[0]}: writing it again (--force)", file=sys.stderr, flush=True)
+        return False
 
 
 def release_spark_cache() -> None:
@@ -89,16 +110,22 @@ def run_stages(
     return run_plan(run_dir, cfg, plan, force=force)
 
 
-def run_nested(run_dir: Location, nested: NestedPlan, label: str) -> dict[str, str]:
+def run_nested(
+    run_dir: Location, nested: NestedPlan, label: str, repair: bool = False
+) -> dict[str, str]:
     """Run (or resume) a nested plan in <run>/<folder>: its shared tables linked to the run's
     own (re-linked each time: the run's may have been rewritten), then its stages. Never
-    forced: its committed stages are skipped like any run's."""
+    forced: its committed stages are skipped like any run's, except, with `repair` (the
+    parent run is forced), those with a damaged output, which run again."""
     sub = run_dir / nested.spec.folder
     sub.mkdir()
     for name in nested.spec.shared:
         tableio.link_table(run_dir, name, sub)
     label = f"{label}{nested.spec.folder}/"
-    outcome = run_plan(sub, nested.spec.config, nested.plan, label=label, announce=False)
+    with faults.scoped(label):
+        outcome = run_plan(
+            sub, nested.spec.config, nested.plan, label=label, announce=False, repair=repair
+        )
     return {f"{nested.spec.folder}/{k}": v for k, v in outcome.items()}
 
 
@@ -110,13 +137,16 @@ def run_plan(
     force: bool = False,
     label: str = "",
     announce: bool = True,
+    repair: bool = False,
 ) -> dict[str, str]:
     """Run a plan's stages in order (see pipelines/plan.py); returns {stage: 'ran' | 'skipped'},
     the nested runs' stages as '<folder>/<stage>'.
 
     The plan (nested plans included) is printed first unless `announce` is False (a nested
     run: its parent printed it) and written to <run>/plan.json. `label` goes before each
-    stage name in the log ("fit/": a run nested in another, the fit pass)."""
+    stage name in the log ("fit/": a run nested in another, the fit pass). `force` re-runs
+    every stage; `repair` only those whose outputs are damaged (a nested run of a forced
+    one)."""
     run_dir = as_location(run_dir)
     outcome: dict[str, str] = {}
     superseders = None if plan.forced else set(plan.names)
@@ -130,7 +160,7 @@ def run_plan(
             if lease is not None:
                 lease.check()
             if stage.name in plan.nested:
-                outcome |= run_nested(run_dir, plan.nested[stage.name], label)
+                outcome |= run_nested(run_dir, plan.nested[stage.name], label, force or repair)
             missing = [i for i in stage.inputs_for(cfg) if not tableio.is_committed(run_dir, i)]
             if missing:
                 raise StageOrderError(
@@ -139,11 +169,10 @@ def run_plan(
                 )
             fps = _input_fingerprints(stage, cfg, run_dir)
             key = stage_key(stage, cfg, fps)
-            if not force and all(
-                _output_current(run_dir, stage, key, o, superseders) for o in stage.outputs
-            ):
+            tag = f"[{label}{stage.name}]"
+            if not force and _outputs_current(run_dir, stage, key, superseders, repair, tag):
                 print(
-                    f"[{label}{stage.name}] skipped: outputs committed for these inputs and config",
+                    f"{tag} skipped: outputs committed for these inputs and config",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -41,7 +41,7 @@ from pipelines.manifest import VERSION as VERSION
 from pipelines.manifest import candidate_sources as candidate_sources
 from pipelines.manifest import data_files as data_files
 from pipelines.manifest import data_root as data_root
-from pipelines.manifest import dataset_of
+from pipelines.manifest import dataset_of, manifest_problem
 from pipelines.manifest import file_entries as file_entries
 from pipelines.manifest import file_fingerprint as file_fingerprint
 from pipelines.manifest import fingerprint as fingerprint
@@ -53,6 +53,7 @@ from pipelines.manifest import read_spark as read_spark
 from pipelines.manifest import scan_polars as scan_polars
 from pipelines.manifest import table_dir as table_dir
 from pipelines.manifest import verify_table as verify_table
+from pipelines.redact import redact_mapping
 from pipelines.storage import Location, as_location, fsync_dir, fsync_tree
 from schemas import SCHEMA_VERSION, contract
 
@@ -169,7 +170,8 @@ def write_table(
             "files": entries,
             "partition_by": partition_by or [],
             # A callable extra is evaluated after the data is written (figures of that write).
-            "extra": (extra() if callable(extra) else extra) or {},
+            # The stage's config in it keeps no secret (pipelines/redact.py).
+            "extra": redact_mapping((extra() if callable(extra) else extra) or {}),
         }
         manifest["fingerprint"] = fingerprint(manifest)
         if vdir.is_local:
@@ -284,11 +286,12 @@ def _check_replaceable(target: Location) -> None:
     ok = bool(names) and all(n == MANIFEST or n.startswith(VERSION) for n in names)
     if ok and MANIFEST in names:
         try:
-            ok = json.loads((target / MANIFEST).read_text()).get("table") == target.name
+            m = json.loads((target / MANIFEST).read_text())
+            # Only a manifest naming another table makes the folder another's: any other
+            # content there is a damaged manifest of ours, which --force writes again.
+            ok = not (isinstance(m, dict) and "table" in m and m["table"] != target.name)
         except ValueError:
-            ok = True  # a damaged manifest of ours: --force writes the table again
-        except AttributeError:
-            ok = False
+            ok = True
     if not ok:
         raise RunDirError(
             f"{target} exists and is not a committed WalkRank table '{target.name}': "
@@ -297,13 +300,19 @@ def _check_replaceable(target: Location) -> None:
         )
 
 
-def _versions_in_use(target: Location) -> set[str]:
-    """The version folders the table's manifest names (none when it does not parse)."""
+def _versions_in_use(target: Location) -> set[str] | None:
+    """The version folders the table's manifest names: none without a manifest (a first
+    write that never committed), None when it is damaged (which of them holds the table is
+    unknown: all are kept, for --force to replace)."""
     try:
-        m = json.loads((target / MANIFEST).read_text())
-        return {e["path"].split("/", 1)[0] for e in file_entries(m)} if not m.get("link") else set()
-    except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
+        m = json.loads((target / MANIFEST).read_bytes())
+    except FileNotFoundError:
         return set()
+    except ValueError:
+        return None
+    if manifest_problem(m, target.name):
+        return None
+    return {e["path"].split("/", 1)[0] for e in file_entries(m)} if not m.get("link") else set()
 
 
 def _drop_other_versions(target: Location, manifest: dict[str, Any]) -> list[str]:
@@ -361,6 +370,8 @@ def clean_uncommitted(run_dir: str | Path | Location) -> list[str]:
         if not any(e.rel.startswith(VERSION) for e in entries):
             continue
         keep = _versions_in_use(target)
+        if keep is None:
+            continue
         for e in entries:
             if e.rel.startswith(VERSION) and e.rel not in keep:
                 (target / e.rel).delete()

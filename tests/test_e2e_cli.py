@@ -25,11 +25,25 @@ pytestmark = pytest.mark.spark
 WALKRANK = [sys.executable, "-m", "pipelines.cli"]
 
 
-def _walkrank(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
+def _walkrank(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", **(env or {})}
     return subprocess.run(
         [*WALKRANK, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
+
+
+def _recording_java(tmp: Path) -> tuple[dict[str, str], Path]:
+    """A JAVA_HOME whose `bin/java` appends its arguments to a record file and fails: Spark's
+    launcher (spark-class) runs `$JAVA_HOME/bin/java` before anything else, so any attempt to
+    start the JVM leaves the record, however fast or slow the machine is."""
+    record = tmp / "java-started"
+    java = tmp / "java-home" / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text(f'#!/bin/sh\necho "$@" >> "{record}"\nexit 1\n')
+    java.chmod(0o755)
+    return {"JAVA_HOME": str(tmp / "java-home")}, record
 
 
 @pytest.fixture(scope="module")
@@ -146,20 +160,29 @@ def test_errors_are_one_line_with_a_hint(tmp_path, sequences_file):
 
 
 def test_bad_values_fail_at_load_without_spark(tmp_path, sequences_file):
-    import time
-
     root = Path(__file__).resolve().parents[1]
-    t0 = time.monotonic()
+    java_env, java_started = _recording_java(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
     bad = _walkrank(
-        "run", "--input", str(sequences_file), "--out", str(tmp_path),
-        "--set", "ppr.alpha=1.5", "--set", "candidates.top_n=0", cwd=root,
+        "run", "--input", str(sequences_file), "--out", str(out),
+        "--set", "ppr.alpha=1.5", "--set", "candidates.top_n=0", cwd=root, env=java_env,
     )  # fmt: skip
-    assert time.monotonic() - t0 < 5
     assert bad.returncode == 2, bad.stderr
     assert "ppr.alpha = 1.5: must be > 0 and < 1" in bad.stderr
     assert "candidates.top_n = 0: must be >= 1" in bad.stderr
     assert "spark" not in bad.stderr.lower().replace("spark.", "")  # no engine started
-    assert list(tmp_path.iterdir()) == []
+    assert not java_started.exists()  # the JVM was never launched
+    assert list(out.iterdir()) == []
+
+    # Control: a valid command under the same JAVA_HOME does launch the JVM (and fails
+    # there), so the record above would have caught a Spark start before the config check.
+    good = _walkrank(
+        "run", "--input", str(sequences_file), "--format", "sequences",
+        "--out", str(tmp_path / "control"), "--stages", "ingest", cwd=root, env=java_env,
+    )  # fmt: skip
+    assert good.returncode != 0
+    assert "org.apache.spark" in java_started.read_text()
 
 
 def test_run_id_cannot_escape_out(tmp_path, sequences_file):
@@ -214,20 +237,23 @@ def test_serve_run_and_evaluate_against_new_events(tmp_path, sequences_file):
     assert label_free["users@10"] == events["user_id"].n_unique()
     assert "ndcg@10" not in label_free and 0 < label_free["coverage@10"] <= 1
 
-    # New events: two for u0 (the earlier one is the target), one each for u1..u3, one for a
-    # user the run never saw; the other 56 users have no new event.
+    # New events after the run's last one (its timestamps are sequence positions, a few
+    # seconds after the epoch): two for u0 (the earlier one is the target), one each for u1..u3, one for a user
+    # the run never saw. u4's event at second 1 is stale (not after the run's last event):
+    # counted, not scored, though it is u4's top item. The other 56 users have no new event.
     top = {u: g.sort("rank")["item_id"].to_list() for (u,), g in rankings.group_by("user_id")}
     picks = {"u0": top["u0"][2], "u1": top["u1"][0], "u2": top["u2"][7], "u3": "nope"}
-    lines = [f"u0 {picks['u0']} {top['u0'][0]}"]  # sequence positions are the timestamps
-    lines += [f"{u} {picks[u]}" for u in ("u1", "u2", "u3")] + ["newcomer 1"]
-    new = tmp_path / "new.txt"
-    new.write_text("\n".join(lines) + "\n")
+    rows = [("u0", picks["u0"], 100), ("u0", top["u0"][0], 101), ("u4", top["u4"][0], 1)]
+    rows += [(u, picks[u], 100) for u in ("u1", "u2", "u3")] + [("newcomer", "1", 100)]
+    new = tmp_path / "new.csv"
+    new.write_text("user_id,item_id,ts\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows))
     ev = _walkrank(
-        "evaluate", str(d), "--against", str(new), "--format", "sequences", "--k", "5,10",
-        cwd=root,
+        "evaluate", str(d), "--against", str(new), "--format", "csv", "--k", "5,10", cwd=root,
     )  # fmt: skip
     assert ev.returncode == 0, ev.stderr[-3000:]
     assert "4 users scored" in ev.stdout and "1 new users without rankings" in ev.stdout
+    end = events["ts"].max().strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f"1 new events at or before the run's last event ({end}) are stale" in ev.stdout
     served = tableio.read_polars(d, "served_metrics").filter(pl.col("segment") == "all")
     got = {(m, k): v for m, k, v in served.select("metric", "k", "value").iter_rows()}
     # Target ranks: u0 3, u1 1, u2 8, u3 not recommended.
@@ -237,3 +263,4 @@ def test_serve_run_and_evaluate_against_new_events(tmp_path, sequences_file):
         assert got[("hr", k)] == pytest.approx(sum(r <= k for r in (3, 1, 8)) / 4)
     counts = tableio.read_manifest(d, "served_metrics")["extra"]["counts"]
     assert counts["users_scored"] == 4 and counts["users_without_new_events"] == 56
+    assert counts["stale_events"] == 1

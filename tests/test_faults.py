@@ -1,9 +1,10 @@
 """Faults at deterministic points, with real processes and engines: the fault matrix.
 
 `WALKRANK_FAULT=<point>:<kind>` (pipelines/faults.py) fires right after a table's data files
-are in its new version folder (`<table>/v-<id>/`) and before the manifest that names them
-(or after an LLM shard's data file and
-before its marker). For a table of every stage, and a shard of each LLM stage, and each kind:
+are in its new version folder (`<table>/v-<id>/`) and before the manifest that names them, or
+after the ranker's model file and before the meta.json that commits it. The run is the default
+configuration (the learned ranker, its fit pass, the guard; only sizes are small): for a table
+of every stage, the fit pass's included, the model folder and each kind:
 
 - kill: a real `walkrank run` process SIGKILLs itself there (no handler, no cleanup);
 - raise / enospc: the runner, in this process, gets InjectedFaultError / OSError(ENOSPC),
@@ -15,8 +16,11 @@ where it says (data on disk, no manifest or marker), no reader sees the uncommit
 every table committed before and not rewritten by the run is byte-identical afterwards; and
 once the stage is committed by a later run, its tables equal one clean run's by content
 (sorted rows, exact, floats included), not fingerprints. A last run without a fault ends the
-chain; then every table of the run equals the clean run's. The cells go into the fault matrix
-of benchmarks/RESULTS.md.
+chain; then every table of the run equals the clean run's and the model file is byte-identical.
+The cells are printed, and written into benchmarks/RESULTS.md's fault matrix only when
+WALKRANK_FAULT_MATRIX names that file (a test run writes no tracked file by itself).
+
+The LLM stages are not in the default plan; their shards' faults are tests/test_llm_stages.py's.
 
 Also here: one real full disk (a small tmpfs, filled during a table write), a flaky Spark
 task, and two writers on one run id.
@@ -46,16 +50,17 @@ from pipelines.faults import FAULT_ENV, KINDS
 from pipelines.runner import run_stages
 from pipelines.stage_registry import STAGES
 from pipelines.synthetic_logs import LogModel, generate_logs
-from tests.llm_fixtures import build_tiny_model
 
 pytestmark = [pytest.mark.spark, pytest.mark.ray, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+# The file to write the matrix into (between its markers): benchmarks/RESULTS.md to update it.
+MATRIX_FILE = os.environ.get("WALKRANK_FAULT_MATRIX", "")
 IN_CI = bool(os.environ.get("CI"))
 
+MODEL_POINT = "models/ranker"  # the ranker's folder: its model file, then meta.json
 # (stage, fault point) in pipeline order: the last table each stage writes (the ones before it
-# are committed by then, so the stage must notice it is incomplete) and one shard per LLM stage.
+# are committed by then, so the stage must notice it is incomplete); fit/<stage>: the fit pass.
 POINTS = [
     ("ingest", "events"),
     ("split", "train"),
@@ -63,42 +68,33 @@ POINTS = [
     ("ppr", "item_ppr"),
     ("neighbors", "user_neighbors"),
     ("candidates", "candidates/rankings"),
-    ("summaries", "summaries/shard1"),
-    ("summaries", "user_summaries"),
-    ("llm_scores", "llm_scores/shard1"),
-    ("llm_scores", "llm_scores"),
+    ("fit/split", "fit/train"),
+    ("fit/graph", "fit/graph_nodes"),
+    ("fit/ppr", "fit/item_ppr"),
+    ("fit/neighbors", "fit/user_neighbors"),
+    ("fit/candidates", "fit/candidates/rankings"),
+    ("fit_ranker", "models/ranker"),
+    ("fit_ranker", "ranker_model"),
     ("rank", "rank/rankings"),
     ("evaluate", "metrics"),
 ]
+LOG_EVENTS, LOG_ITEMS = 3000, 150
 MATRIX: dict[tuple[str, str], str] = {}
 SECONDS: dict[str, float] = {}
 
 
-def _settings(data: Path, model: Path) -> list[str]:
+def _settings(data: Path) -> list[str]:
+    """The default configuration on the small log: engine sizes, and the guard's thresholds
+    lowered so that this log's 26 labelled fit users keep their ranker (both of the guard's
+    branches are tests/unit/test_ranker_guard.py's and tests/test_ranker.py's)."""
     return [
         f"ingest.input={json.dumps(str(data))}",
         "spark.master='local[2]'",
         "spark.shuffle_partitions=4",  # the session's (conftest): in-process runs keep it
         "spark.log_level='ERROR'",
-        'candidates.sources=["ppr", "item_cf", "user_cf", "transition"]',
-        # A non-zero LLM weight: the plan then runs summaries, llm_scores and rank too (the
-        # fusion with the LLM score: the learned ranker's fit pass is a nested run of these
-        # same stages, whose commits the matrix already covers).
-        "rank.method=fusion",
-        "rank.llm_weight=0.5",
-        "ppr.walks_per_node=100",
-        f"llm.model={json.dumps(str(model))}",
-        "llm.max_users=6",
-        "llm.shard_users=2",
-        "llm.score_top_m=4",
-        "summaries.max_new_tokens=4",
-        # One prompt per generate() call: a resumed run batches other users together, and
-        # padding changes the numerics of a batch (not a sum-order question; see the report).
-        "summaries.batch_size=1",
-        "ray.num_cpus=2",
         "run.progress_seconds=0",
-        # Not planned (nothing reads item_embeddings here).
-        "embeddings.enabled=false",
+        "rank.min_fit_users=5",
+        "rank.min_gain=-1",
     ]
 
 
@@ -108,12 +104,31 @@ def planned(cfg: Config) -> list:
     return api.plan(cfg).stages
 
 
+def log_order(cfg: Config) -> list[str]:
+    """The plan's stages in the order the log names them: a nested run's ('fit/split', ...)
+    before the stage that reads it."""
+    plan, out = api.plan(cfg), []
+    for name in plan.names:
+        if name in plan.nested:
+            nested = plan.nested[name]
+            out += [f"{nested.spec.folder}/{n}" for n in nested.plan.names]
+        out.append(name)
+    return out
+
+
+def _scoped(stage: str) -> tuple[str, str]:
+    """'fit/split' -> ('fit/', 'split'); 'split' -> ('', 'split')."""
+    folder, _, name = stage.rpartition("/")
+    return (f"{folder}/" if folder else ""), name
+
+
 @dataclass
 class World:
     base: Path
     settings: list[str]
     cfg: Config
     clean: dict[str, pl.DataFrame]
+    model: bytes  # the clean run's model file
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -121,31 +136,44 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, "SPARK_LOCAL_IP": "127.0.0.1", "HF_HUB_OFFLINE": "1", **extra}
 
 
-def contents(run: Path) -> dict[str, pl.DataFrame]:
-    """Every committed table of a run, its rows sorted by every non-list column."""
-    out = {}
-    for d in sorted(run.iterdir()) if run.exists() else []:
-        if d.name.startswith((".", "_")) or not tableio.is_committed(run, d.name):
-            continue
-        df = tableio.read_polars(run, d.name)
-        keys = [c for c, t in df.schema.items() if not isinstance(t, pl.List)]
-        out[d.name] = df.sort(keys, nulls_last=True)
+def _tables(run: Path) -> list[tuple[str, Path, str]]:
+    """(key, folder, name) of every committed table of a run and of its fit pass ('fit/x')."""
+    out = []
+    for prefix, folder in (("", run), ("fit/", run / "fit")):
+        for d in sorted(folder.iterdir()) if folder.exists() else []:
+            if not d.name.startswith((".", "_")) and tableio.is_committed(folder, d.name):
+                out.append((f"{prefix}{d.name}", folder, d.name))
     return out
+
+
+def contents(run: Path) -> dict[str, pl.DataFrame]:
+    """Every committed table of a run (its fit pass's as fit/<table>), its rows sorted by
+    every non-list column."""
+    out = {}
+    for key, folder, name in _tables(run):
+        df = tableio.read_polars(folder, name)
+        keys = [c for c, t in df.schema.items() if not isinstance(t, pl.List)]
+        out[key] = df.sort(keys, nulls_last=True)
+    return out
+
+
+def model_bytes(run: Path) -> bytes:
+    """The committed model file (the one meta.json names) of a run."""
+    folder = run / "models" / "ranker"
+    return (folder / json.loads((folder / "meta.json").read_text())["model_file"]).read_bytes()
 
 
 @pytest.fixture(scope="module")
 def world(spark, tmp_path_factory):
     base = tmp_path_factory.mktemp("faults")
     data = base / "log"
-    generate_logs(3000, 11, data, LogModel(n_items=150), progress=False)
-    settings = _settings(data, build_tiny_model(base / "tiny"))
+    generate_logs(LOG_EVENTS, 11, data, LogModel(n_items=LOG_ITEMS), progress=False)
+    settings = _settings(data)
     cfg = load_config(None, settings)
     run_stages(base / "clean", cfg, planned(cfg))
-    yield World(base, settings, cfg, contents(base / "clean"))
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
+    # The guard keeps this log's ranker: the matrix goes through the model folder's commit.
+    assert tableio.read_manifest(base / "clean", "ranker_model")["extra"]["fitted"] is True
+    yield World(base, settings, cfg, contents(base / "clean"), model_bytes(base / "clean"))
     _write_matrix()
 
 
@@ -168,21 +196,38 @@ def _cli(world: World, out: Path, env: dict[str, str]) -> subprocess.CompletedPr
 
 
 def _committed_files(run: Path) -> dict[str, dict[str, bytes]]:
-    """{table: {file: bytes}} of every committed table."""
+    """{table: {file: bytes}} of every committed table (the fit pass's as fit/<table>), and
+    the model folder's files as 'models/ranker'."""
     out = {}
-    for d in sorted(run.iterdir()) if run.exists() else []:
-        if not d.name.startswith((".", "_")) and tableio.is_committed(run, d.name):
-            out[d.name] = {
-                str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()
-            }
+    for key, folder, name in _tables(run):
+        d = folder / name
+        out[key] = {
+            str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()
+        }
+    model = run / "models" / "ranker"
+    if model.is_dir():
+        out[MODEL_POINT] = {p.name: p.read_bytes() for p in sorted(model.iterdir())}
     return out
 
 
 def _outputs_checked(stage: str) -> list[str]:
-    """A stage's outputs that no later stage rewrites (rankings: candidates, then rank)."""
+    """A stage's outputs that no later stage of its run rewrites (rankings: candidates, then
+    rank), as fit/<table> for the fit pass's."""
+    prefix, name = _scoped(stage)
     names = list(STAGES)
-    later = {o for s in names[names.index(stage) + 1 :] for o in STAGES[s].outputs}
-    return [o for o in STAGES[stage].outputs if o not in later]
+    later = {o for s in names[names.index(name) + 1 :] for o in STAGES[s].outputs}
+    return [f"{prefix}{o}" for o in STAGES[name].outputs if o not in later]
+
+
+def _outputs(stage: str) -> set[str]:
+    prefix, name = _scoped(stage)
+    return {f"{prefix}{o}" for o in STAGES[name].outputs}
+
+
+def _point_table(point: str) -> str:
+    """The table key a point cuts: 'fit/candidates/rankings' -> 'fit/rankings'."""
+    prefix = "fit/" if point.startswith("fit/") else ""
+    return prefix + point.rpartition("/")[2]
 
 
 def _at_fault(run: Path, point: str, kind: str, log: str) -> list[str]:
@@ -191,17 +236,18 @@ def _at_fault(run: Path, point: str, kind: str, log: str) -> list[str]:
     line = next((ln for ln in log.splitlines() if ln.startswith(f"[fault] {kind} at {point}:")), "")
     if not line:
         return [f"no '[fault] {kind} at {point}' line: {log[-1500:]}"]
-    stage, _, what = point.rpartition("/")
-    if what.startswith("shard"):
-        shard = int(what[len("shard") :])
-        data = list(run.glob(f"_work/{stage}-*/shard-{shard:05d}.parquet"))
-        marker = list(run.glob(f"_work/{stage}-*/shard-{shard:05d}.done"))
-        if len(data) != 1 or marker or "marker absent" not in line:
-            problems.append(f"shard {shard}: data {data}, marker {marker}; {line}")
+    if point == MODEL_POINT:
+        folder = run / MODEL_POINT
+        written = sorted(p.name for p in folder.glob("model-*.txt"))
+        if "meta.json not yet" not in line or (folder / "meta.json").exists():
+            problems.append(f"not between the model file and meta.json: {line}")
+        # After a kill the model file is there; a raise / ENOSPC removes it (nothing names it).
+        if bool(written) != (kind == "kill"):
+            problems.append(f"model files after {kind}: {written}")
         return problems
     if "manifest absent" not in line or " 0 data file" in line:
         problems.append(f"not between data and manifest: {line}")
-    tmps = _uncommitted_versions(run / what)
+    tmps = _uncommitted_versions(run / _point_table(point))
     if kind == "kill":  # nothing cleans up after SIGKILL: the version folder is there
         if len(tmps) != 1:
             problems.append(f"expected one version folder no manifest names: {tmps}")
@@ -226,9 +272,15 @@ def _uncommitted_versions(table: Path) -> list[Path]:
 
 
 def _leftovers(run: Path) -> list[Path]:
-    """Anything of an interrupted write still in the run: temp siblings, unnamed versions."""
-    out = [p for p in run.iterdir() if p.name.startswith((".tmp-", ".old-"))]
-    return out + [v for d in run.iterdir() if d.is_dir() for v in _uncommitted_versions(d)]
+    """Anything of an interrupted write still in the run or its fit pass: temp siblings,
+    unnamed versions, model files meta.json does not name."""
+    out = []
+    for folder in (run, run / "fit"):
+        out += [p for p in folder.iterdir() if p.name.startswith((".tmp-", ".old-"))]
+        out += [v for d in folder.iterdir() if d.is_dir() for v in _uncommitted_versions(d)]
+    model = run / MODEL_POINT
+    named = json.loads((model / "meta.json").read_text())["model_file"]
+    return out + [p for p in model.iterdir() if p.name not in (named, "meta.json")]
 
 
 def _compare(got: dict[str, pl.DataFrame], want: dict[str, pl.DataFrame], names: list[str]):
@@ -264,16 +316,23 @@ def test_fault_at_every_stage_then_resume(world, kind, tmp_path, monkeypatch, ca
     pending: list[tuple[str, str, list[str]]] = []  # points whose stage is not committed yet
     all_problems: list[str] = []
 
+    def committed_by(key: str, stage: str) -> bool:
+        prefix, name = _scoped(stage)
+        table = key.removeprefix(prefix)
+        return tableio.read_manifest(run / prefix, table)["stage"] == name
+
     def settle(cells: list[tuple[str, str, list[str]]]) -> list[tuple[str, str, list[str]]]:
         """Record the cells whose stage is now committed: re-run = clean, rows lost."""
         got, left = contents(run), []
         for stage, point, problems in cells:
             names = _outputs_checked(stage)
             # Committed by this stage (rankings is committed by candidates before rank).
-            if not all(n in got and tableio.read_manifest(run, n)["stage"] == stage for n in names):
+            if not all(n in got and committed_by(n, stage) for n in names):
                 left.append((stage, point, problems))
                 continue
             diff, lost = _compare(got, world.clean, names)
+            if stage == "fit_ranker" and model_bytes(run) != world.model:
+                diff.append("the model file differs from the clean run's")
             problems = problems + diff
             MATRIX[(point, kind)] = (
                 f"re-run = clean, {lost} rows lost"
@@ -300,28 +359,29 @@ def test_fault_at_every_stage_then_resume(world, kind, tmp_path, monkeypatch, ca
             except expected as exc:
                 problems = []
                 what = point.rpartition("/")[2]
-                named = f"shard {what[5:]} of stage '{stage}'" if "shard" in what else f"'{what}'"
                 if kind == "enospc" and (
-                    "no space left on the device" not in str(exc) or named not in str(exc)
+                    "no space left on the device" not in str(exc) or what not in str(exc)
                 ):
-                    problems.append(f"DiskFullError does not name {named}: {exc}")
+                    problems.append(f"DiskFullError does not name '{what}': {exc}")
             monkeypatch.delenv(FAULT_ENV)
             log = capfd.readouterr().err
         problems += _at_fault(run, point, kind, log)
         # Finished work is not redone: every planned stage before the one resumed is skipped
         # (the CLI runs the plan; a stage outside it never says anything).
-        order = api.plan(world.cfg).names
+        order = log_order(world.cfg)
         first = min(order.index(s) for s in rerun)
         problems += [f"redid {s}" for s in order[:first] if f"[{s}] skipped" not in log]
         after = _committed_files(run)
         # No reader sees the write that was cut: the table is as it was before the run.
-        table = point.rpartition("/")[2]
-        if not table.startswith("shard") and after.get(table, {}).get(
-            tableio.MANIFEST
-        ) != manifests.get(table):
-            problems.append(f"{table}: a reader sees a new version after the fault")
+        if point == MODEL_POINT:
+            if (run / MODEL_POINT / "meta.json").exists():
+                problems.append("a reader sees a model after the fault")
+        elif after.get(_point_table(point), {}).get(tableio.MANIFEST) != manifests.get(
+            _point_table(point)
+        ):
+            problems.append(f"{point}: a reader sees a new version after the fault")
         # The committed run is intact: what the run did not rewrite is byte-identical.
-        rewritten = {o for s in rerun for o in STAGES[s].outputs}
+        rewritten = {o for s in rerun for o in _outputs(s)} | {MODEL_POINT}
         for t, files in before.items():
             if t not in rewritten and after.get(t) != files:
                 problems.append(f"committed table {t} changed")
@@ -336,7 +396,7 @@ def test_fault_at_every_stage_then_resume(world, kind, tmp_path, monkeypatch, ca
         assert outcome["evaluate"] == "ran" and outcome["ingest"] == "skipped"
         log = capfd.readouterr().err
     # The last run starts at the stage cut last: every other stage is skipped.
-    for stage in api.plan(world.cfg).names[:-1]:
+    for stage in log_order(world.cfg)[:-1]:
         assert f"[{stage}] skipped" in log, log[-3000:]
     pending = settle(pending)
     assert not pending
@@ -348,11 +408,13 @@ def test_fault_at_every_stage_then_resume(world, kind, tmp_path, monkeypatch, ca
     assert sorted(got) == sorted(world.clean)
     for name, df in world.clean.items():
         assert got[name].equals(df), name  # exact: floats included
+    assert model_bytes(run) == world.model
 
 
 def _write_matrix() -> None:
-    """The fault matrix of this test run into RESULTS.md (between its markers), once every
-    kind has run (a partial run, e.g. `-k raise`, leaves the committed matrix alone)."""
+    """The fault matrix of this test run, printed, and into WALKRANK_FAULT_MATRIX's file
+    (between its markers) once every kind has run (a partial run, e.g. `-k raise`, leaves it
+    alone)."""
     if {k for _, k in MATRIX} != set(KINDS):
         return
     begin, end = "<!-- fault-matrix:begin -->", "<!-- fault-matrix:end -->"
@@ -362,10 +424,14 @@ def _write_matrix() -> None:
         f"{platform.machine()}, {os.cpu_count()} cores, load average "
         f"{os.getloadavg()[1]:.1f} (machine shared); seconds per kind: "
         + ", ".join(f"{k} {v:.0f}" for k, v in SECONDS.items())
-        + "). A cell: the re-run's tables of that stage against one clean run's, by content "
-        "(sorted rows, exact), and the rows lost; every cell also checks that the fault landed "
-        "between data and manifest (or shard marker), that no reader saw the cut write and "
-        "that the committed tables stayed byte-identical.",
+        + "). The default configuration on a generated log of "
+        f"{LOG_EVENTS:,} events (`tests/test_faults.py`'s `world`; the guard's thresholds "
+        "lowered so this small log keeps its ranker): the learned ranker, its fit pass (`fit/`) "
+        "and the model folder's commit. A cell: the re-run's tables of that "
+        "stage against one clean run's, by content (sorted rows, exact; for `fit_ranker` also "
+        "the model file, byte for byte), and the rows lost; every cell also checks that the "
+        "fault landed between data and manifest (or model file and meta.json), that no reader "
+        "saw the cut write and that the committed tables stayed byte-identical.",
         "",
         "| stage | fault point | " + " | ".join(KINDS) + " |",
         "|---|---|" + "---|" * len(KINDS),
@@ -374,11 +440,12 @@ def _write_matrix() -> None:
         cells = [MATRIX.get((point, k), "not run") for k in KINDS]
         lines.append(f"| {stage} | `{point}` | " + " | ".join(cells) + " |")
     lines.append(end)
-    text = RESULTS.read_text()
+    print("\n".join(lines))
+    target = Path(MATRIX_FILE) if MATRIX_FILE else None
+    text = target.read_text() if target and target.is_file() else ""
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
-        text = head + "\n".join(lines) + rest.split(end, 1)[1]
-        RESULTS.write_text(text)
+        target.write_text(head + "\n".join(lines) + rest.split(end, 1)[1])
 
 
 def _two_writers_cmd(data: Path, out: Path) -> list[str]:

@@ -4,12 +4,15 @@ switch-off path; and kill -9 during llm_scores, then the same command again."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 import polars as pl
@@ -19,6 +22,7 @@ import torch
 
 from pipelines import tableio
 from pipelines.config import load_config
+from pipelines.faults import FAULT_ENV
 from pipelines.llm.encode import PromptEncoder
 from pipelines.llm.infer import generate, score_padded
 from pipelines.llm.model import ModelSpec, load_model
@@ -44,13 +48,23 @@ def tiny_path(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def ray_local():
-    yield
-    import ray
+    """The module's Ray (in-process, and in the `walkrank` subprocesses, which inherit the
+    environment) keeps its sessions in a RAY_TMPDIR of its own, not the machine's /tmp/ray;
+    a short path under /tmp because Ray puts unix sockets there (108-byte limit)."""
+    private = tempfile.mkdtemp(prefix="wr-llm-", dir="/tmp")
+    env = pytest.MonkeyPatch()
+    env.setenv("RAY_TMPDIR", private)
+    try:
+        yield
+    finally:
+        import ray
 
-    if ray.is_initialized():
-        ray.shutdown()
+        if ray.is_initialized():
+            ray.shutdown()
+        env.undo()
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def _quoted(run: Path) -> dict[str, str | None]:
@@ -289,9 +303,10 @@ def test_llm_disabled_keeps_candidate_order(tmp_path):
 
 
 def test_kill_9_during_llm_scores_then_resume(tmp_path):
-    """A real `walkrank run` process is killed (SIGKILL to its process group) once some
-    shards are committed; the same command again reuses them and adds no duplicates."""
-    path = build_tiny_model(tmp_path / "model", layers=4, hidden=256)
+    """A real `walkrank run` process is killed (SIGKILL, from the fault hook) right after
+    shard 3's data file is written and before its marker; the same command again reuses the
+    shards committed before the kill and adds no duplicates."""
+    path = build_tiny_model(tmp_path / "model")
     out = tmp_path / "out"
     run = out / "r"
     write_llm_run(run, seed=5, n_users=40)
@@ -321,26 +336,32 @@ def test_kill_9_during_llm_scores_then_resume(tmp_path):
         "ray.num_cpus=2",
     ]
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        cmd, cwd=root, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV} | {"HF_HUB_OFFLINE": "1"}
+    log = tmp_path / "killed.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            cmd, cwd=root, env={**env, FAULT_ENV: "llm_scores/shard3:kill"},
+            start_new_session=True, stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+        try:
+            proc.wait(timeout=600)
+        finally:
+            # The driver's Ray processes (its own session) go with it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+    killed = log.read_text()
+    assert proc.returncode == -signal.SIGKILL, killed[-3000:]
+    assert "[fault] kill at llm_scores/shard3: shard-00003.parquet written, marker absent" in (
+        killed
+    )
     work = run / "_work"
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if len(list(work.glob("llm_scores-*/shard-*.done"))) >= 3:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, f"finished before the kill: {proc.stderr.read()[-2000:]}"
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    committed = {p.name for p in work.glob("llm_scores-*/shard-*.done")}
-    assert 3 <= len(committed) < 20, committed
+    (shard_dir,) = work.glob("llm_scores-*")
+    assert (shard_dir / "shard-00003.parquet").exists()
+    committed = {int(p.stem[len("shard-") :]) for p in shard_dir.glob("shard-*.done")}
+    # Every shard the process said it committed has its marker, and no other shard does.
+    said = {int(s) for s in re.findall(r"\] shard (\d+) committed: ", killed)}
+    assert committed == said and committed and 3 not in committed, (committed, said)
     assert not tableio.is_committed(run, "llm_scores")
 
     again = subprocess.run(
@@ -374,7 +395,6 @@ def test_resume_with_another_shard_size_recomputes_every_user_once(
     shard 3); the re-run with shard_users=5 must not reuse them under the new numbering
     (users dropped or doubled): its table equals a clean shard_users=5 run's."""
     from pipelines.errors import InjectedFaultError
-    from pipelines.faults import FAULT_ENV
 
     users = [f"u{u:02d}" for u in range(12)]
     base = [

@@ -336,6 +336,31 @@ def test_too_few_labelled_users_fall_back_to_the_fusion(spark, planted_run, tmp_
     m = tableio.read_manifest(run, "ranker_model")
     assert m["extra"]["fitted"] is False and m["rows"] == 0
     assert "falls back to the fusion order" in err
+    _assert_the_fused_order_without_a_model(run)
+
+
+def test_a_fit_the_guard_rejects_leaves_no_model_and_the_fused_order(
+    spark, planted_run, tmp_path, capfd
+):
+    """The guard's rejection branch in the stage: a gain no fit can reach (min_gain 1.0) is
+    rejected after a real fit (tests/unit/test_ranker_guard.py: a fit on noise is rejected at
+    the default min_gain); the copied run's model folder goes, rank keeps the fused order."""
+    run = _copy(planted_run, tmp_path)
+    assert (run / "models" / "ranker" / "meta.json").is_file()
+    out = _stages(run, ["rank.min_gain=1.0"])
+    err = capfd.readouterr().err
+    assert out["fit_ranker"] == "ran" and "[fit/candidates] skipped" in err
+    m = tableio.read_manifest(run, "ranker_model")
+    assert m["extra"]["fitted"] is False and m["rows"] == 0
+    assert "does not beat the fusion clearly enough" in m["extra"]["reason"]
+    assert m["extra"]["report"]["best_iteration"] >= 1  # a model was fitted, then rejected
+    assert f"[fit_ranker] {m['extra']['reason']}" in err
+    _assert_the_fused_order_without_a_model(run)
+
+
+def _assert_the_fused_order_without_a_model(run):
+    assert not (run / "models" / "ranker").exists()
+    assert tableio.read_manifest(run, "rankings")["extra"]["order"] != "learned ranker"
     ranks = tableio.read_polars(run, "rankings").sort("user_id", "rank")
     cands = tableio.read_polars(run, "candidates").sort("user_id", "rank")
     assert ranks.select("user_id", "item_id", "rank").equals(

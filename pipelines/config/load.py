@@ -5,14 +5,17 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import tomllib
 import types
 import typing
+from collections.abc import Collection
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from pipelines.config.paths import path_problems
 from pipelines.config.sections import Config, field_names, get_path
 from pipelines.config.validate import (
     cross_field_problems,
@@ -62,7 +65,17 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             except ValueError:
                 pass
     elif tp is str:
-        return value if isinstance(value, str) else str(value)
+        if isinstance(value, str):
+            return value
+        # TOML reads an unquoted date or time as one: `--set ingest.max_ts=1998-03-01T00:00:00Z`
+        # (README) or a run named by its day, `--set reuse.run=2026-11-25`, mean their text.
+        # Anything else (a number, a bool, a list) is refused: str() of it is never meant.
+        if isinstance(value, dt.date | dt.time):
+            return str(value)
+        raise ConfigError(
+            f"config key '{key}': cannot use {value!r} as str",
+            hint=f"give a string (on the command line, a TOML string: --set \"{key}='...'\")",
+        )
     elif origin is list:
         (item_tp,) = typing.get_args(tp)
         if isinstance(value, str):
@@ -172,9 +185,20 @@ def _read_profile(path: str | Path) -> tuple[str, str]:
     )
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    *,
+    check_paths: bool | Collection[str] = True,
+) -> Config:
     """Defaults, then the TOML profile (a file, or a shipped profile's name), then `key=value`
-    overrides; then every field is validated. All problems come back in one ConfigError."""
+    overrides; then every field is validated and (`check_paths`) every input and model path
+    looked up (pipelines/config/paths.py). All problems come back in one ConfigError.
+
+    check_paths=False is for reading back a run's config.toml to evaluate or gate the run:
+    nothing is read through its paths then, and its input or model may have moved since. A
+    collection of config keys (a stage's `config_keys`: jobs/stage_job.py) checks only the
+    path settings they cover."""
     cfg = Config()
     problems: list[str] = []
     if path:
@@ -190,12 +214,20 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             continue
         key, raw = item.split("=", 1)
         _collect(problems, set_value, cfg, key.strip(), parse_literal(raw.strip()))
-    raise_problems(problems + field_problems(cfg) + cross_field_problems(cfg))
+    problems += field_problems(cfg) + cross_field_problems(cfg)
+    if check_paths:
+        problems += path_problems(cfg, None if check_paths is True else check_paths)
+    raise_problems(problems)
     return cfg
 
 
 def config_to_toml(cfg: Config) -> str:
-    """A TOML rendering of the whole config (written into each run as config.toml)."""
+    """A TOML rendering of the whole config (written into each run as config.toml). A
+    secret-looking key (pipelines/redact.py: a Spark or Hadoop credential in spark.conf) is
+    left out and named in a comment: a run's files hold no credential, and a config read back
+    from them (evaluate --against) takes it from the environment again, not a placeholder."""
+    from pipelines.redact import REDACTED, is_secret_key
+
     lines: list[str] = []
 
     def lit(v: Any) -> str:
@@ -216,6 +248,12 @@ def config_to_toml(cfg: Config) -> str:
             v = getattr(obj, f)
             if dataclasses.is_dataclass(v):
                 nested.append((v, f"{name}.{f}"))
+            elif is_secret_key(f) and v:
+                lines.append(f"# {f} = {REDACTED}")
+            elif isinstance(v, dict):
+                secret = [k for k in v if is_secret_key(str(k)) and v[k]]
+                lines.append(f"{f} = {lit({k: x for k, x in v.items() if k not in secret})}")
+                lines.extend(f"# {f}.{json.dumps(k)} = {REDACTED}" for k in secret)
             else:
                 lines.append(f"{f} = {lit(v)}")
         lines.append("")

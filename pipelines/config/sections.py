@@ -1,7 +1,9 @@
 """The config sections: one dataclass per section, the built-in defaults (the best profile we
 know, on a laptop), and the annotations validation reads: `Literal[...]` for choices,
-`Annotated[..., Range(...)]` for bounds. The candidates section is built from the source
-registry (pipelines/candidates/registry.py): each source brings its settings and weight.
+`Annotated[..., Range(...)]` for bounds; a float is finite unless its annotation holds a
+`NonFinite` (pipelines/bounds.py; no field does: none means anything by NaN or inf). The
+candidates section is built from the source registry (pipelines/candidates/registry.py): each
+source brings its settings and weight.
 """
 
 from __future__ import annotations

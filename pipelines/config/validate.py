@@ -1,15 +1,18 @@
 """Validation at load, in one place: every field against its annotation (type, choices,
-range), then the rules that involve several fields. All problems are reported together.
+range, finiteness), then the rules that involve several fields. All problems are reported
+together.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import re
 import typing
 from typing import Annotated, Any, Literal
 
+from pipelines.bounds import NonFinite
 from pipelines.config.sections import Config, Range
 from pipelines.errors import ConfigError
 
@@ -24,6 +27,23 @@ def strip_annotation(tp: Any) -> tuple[Any, Range | None]:
         base, *meta = typing.get_args(tp)
         return base, next((m for m in meta if isinstance(m, Range)), None)
     return tp, None
+
+
+def non_finite_allowed(tp: Any) -> NonFinite | None:
+    """The NonFinite opt-in of an annotated type, if it has one."""
+    if typing.get_origin(tp) is Annotated:
+        return next((m for m in typing.get_args(tp)[1:] if isinstance(m, NonFinite)), None)
+    return None
+
+
+def finite_problem(value: Any, allowed: NonFinite | None) -> str | None:
+    """Why a NaN or +-inf may not stand here; None for any other value, or one the field's
+    NonFinite lets in."""
+    if not isinstance(value, float) or math.isfinite(value):
+        return None
+    if allowed is not None and (allowed.nan if math.isnan(value) else allowed.inf):
+        return None
+    return "must be a finite number"
 
 
 def _field_types(cls: type, prefix: str = "") -> dict[str, Any]:
@@ -55,8 +75,9 @@ CHOICES: dict[str, tuple[Any, ...]] = {
 
 
 def field_problems(obj: Any, prefix: str = "") -> list[str]:
-    """Every field outside its Range or its Literal choices (lists and dicts element-wise):
-    what a section built in code, rather than loaded, can still get wrong."""
+    """Every field outside its Range or its Literal choices, and every float that is NaN or
+    +-inf where the field does not opt in (lists and dicts element-wise): what a section built
+    in code, rather than loaded, can still get wrong."""
     problems = []
     for name, tp in type_hints(type(obj)).items():
         key, value = f"{prefix}{name}", getattr(obj, name)
@@ -64,17 +85,24 @@ def field_problems(obj: Any, prefix: str = "") -> list[str]:
         if dataclasses.is_dataclass(value):
             problems += field_problems(value, key + ".")
             continue
-        checks: list[tuple[str, Any, Range | None]] = [(key, value, rng)]
+        checks = [(key, value, rng, non_finite_allowed(tp))]
         origin = typing.get_origin(base)
         if origin is list:
-            item_rng = strip_annotation(typing.get_args(base)[0])[1]
-            checks = [(f"{key}[{i}]", v, item_rng) for i, v in enumerate(value)]
+            item_tp = typing.get_args(base)[0]
+            item = strip_annotation(item_tp)[1], non_finite_allowed(item_tp)
+            checks = [(f"{key}[{i}]", v, *item) for i, v in enumerate(value)]
         elif origin is dict:
-            val_rng = strip_annotation(typing.get_args(base)[1])[1]
-            checks = [(f"{key}.{k}", v, val_rng) for k, v in value.items()]
+            val_tp = typing.get_args(base)[1]
+            val = strip_annotation(val_tp)[1], non_finite_allowed(val_tp)
+            checks = [(f"{key}.{k}", v, *val) for k, v in value.items()]
         choices = choices_in(tp)
-        for k, v, r in checks:
-            if r is not None and isinstance(v, int | float) and (why := r.problem(v)):
+        for k, v, r, allowed in checks:
+            if why := finite_problem(v, allowed):
+                problems.append(f"{k} = {v!r}: {why}")
+                continue
+            # A NaN the field lets in has no order for its Range to check.
+            ordered = isinstance(v, int | float) and v == v
+            if r is not None and ordered and (why := r.problem(v)):
                 problems.append(f"{k} = {v!r}: {why}")
             if choices and v not in choices:
                 problems.append(f"{k} = {v!r}: one of {', '.join(map(str, choices))}")

@@ -4,8 +4,9 @@ and a serve run's rankings against the events that arrived after it.
 * `evaluate_run`: test/valid runs, every table (and every candidate source alone) against
   the holdout rows of the run's target split.
 * `serve_metrics_of_buckets`: what needs no labels (coverage, Gini, novelty, user and item counts).
-* `evaluate_against`: each user's first event in a new log is the target of that user's
-  served rankings; users without new events are counted, not scored.
+* `evaluate_against`: each user's first event in a new log after the run's last event is
+  the target of that user's served rankings; users without such events, and the stale
+  events at or before the run's last one, are counted, not scored.
 
 Tables are read one bucket of users at a time (buckets.py), at most about
 eval.max_rows_in_memory rows each; only exact sums of the metrics and item counts are kept.
@@ -257,6 +258,15 @@ def score_against_buckets(
     return evaluator.metrics("rankings", n_items), counts
 
 
+def scored_note(counts: dict[str, int]) -> str:
+    """Who was scored and who was only counted, for the printed summary and the manifest."""
+    return (
+        f"{counts['users_scored']:,} users scored (first new event each); "
+        f"{counts['users_without_new_events']:,} with rankings but no new event and "
+        f"{counts['new_users_without_rankings']:,} new users without rankings, counted not scored"
+    )
+
+
 def evaluate_against(
     run_dir: str | Path,
     against: str,
@@ -265,57 +275,51 @@ def evaluate_against(
     since: str | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Score a serve run's rankings against a new event log (read with the run's ingest
-    settings, any ingest format; with `since`, only its events at or after that ISO time)
-    and commit the result as the run's `served_metrics`."""
-    from pipelines.config import IngestConfig, load_config, set_value
+    settings, any ingest format) and commit the result as the run's `served_metrics`. With
+    `since`, events before that ISO time are dropped; events at or before the run's last
+    event are stale, counted and not scored (new_events.py)."""
+    from pipelines.evaluation.new_events import events_to_score, parse_since, stale_note
     from pipelines.ingest import run_ingest
+    from pipelines.ranker.latest import data_end, when
     from pipelines.run_dir import run_lock
     from pipelines.spark_session import get_spark
 
     run_dir = as_location(run_dir)
-    against_loc = Location(against)
-    if since:
-        _since(since)  # a bad time fails before Spark starts
-    target = run_target(run_dir)
-    if target != "serve":
-        raise ConfigError(
-            f"{run_dir} is a '{target}' run: --against scores a serve run",
-            hint="run with --set eval.target=serve, or evaluate this run without --against",
+    since_t = parse_since(since) if since is not None else None  # before Spark starts
+    check_serve_run(run_dir)
+    end = data_end(run_dir)
+    if end is None:
+        raise TableNotCommittedError(
+            f"{run_dir} has no committed events table: its last event, after which events "
+            "are new to it, is unknown"
         )
-    cfg = load_config(run_dir / "config.toml")
-    # The run's column mapping and timestamp unit, but not its time range: a serve run
-    # cut at ingest.max_ts would otherwise quarantine exactly the events that came after it.
-    defaults = IngestConfig()
-    for key, value in (
-        ("input", against_loc.uri),
-        ("format", fmt or "auto"),
-        ("items", ""),
-        ("min_ts", defaults.min_ts),
-        ("max_ts", defaults.max_ts),
-    ):
-        set_value(cfg, f"ingest.{key}", value)
-    if not against_loc.exists():
-        raise ConfigError(f"--against {against}: not found", hint="give the new events' path")
+    cfg = _against_config(run_dir, against, fmt)
     result = run_ingest(get_spark(cfg.spark), cfg.ingest)
-    new = pl.from_arrow(result.events.select("user_id", "item_id", "ts").toArrow())
+    read = pl.from_arrow(result.events.select("user_id", "item_id", "ts").toArrow())
     result.unpersist()
-    n_read = new.height
-    if since:
-        new = new.filter(pl.col("ts") >= _since(since))
+    new, dropped = events_to_score(read, since_t, end)
+    if new.height == 0:
+        raise WalkRankError(
+            f"none of the {read.height:,} events of {against} is new to {run_dir}: "
+            f"{dropped['events_before_since']:,} before --since, {dropped['stale_events']:,} "
+            f"at or before the run's last event ({when(end)})",
+            hint="pass the events that arrived after the run",
+        )
     max_rows = cfg.eval.max_rows_in_memory
-    n_items = tableio.read_manifest(run_dir, "items")["rows"]
     metrics, counts = score_against_buckets(
         _table_buckets(run_dir, "rankings", max_rows),
         new,
         run_train_stats(run_dir, max_rows),
         ks,
-        n_items,
+        tableio.read_manifest(run_dir, "items")["rows"],
     )
-    counts["events_before_since"] = n_read - new.height
     extra = {
-        "against": against_loc.uri,
+        "against": cfg.ingest.input,
         "since": since or "",
-        "counts": counts,
+        "data_end": when(end),
+        "counts": counts | dropped,
+        "scored": scored_note(counts),
+        "stale": stale_note(dropped["stale_events"], when(end)),
         "ingest": result.counts,
     }
     with run_lock(run_dir, cfg.run.lock, cfg.run.lease_seconds):
@@ -331,12 +335,37 @@ def evaluate_against(
     return metrics, extra
 
 
-def _since(text: str):  # -> datetime.datetime (UTC)
-    from pipelines.config.validate import parse_timestamp
-
-    t = parse_timestamp(text)
-    if t is None:
+def check_serve_run(run_dir: Location) -> None:
+    """Refuse --against on a run split for a holdout (eval.target test or valid): its
+    rankings predict its held-out events from a history cut before them, so events after
+    the run are not what they were made for."""
+    target = run_target(run_dir)
+    if target != "serve":
         raise ConfigError(
-            f"--since {text!r} is not an ISO 8601 time", hint="e.g. --since 2026-11-30T00:00:00Z"
+            f"{run_dir} is a '{target}' run: its rankings were made for its held-out "
+            f"'{target}' events, not for events after the run; --against scores a serve run",
+            hint=f"evaluate it with `walkrank evaluate {run_dir}` (no --against), or run the "
+            "pipeline again with --set eval.target=serve",
         )
-    return t
+
+
+def _against_config(run_dir: Location, against: str, fmt: str | None):  # -> Config
+    """The run's config, reading `against` with the run's column mapping and timestamp unit,
+    but not its time range: a serve run cut at ingest.max_ts would otherwise quarantine
+    exactly the events that came after it."""
+    from pipelines.config import IngestConfig, load_config, set_value
+
+    against_loc = Location(against)
+    if not against.strip() or not against_loc.exists():
+        raise ConfigError(f"--against {against}: not found", hint="give the new events' path")
+    cfg = load_config(run_dir / "config.toml", check_paths=False)
+    defaults = IngestConfig()
+    for key, value in (
+        ("input", against_loc.uri),
+        ("format", fmt or "auto"),
+        ("items", ""),
+        ("min_ts", defaults.min_ts),
+        ("max_ts", defaults.max_ts),
+    ):
+        set_value(cfg, f"ingest.{key}", value)
+    return cfg

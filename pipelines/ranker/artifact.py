@@ -41,18 +41,39 @@ def save_model(
     """The model file under its hash, then meta.json naming it (the commit), then the model
     files of earlier fits removed."""
     from pipelines import faults
+    from pipelines.errors import DiskFullError
+    from pipelines.tableio import is_disk_full
 
     folder = as_location(folder)
     folder.mkdir()
     sha = hashlib.sha256(text.encode()).hexdigest()
     name = f"model-{sha[:16]}.txt"
-    (folder / name).write_text(text)
-    faults.maybe_fail(("models/ranker",), folder, f"{name} written, {META} not yet")
     body = {**meta, "features": features, "model_file": name, "model_sha256": sha}
-    (folder / META).write_text(json.dumps(body, indent=2, sort_keys=True))
+    try:
+        (folder / name).write_text(text)
+        faults.maybe_fail(("models/ranker",), folder, f"{name} written, {META} not yet")
+        (folder / META).write_text(json.dumps(body, indent=2, sort_keys=True))
+    except Exception as exc:
+        if _named_model(folder) != name:  # the committed model may be this very file
+            (folder / name).delete()
+        if is_disk_full(exc):
+            raise DiskFullError(
+                f"no space left on the device while writing the ranker model in {folder}; "
+                "the model committed before is untouched",
+                hint="free space there, or write the run elsewhere with --out, then re-run",
+            ) from exc
+        raise
     for e in folder.list():
         if e.rel not in (name, META):
             (folder / e.rel).delete()
+
+
+def _named_model(folder: Location) -> str | None:
+    """The model file the folder's meta.json names (None: no readable meta.json)."""
+    try:
+        return json.loads((folder / META).read_text()).get("model_file", MODEL)
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def remove_model(folder: str | Path | Location) -> None:

@@ -76,8 +76,11 @@ class FitResult:
     report: dict[str, Any]  # users, rows, best iteration, held-out NDCG, importances
 
 
-def lgb_params(cfg, seed: int) -> dict[str, Any]:
-    """LightGBM parameters from the rank config: small trees (what held up on the probes)."""
+def lgb_params(cfg, seed: int, threads: int = 0) -> dict[str, Any]:
+    """LightGBM parameters from the rank config: small trees (what held up on the probes).
+    `deterministic` with column-wise histograms makes the model independent of the thread
+    count (tests/unit/test_ranker_guard.py fits with 1 and 2 threads), so `threads` = 0
+    (OpenMP's default: every core) costs no reproducibility."""
     return {
         "objective": "lambdarank",
         "metric": "ndcg",
@@ -88,14 +91,17 @@ def lgb_params(cfg, seed: int) -> dict[str, Any]:
         "seed": seed,
         "deterministic": True,
         "force_col_wise": True,
-        "num_threads": 0,
+        "num_threads": threads,
         "verbosity": -1,
     }
 
 
-def fit_lambdarank(table, names: Sequence[str], cfg, seed: int) -> FitResult:
+def fit_lambdarank(table, names: Sequence[str], cfg, seed: int, threads: int = 0) -> FitResult:
     """table: pyarrow Table [user_id, item_id, label, *names] -> a fitted booster; a seeded
-    `cfg.valid_fraction` of the users is held out for early stopping."""
+    `cfg.valid_fraction` of the users is held out for early stopping and the gain over the
+    fused order (`rejection`). The iteration early stopping picks is the best on those same
+    users, so the gain is biased upward (issue 34's note: about a standard error where the
+    fused order is uninformative)."""
     import lightgbm as lgb
 
     # Rows in a label-blind order: LightGBM breaks score ties by row order, both in the
@@ -117,7 +123,7 @@ def fit_lambdarank(table, names: Sequence[str], cfg, seed: int) -> FitResult:
         held[:] = False
         held[: max(1, len(uniq) // 10)] = True
     row_held = np.repeat(held, sizes)
-    params = lgb_params(cfg, seed)
+    params = lgb_params(cfg, seed, threads)
     fit_set = lgb.Dataset(
         x[~row_held], y[~row_held], group=sizes[~held], feature_name=list(names), params=params
     )
@@ -164,6 +170,25 @@ def fit_lambdarank(table, names: Sequence[str], cfg, seed: int) -> FitResult:
         },
     }
     return FitResult(booster, report)
+
+
+def rejection(report: dict[str, Any], cfg) -> str | None:
+    """Why a fitted ranker is not used (None: it is): its per-user NDCG gain over the fused
+    order on the held-out fit users must exceed `min_gain` + `min_gain_z` standard errors.
+    A report without the fused order to compare with (no `fused_rank` feature) is kept."""
+    k = cfg.fit_k
+    learned, fused = report[f"held_out_ranker_ndcg@{k}"], report[f"held_out_fusion_ndcg@{k}"]
+    if learned is None or fused is None:
+        return None
+    bar = cfg.min_gain + cfg.min_gain_z * report["held_out_gain_se"]
+    if learned - fused > bar:
+        return None
+    return (
+        f"the fitted ranker does not beat the fusion clearly enough on the held-out "
+        f"fit-pass users (NDCG@{k} {learned} vs {fused}, {report['held_out_users']} users; "
+        f"gain must exceed {bar:.4f} = rank.min_gain + rank.min_gain_z x its standard "
+        "error): rankings keep the fusion order"
+    )
 
 
 def user_ndcg(

@@ -80,7 +80,7 @@ def fit_pass(cfg: Config) -> Nested | None:
 
 def run(ctx: StageContext) -> None:
     from pipelines.ranker.artifact import model_dir, save_model
-    from pipelines.ranker.fit import fit_lambdarank
+    from pipelines.ranker.fit import fit_lambdarank, rejection
 
     why = ranker_fit_planned(ctx.config)
     if why is not None:  # run by name (--stages, a scheduler's task) where the plan skips it
@@ -100,16 +100,8 @@ def run(ctx: StageContext) -> None:
     ctx.log(f"fitting on {table.num_rows:,} rows of {n_labelled:,} labelled fit-pass users")
     result = fit_lambdarank(table, names, cfg, ctx.config.run.seed)
     report = {**result.report, "labelled_users": n_labelled, "fit_target": target}
-    k = cfg.fit_k
-    learned, fused = report[f"held_out_ranker_ndcg@{k}"], report[f"held_out_fusion_ndcg@{k}"]
-    bar = cfg.min_gain + cfg.min_gain_z * report["held_out_gain_se"]
-    if learned - fused <= bar:
-        why = (
-            f"the fitted ranker does not beat the fusion clearly enough on the held-out "
-            f"fit-pass users (NDCG@{k} {learned} vs {fused}, {report['held_out_users']} users; "
-            f"gain must exceed {bar:.4f} = rank.min_gain + rank.min_gain_z x its standard "
-            "error): rankings keep the fusion order"
-        )
+    why = rejection(report, cfg)
+    if why is not None:
         _no_model(ctx, why, report)
         return
     from pipelines.ranker.latest import data_end
@@ -121,8 +113,9 @@ def run(ctx: StageContext) -> None:
     origin["data_end"] = data_end(ctx.run_dir)
     save_model(folder, text, names, {"report": report, "stage_key": ctx.stage_key, **origin})
     ctx.log(
-        f"ranker: {report['best_iteration']} rounds, held-out NDCG@{k} {learned} "
-        f"(fusion {fused}) -> {folder}"
+        f"ranker: {report['best_iteration']} rounds, held-out NDCG@{cfg.fit_k} "
+        f"{report[f'held_out_ranker_ndcg@{cfg.fit_k}']} "
+        f"(fusion {report[f'held_out_fusion_ndcg@{cfg.fit_k}']}) -> {folder}"
     )
     imp = report["importance"]
     rows = [(n, float(imp[n]["gain"]), int(imp[n]["split"])) for n in names]

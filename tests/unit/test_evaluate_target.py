@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
+import polars as pl
 import pyarrow as pa
 import pytest
 
@@ -37,7 +39,10 @@ def _run(tmp_path, target: str):
     )
     write(
         "train",
-        [{"user_id": "a", "item_id": "i0", "ts": TS, "user_idx": 0, "item_idx": 0}],
+        [
+            {"user_id": "a", "item_id": "i0", "ts": TS, "user_idx": 0, "item_idx": 0},
+            {"user_id": "b", "item_id": "i1", "ts": TS, "user_idx": 1, "item_idx": 1},
+        ],
         EVENTS.schema,
     )
     write(
@@ -45,12 +50,19 @@ def _run(tmp_path, target: str):
         [
             {"user_id": "a", "item_id": "i1", "ts": TS, "split": "valid"},
             {"user_id": "a", "item_id": "i2", "ts": TS, "split": "test"},
+            {"user_id": "b", "item_id": "i2", "ts": TS, "split": "test"},
         ],
         HOLDOUT.schema,
     )
+    # a: its valid item first, its test item second; b: its test item first.
+    ranked = {"a": ["i1", "i2"], "b": ["i2", "i0"]}
     write(
         "rankings",
-        [],
+        [
+            {"user_id": u, "item_id": i, "rank": r + 1, "score": 1 / (r + 1)}
+            for u, items in ranked.items()
+            for r, i in enumerate(items)
+        ],
         pa.schema(
             [
                 ("user_id", pa.string()),
@@ -63,9 +75,18 @@ def _run(tmp_path, target: str):
 
 
 def test_the_split_target_is_scored(tmp_path):
+    """Scored on the test rows only: a's test item at rank 2 (its valid item, at rank 1, is
+    not relevant here), b's at rank 1."""
     _run(tmp_path, "test")
-    m = evaluate_run(tmp_path, ["rankings"], [1], "test")
-    assert m.height > 0
+    m = evaluate_run(tmp_path, ["rankings"], [1, 2], "test")
+    got = {
+        (r["metric"], r["k"]): (r["value"], r["n_users"])
+        for r in m.filter(pl.col("segment") == "all").iter_rows(named=True)
+    }
+    assert got[("hr", 1)] == (pytest.approx(1 / 2), 2)
+    assert got[("hr", 2)] == (pytest.approx(1.0), 2)
+    assert got[("mrr", 2)] == (pytest.approx((1 / 2 + 1) / 2), 2)
+    assert got[("ndcg", 2)] == (pytest.approx((1 / math.log2(3) + 1) / 2), 2)
 
 
 def test_another_target_is_refused_with_both_named(tmp_path, capsys):

@@ -91,29 +91,36 @@ def test_files_writer_with_no_files_is_an_empty_table_and_checks_the_contract(tm
     assert tableio.read_manifest(tmp_path, "item_ppr")["stage_key"] == "k"  # old one kept
 
 
-def test_manifest_seconds_run_from_the_stage_start_to_the_end_of_the_write(tmp_path):
+def test_manifest_seconds_run_from_the_stage_start_to_the_end_of_the_write(tmp_path, monkeypatch):
     """A FilesWriter (or a lazy Spark job) does its work inside the write: the stage's time
-    in the manifest must include it (it used to be taken before the write started)."""
-    import time
+    in the manifest must include it (it used to be taken before the write started). The
+    clock tableio reads is one that moves only when the test says: 7 s pass inside each write
+    (its files being written), none anywhere else, so every figure is exact."""
+    import types
 
     import pyarrow.parquet as pq
 
+    now = [100.0]
+    monkeypatch.setattr(tableio, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+
     def slow(out):
-        time.sleep(0.3)
+        now[0] += 7.0
         pq.write_table(_ppr_rows([1]), out / "part-00000.parquet")
 
-    stage_started = time.perf_counter() - 1.0  # the stage ran 1 s before this write
+    # The stage started 3 s before this write: 3 s before it + 7 s in it.
     m = tableio.write_table(
         tmp_path, "item_ppr", tableio.FilesWriter(slow), stage="t", stage_key="k",
-        stage_started=stage_started,
+        stage_started=now[0] - 3.0,
     )  # fmt: skip
-    assert 1.3 <= m["seconds"] < 30
+    assert m["seconds"] == 10.0
+    # No stage start: the write's own time, its work included.
     own = tableio.write_table(
         tmp_path, "item_ppr", tableio.FilesWriter(slow), stage="t", stage_key="k"
     )
-    assert 0.3 <= own["seconds"] < 1.3  # no stage start: the write's own time
+    assert own["seconds"] == 7.0
+    # Given seconds are taken as they are.
     fixed = tableio.write_table(
         tmp_path, "item_ppr", _ppr_rows([1]), stage="t", stage_key="k", seconds=4.5,
-        stage_started=stage_started,
+        stage_started=now[0] - 3.0,
     )  # fmt: skip
     assert fixed["seconds"] == 4.5
