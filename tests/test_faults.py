@@ -344,7 +344,7 @@ def test_fault_at_every_stage_then_resume(world, kind, tmp_path, monkeypatch, ca
 
     for i, (stage, point) in enumerate(POINTS):
         before = _committed_files(run)
-        manifests = {t: f[tableio.MANIFEST] for t, f in before.items()}
+        manifests = {t: f.get(tableio.MANIFEST) for t, f in before.items()}
         rerun = {stage, POINTS[i - 1][0]} if i else {stage}
         if kind == "kill":
             res = _cli(world, tmp_path, _env(**{FAULT_ENV: f"{point}:kill"}))
