@@ -13,10 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
 from pipelines import tableio
+from tests.table_damage import delete_a_data_file, sorted_content, truncate_a_data_file
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -66,39 +66,16 @@ def clean_run(tmp_path_factory) -> tuple[Path, Path]:
     return events, out / "t"
 
 
-def _content(run: Path, table: str) -> pa.Table:
-    t = tableio.read_arrow(run, table)
-    return t.sort_by([(c, "ascending") for c in t.column_names])
-
-
-def _a_data_file(run: Path, table: str) -> tuple[Path, int]:
-    """The last data file the manifest lists, and its recorded size."""
-    entry = tableio.read_manifest(run, table)["files"][-1]
-    return run / table / entry["path"], entry["size"]
-
-
 def _manifest_not_json(run: Path, table: str) -> str:
     (run / table / tableio.MANIFEST).write_text('{"table": "' + table + '", "files": [{"pa')
     return "its _manifest.json does not parse"
 
 
-def _file_deleted(run: Path, table: str) -> str:
-    data, _ = _a_data_file(run, table)
-    data.unlink()
-    return f"data file {data} is missing"
-
-
-def _file_truncated(run: Path, table: str) -> str:
-    data, size = _a_data_file(run, table)
-    data.write_bytes(data.read_bytes()[: size // 3])
-    return f"data file {data} has {size // 3} bytes, the manifest lists {size}"
-
-
 # (the table damaged, the stage that writes it, the damage)
 CASES = {
     "manifest not JSON": ("events", "ingest", _manifest_not_json),
-    "data file deleted": ("train", "split", _file_deleted),
-    "data file truncated": ("holdout", "split", _file_truncated),
+    "data file deleted": ("train", "split", delete_a_data_file),
+    "data file truncated": ("holdout", "split", truncate_a_data_file),
 }
 
 
@@ -125,5 +102,5 @@ def test_a_damaged_table_fails_the_run_in_one_line_and_force_rebuilds_it(clean_r
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert f"[{writer}] wrote {table}: " in forced.stderr
     for name in TABLES:
-        assert _content(out / "t", name).equals(_content(clean, name)), name
+        assert sorted_content(out / "t", name).equals(sorted_content(clean, name)), name
     tableio.verify_table(out / "t", table)

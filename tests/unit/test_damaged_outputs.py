@@ -21,6 +21,7 @@ from pipelines.config import Config, load_config
 from pipelines.errors import TableDamagedError
 from pipelines.runner import run_stages
 from pipelines.stage import Nested, Stage
+from tests.table_damage import delete_a_data_file, sorted_content, truncate_a_data_file
 
 NB = {"item_idx": pl.Int32, "neighbor_idx": pl.Int32, "sim": pl.Float64, "rank": pl.Int32}
 METRICS = {"table": ["rankings"], "metric": ["hr"], "k": [10], "segment": ["all"],
@@ -58,17 +59,6 @@ def _registry(log: list[str], nested: bool = False) -> list[Stage]:
     ]  # fmt: skip
 
 
-def _content(run: Path, name: str) -> pa.Table:
-    t = tableio.read_arrow(run, name)
-    return t.sort_by([(c, "ascending") for c in t.column_names])
-
-
-def _one_file(run: Path, name: str) -> tuple[Path, int]:
-    m = tableio.read_manifest(run, name)
-    (entry,) = m["files"]
-    return run / name / entry["path"], entry["size"]
-
-
 def _bad_json(run: Path, name: str) -> str:
     (run / name / tableio.MANIFEST).write_text('{"table": "item_neighbors", "files": [')
     return "its _manifest.json does not parse (Expecting"
@@ -87,24 +77,12 @@ def _a_list(run: Path, name: str) -> str:
     return "is not a manifest of this table (a JSON list, not an object)"
 
 
-def _deleted(run: Path, name: str) -> str:
-    data, _ = _one_file(run, name)
-    data.unlink()
-    return f"data file {data} is missing"
-
-
-def _truncated(run: Path, name: str) -> str:
-    data, size = _one_file(run, name)
-    data.write_bytes(data.read_bytes()[: size // 2])
-    return f"data file {data} has {size // 2} bytes, the manifest lists {size}"
-
-
 DAMAGE: dict[str, Callable[[Path, str], str]] = {
     "manifest not JSON": _bad_json,
     "manifest without its stage key": _no_stage_key,
     "manifest not an object": _a_list,
-    "data file deleted": _deleted,
-    "data file truncated": _truncated,
+    "data file deleted": delete_a_data_file,
+    "data file truncated": truncate_a_data_file,
 }
 
 
@@ -114,7 +92,7 @@ def test_a_damaged_output_fails_the_run_naming_it_and_force_rebuilds_it(tmp_path
     registry = _registry(log)
     cfg = load_config(None, ["neighbors.item_k=5"])
     assert run_stages(tmp_path, cfg, registry, registry=registry) == {"w": "ran", "r": "ran"}
-    clean = _content(tmp_path, "item_neighbors")
+    clean = sorted_content(tmp_path, "item_neighbors")
     assert clean.num_rows == 5
     what = DAMAGE[damage](tmp_path, "item_neighbors")
 
@@ -129,7 +107,7 @@ def test_a_damaged_output_fails_the_run_naming_it_and_force_rebuilds_it(tmp_path
 
     forced = run_stages(tmp_path, cfg, registry, registry=registry, force=True)
     assert forced == {"w": "ran", "r": "ran"} and log == ["w", "r", "w", "r"]
-    assert _content(tmp_path, "item_neighbors").equals(clean)
+    assert sorted_content(tmp_path, "item_neighbors").equals(clean)
     assert tableio.verify_table(tmp_path, "item_neighbors")["rows"] == 5
     # Repaired: the next run finds everything current.
     assert run_stages(tmp_path, cfg, registry, registry=registry) == {
@@ -201,19 +179,19 @@ def test_force_repairs_a_damaged_table_of_a_nested_run_and_reruns_nothing_else(t
     cfg = load_config(None, ["neighbors.item_k=4"])
     assert run_stages(tmp_path, cfg, reader, registry=registry) == {"sub/w": "ran", "r": "ran"}
     sub = tmp_path / "sub"
-    clean = _content(sub, "item_neighbors")
+    clean = sorted_content(sub, "item_neighbors")
     assert run_stages(tmp_path, cfg, reader, registry=registry, force=True) == {
         "sub/w": "skipped",
         "r": "ran",
     }
-    what = _truncated(sub, "item_neighbors")
+    what = truncate_a_data_file(sub, "item_neighbors")
     with pytest.raises(TableDamagedError) as failed:
         run_stages(tmp_path, cfg, reader, registry=registry)
     assert str(failed.value).startswith(f"table 'item_neighbors' in {sub} is damaged: {what}")
     assert log == ["sub/w", "r", "r"]
     forced = run_stages(tmp_path, cfg, reader, registry=registry, force=True)
     assert forced == {"sub/w": "ran", "r": "ran"} and log[-2:] == ["sub/w", "r"]
-    assert _content(sub, "item_neighbors").equals(clean)
+    assert sorted_content(sub, "item_neighbors").equals(clean)
     assert run_stages(tmp_path, cfg, reader, registry=registry) == {
         "sub/w": "skipped",
         "r": "skipped",
