@@ -154,7 +154,10 @@ def test_errors_are_one_line_with_a_hint(tmp_path, sequences_file):
     missing = _walkrank(
         "run", "--input", str(tmp_path / "nope.csv"), "--out", str(tmp_path), cwd=root
     )
-    assert missing.returncode == 2 and "input not found" in missing.stderr
+    # caught at config load, before any engine starts, naming the setting and the path
+    assert missing.returncode == 2, missing.stderr
+    assert "ingest.input = " in missing.stderr and "nope.csv" in missing.stderr
+    assert "no such file or folder" in missing.stderr and "Traceback" not in missing.stderr
     no_table = _walkrank("show", str(tmp_path / "x" / "rankings"), cwd=root)
     assert no_table.returncode == 2 and "never committed" in no_table.stderr
 
