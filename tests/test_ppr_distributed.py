@@ -207,7 +207,8 @@ def test_output_contract(graph, runs):
         assert 0.0 < sum(r[2] for r in rs) < 1.0  # the source's own mass is left out
     assert stats["strategy"] == "distributed" and stats["method"] == "steps"
     assert stats["joins"] >= stats["rounds"] - 1 >= 10
-    assert stats["seconds"] > 0 and stats["steps_per_second"] > 0
+    # Timings are reported (run_report prints them), not asserted.
+    assert {"seconds", "walk_seconds", "steps_per_second"} <= stats.keys()
 
 
 def test_same_seed_same_table_even_with_other_partitioning_different_seed_differs(

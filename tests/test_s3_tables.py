@@ -156,7 +156,9 @@ def test_the_lease_is_renewed_and_a_lost_lease_stops_the_writer(s3):  # noqa: F8
     held.acquire()
     try:
         first = json.loads((run / LEASE).read_text())["expires"]
-        deadline = time.monotonic() + 10
+        # A hang guard of 300 renewal periods, not a speed bound: the loops end at the first
+        # renewal (0.2 s) and at the takeover's next renewal.
+        deadline = time.monotonic() + 60
         while json.loads((run / LEASE).read_text())["expires"] == first:
             assert time.monotonic() < deadline, "the lease was never renewed"
             time.sleep(0.05)
