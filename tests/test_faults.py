@@ -276,9 +276,13 @@ def _leftovers(run: Path) -> list[Path]:
     unnamed versions, model files meta.json does not name."""
     out = []
     for folder in (run, run / "fit"):
+        if not folder.is_dir():  # a run of the stages up to candidates has no fit pass
+            continue
         out += [p for p in folder.iterdir() if p.name.startswith((".tmp-", ".old-"))]
         out += [v for d in folder.iterdir() if d.is_dir() for v in _uncommitted_versions(d)]
     model = run / MODEL_POINT
+    if not (model / "meta.json").exists():
+        return out + (sorted(model.iterdir()) if model.is_dir() else [])
     named = json.loads((model / "meta.json").read_text())["model_file"]
     return out + [p for p in model.iterdir() if p.name not in (named, "meta.json")]
 
