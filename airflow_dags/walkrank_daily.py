@@ -39,6 +39,7 @@ import shlex
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -60,6 +61,7 @@ JARS = (
 )
 RAY_ADDRESS = os.environ.get("WALKRANK_RAY_ADDRESS", "http://127.0.0.1:8265")
 RAY_PYTHON = os.environ.get("WALKRANK_RAY_PYTHON", "python")
+MONITOR_GRACE_S = 2.0  # twice Ray's job monitor period: see RayJobOperator._wait_for_old_monitor
 ARGS_ENV = "WALKRANK_JOB_ARGS"  # jobs/stage_job.py reads a Ray job's arguments from it
 JOB = HOME / "jobs" / "stage_job.py"  # the one job: its first argument is the stage
 CODE = ("pipelines", "udfs", "schemas", "jobs")  # shipped to a Ray job as py_modules
@@ -278,7 +280,10 @@ class RayJobOperator(BaseOperator):
             status = client.get_job_status(sid)
         self.log.info("Ray job %s %s:\n%s", sid, status, redacted(client.get_job_logs(sid), FENCE))
         if status != "SUCCEEDED":
-            raise RuntimeError(f"Ray job {sid} ({self.stage}) ended {status}")
+            why = (ray_job(client, sid) or SimpleNamespace(message="")).message or ""
+            raise RuntimeError(
+                f"Ray job {sid} ({self.stage}) ended {status}: {redacted(why, FENCE)[-2000:]}"
+            )
         return sid
 
     def _find_or_submit(self, client: Any, sid: str, run_id: str) -> str:
@@ -292,6 +297,7 @@ class RayJobOperator(BaseOperator):
         )
         if stale:
             self.log.info("Ray job %s ended %s before: deleted, submitted again", sid, job.status)
+            self._wait_for_old_monitor(sid)
             client.delete_job(sid)
         elif job is not None:
             then = "its result is taken" if job.status == "SUCCEEDED" else "waiting for it"
@@ -310,6 +316,26 @@ class RayJobOperator(BaseOperator):
                 raise
             self.log.info("Ray job %s was submitted meanwhile (another try): waiting for it", sid)
         return client.get_job_status(sid)
+
+    def _wait_for_old_monitor(self, sid: str) -> None:
+        """Until the ended job's monitor on the head is gone, before its job is deleted. That
+        monitor pings the job's supervisor actor once a second until the ping fails, and then
+        marks FAILED whatever holds the id unless it finds a terminal job: a deleted id comes
+        back as a failed job, and a job resubmitted under it is failed with "Job supervisor
+        actor died". So: wait until no supervisor of the id is alive, then for the monitor's
+        next poll."""
+        from ray.util.state import list_actors
+
+        name = f"_ray_internal_job_actor_{sid}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            actors = list_actors(address=RAY_ADDRESS, filters=[("name", "=", name)], limit=100)
+            if all(a.state == "DEAD" for a in actors):
+                break
+            time.sleep(0.5)
+        else:
+            self.log.warning("the supervisor of Ray job %s is still alive after 120 s", sid)
+        time.sleep(MONITOR_GRACE_S)
 
     def on_kill(self) -> None:
         if self._client is not None and self._submission_id is not None:
