@@ -31,6 +31,7 @@ from pipelines.config import load_config
 from pipelines.redact import redact_text, secret_values
 from pipelines.stage_registry import DEFAULT_STAGES, STAGES
 from pipelines.trigger_fence import FENCED
+from tests.daily_history import history_rows, write_csv
 from tests.ray_head import head_auth, ray_head
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -492,11 +493,6 @@ def _json_out(stdout: str) -> list:
     return json.loads(next(ln for ln in reversed(stdout.splitlines()) if ln.startswith("[")))
 
 
-def _write_csv(path: Path, rows: list[tuple[str, str, int]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("user_id,item_id,ts\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows))
-
-
 def _dags_test(airflow: str, env: dict, conf: dict, log: Path) -> tuple[dict[str, str], str, str]:
     """`airflow dags test` of day 2026-11-21 (logical date 2026-11-22) -> (each task's state,
     the run's state, its output, also kept in `log`)."""
@@ -570,19 +566,13 @@ def test_airflow_dags_test_runs_the_whole_dag(tmp_path):
     a run's logical date is the end of its interval: day D is logical date D + 1."""
     rng = random.Random(2)
     t0 = 1_763_000_000
-    history = [
-        (f"u{u}", f"i{rng.randrange(40)}", t0 + 3600 * k)
-        for u in range(50)
-        for k in range(rng.randint(3, 10))
-    ]
-    # A user who has seen every item has nothing left to recommend: 50 of 51 users ranked.
-    history += [("u_all", f"i{k}", t0 + 60 * k) for k in range(40)]
+    history = history_rows(rng, t0)
     new = [(f"u{u}", f"i{rng.randrange(40)}", t0 + 86_400 * 30 + u) for u in range(0, 50, 2)]
     # <history>/<day>: everything up to that day; the two days hold the same log, so the DAG's
     # run of the 21st must equal the CLI's run of the 20th.
     for day in ("2026-11-20", "2026-11-21"):
-        _write_csv(tmp_path / "history" / day / "events.csv", history)
-    _write_csv(tmp_path / "new_events" / "2026-11-21" / "events.csv", new)
+        write_csv(tmp_path / "history" / day / "events.csv", history)
+    write_csv(tmp_path / "new_events" / "2026-11-21" / "events.csv", new)
     runs = tmp_path / "runs"
 
     cli = subprocess.run(

@@ -17,23 +17,11 @@ from pathlib import Path
 import pytest
 
 from pipelines import tableio
+from tests.daily_history import history_rows, write_csv
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _events(path: Path) -> None:
-    """51 users (enough for the fit pass to fit a ranker), 40 items."""
-    rng = random.Random(2)
-    t0 = 1_763_000_000
-    rows = [
-        (f"u{u}", f"i{rng.randrange(40)}", t0 + 3600 * k)
-        for u in range(50)
-        for k in range(rng.randint(3, 10))
-    ]
-    rows += [("u_all", f"i{k}", t0 + 60 * k) for k in range(40)]
-    path.write_text("user_id,item_id,ts\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows))
 
 
 def test_a_run_leaves_no_credential_in_its_files(tmp_path):
@@ -48,7 +36,7 @@ def test_a_run_leaves_no_credential_in_its_files(tmp_path):
         "AWS_SECRET_ACCESS_KEY": f"secretenvmark{tag}",
         "AWS_SESSION_TOKEN": f"tokenenvmark{tag}",
     }
-    _events(tmp_path / "events.csv")
+    write_csv(tmp_path / "events.csv", history_rows(random.Random(2)))
     # A ranker fitted on the fit pass's 41 users and kept: its model folder is among the files.
     sets = ["spark.master=local[2]", "ppr.walks_per_node=100", "rank.min_fit_users=10",
             "rank.min_gain=-1", *(f"{k}={v}" for k, v in given.items())]  # fmt: skip
