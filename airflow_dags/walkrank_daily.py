@@ -39,7 +39,6 @@ import shlex
 import subprocess
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -280,7 +279,8 @@ class RayJobOperator(BaseOperator):
             status = client.get_job_status(sid)
         self.log.info("Ray job %s %s:\n%s", sid, status, redacted(client.get_job_logs(sid), FENCE))
         if status != "SUCCEEDED":
-            why = (ray_job(client, sid) or SimpleNamespace(message="")).message or ""
+            job = ray_job(client, sid)
+            why = (job.message if job is not None else "") or ""
             raise RuntimeError(
                 f"Ray job {sid} ({self.stage}) ended {status}: {redacted(why, FENCE)[-2000:]}"
             )
