@@ -13,16 +13,21 @@ The model (`LogModel`):
   clusters; item popularity is Zipf, weight ∝ (rank + 1) ** -zipf_a over a random
   permutation of the items, so popularity and cluster are independent;
 - users: activity (events per user) is a discrete power law (Pareto with shape
-  `activity_shape`, at least `min_activity`), rescaled so the lengths sum to exactly N;
-  each user has a home cluster;
+  `activity_shape`, at least `min_activity`), rescaled so the lengths sum to exactly N, and
+  capped as bot filtering caps a real log: no user has more than `max_activity` events nor
+  more than `max_user_share` of the log (where N allows: at least `min_activity`); the
+  capped users' excess goes to the others in proportion, and users are added if the caps
+  leave too few to hold N; each user has a home cluster;
 - sequence: the first item is drawn from the home cluster by popularity; every next item is,
   with probability `p_markov`, one of the previous item's `successors` (a sparse
   item-to-item Markov component, drawn once per item from its own cluster by popularity),
   else with probability `p_home` from the home cluster by popularity, else from the whole
   catalog by popularity (exploration);
-- time: each user starts at a uniform time in `[start, start + span_days)`; gaps within a
-  session are exponential with mean `gap_seconds`, and with probability `p_new_session`
-  a gap is a session break, exponential with mean `session_break_hours`.
+- time: gaps within a session are exponential with mean `gap_seconds`, and with
+  probability `p_new_session` a gap is a session break, exponential with mean
+  `session_break_hours`; a user whose gaps add up to more than the log's span has them scaled
+  down to fit, and each user starts at a uniform time that keeps their last event inside
+  `[start, start + span_days)`: every timestamp is in the span, as in a real export.
 
 Memory: the per-user arrays (n_users ints) and per-item arrays are held once; events are
 generated and written `chunk_events` at a time (a chunk is a contiguous block of users), so
@@ -59,6 +64,8 @@ class LogModel:
     activity_shape: float = 1.5  # Pareto shape of events per user (smaller = heavier tail)
     min_activity: int = 2
     mean_activity: float = 20.0
+    max_activity: int = 5_000  # events of the heaviest user: a year at ~14 a day
+    max_user_share: float = 0.01  # and at most this share of the log's events
     successors: int = 5  # Markov successors per item
     p_markov: float = 0.35
     p_home: float = 0.5
@@ -119,22 +126,47 @@ def build_catalog(model: LogModel, n_items: int, rng: np.random.Generator) -> Ca
     return Catalog(cluster, weight, succ, by_cluster, cum, global_cdf)
 
 
+def activity_cap(n_events: int, model: LogModel) -> int:
+    """Most events one user may have: `max_activity` and `max_user_share` of the log, but never
+    under `min_activity` (a log under min_activity / max_user_share events cannot keep the
+    share and still give each user min_activity events)."""
+    share = math.floor(model.max_user_share * n_events)
+    return max(model.min_activity, min(model.max_activity, share))
+
+
 def user_lengths(n_events: int, model: LogModel, rng: np.random.Generator) -> np.ndarray:
-    """Events per user: power-law, at least min_activity, summing to exactly n_events."""
-    n_users = max(1, int(round(n_events / model.mean_activity)))
+    """Events per user: power-law, at least min_activity (where N allows), at most
+    `activity_cap`, summing to exactly n_events.
+
+    The scale of the Pareto draws is found by bisection so that the clipped lengths sum to N
+    (water-filling: the excess of capped users goes to the rest in proportion to their draws).
+    O(n_users · 60)."""
+    cap = activity_cap(n_events, model)
+    n_users = max(1, round(n_events / model.mean_activity), math.ceil(n_events / cap))
     raw = model.min_activity * (1.0 + rng.pareto(model.activity_shape, n_users))
-    lengths = np.maximum(model.min_activity, np.floor(raw * n_events / raw.sum())).astype(np.int64)
-    lengths = np.minimum(lengths, n_events)
+
+    def clipped(scale: float) -> np.ndarray:
+        return np.clip(np.floor(raw * scale), model.min_activity, cap).astype(np.int64)
+
+    lo, hi = 0.0, n_events / raw.min()  # clipped(hi) is cap everywhere, >= N by n_users
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if clipped(mid).sum() <= n_events else (lo, mid)
+    lengths = np.minimum(clipped(lo), n_events)
     diff = n_events - int(lengths.sum())
-    # Hand the rounding remainder out (or take it back) one event per user, longest first.
+    # The rounding remainder: one more event for the longest users still under the cap, or
+    # (a log smaller than n_users * min_activity) one fewer for the longest, down to 1.
     order = np.argsort(-lengths, kind="stable")
+    if diff > 0:
+        room = order[lengths[order] < cap]
+        lengths[room[:diff]] += 1
+        diff -= min(diff, room.size)
     i = 0
-    while diff != 0:
+    while diff < 0:
         j = order[i % n_users]
-        step = 1 if diff > 0 else -1
-        if step > 0 or lengths[j] > 1:
-            lengths[j] += step
-            diff -= step
+        if lengths[j] > 1:
+            lengths[j] -= 1
+            diff += 1
         i += 1
     return lengths
 
@@ -182,12 +214,17 @@ def _chunk_events(
         brk = rng.random(live) < model.p_new_session
         scale = np.where(brk, model.session_break_hours * 3600.0, model.gap_seconds)
         gaps[offsets[users] + p] = np.where(p == 0, 0.0, rng.exponential(1.0, live) * scale)
-    start = rng.random(n_u) * model.span_days * 86400.0
+    span = model.span_days * 86400.0 * (1 - 1e-9)  # the last microsecond stays inside
     user_of = np.repeat(np.arange(n_u), lengths)
-    # Cumulative gaps within each user (a segmented cumsum), plus that user's start.
+    # Cumulative gaps within each user (a segmented cumsum) from their first event; a user
+    # longer than the span is scaled into it, then starts where their last event still fits.
     csum = np.cumsum(gaps)
-    base = np.repeat(csum[offsets[:-1]] - gaps[offsets[:-1]], lengths)
-    seconds = start[user_of] + (csum - base)
+    elapsed = csum - np.repeat(csum[offsets[:-1]] - gaps[offsets[:-1]], lengths)
+    duration = elapsed[offsets[1:] - 1] if total else np.zeros(0)
+    squeeze = np.where(duration > span, span / np.maximum(duration, 1e-300), 1.0)
+    elapsed *= squeeze[user_of]
+    start = rng.random(n_u) * np.maximum(span - duration * squeeze, 0.0)
+    seconds = start[user_of] + elapsed
     ts = t0_us + np.round(seconds * 1e6).astype(np.int64)
     return pa.table(
         {
@@ -197,6 +234,10 @@ def _chunk_events(
             "event_type": pa.repeat(pa.scalar("view"), total),
         }
     )
+
+
+def _iso(micros: float) -> str:
+    return dt.datetime.fromtimestamp(micros / 1e6, dt.UTC).isoformat()
 
 
 def _ids(prefix: str, ints: np.ndarray) -> pa.Array:
@@ -242,13 +283,15 @@ def generate_logs(
     # Chunk c holds the users whose events end in ((c) * chunk, (c + 1) * chunk].
     cuts = np.searchsorted(ends, np.arange(1, n_chunks) * model.chunk_events, side="left") + 1
     bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < lengths.size)), lengths.size]
-    written = 0
+    written, ts_range = 0, [math.inf, -math.inf]
     for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
         table = _chunk_events(
             model, cat, lengths[a:b], home[a:b], a, np.random.default_rng([seed, 1, c]), t0_us
         )
         pq.write_table(table, out / "events" / f"part-{c:05d}.parquet")
         written += table.num_rows
+        lo, hi = pc.min_max(table.column("ts").cast(pa.int64())).values()
+        ts_range = [min(ts_range[0], lo.as_py()), max(ts_range[1], hi.as_py())]
         if progress:
             print(
                 f"[generate] {written:,}/{n_events:,} events ({written / n_events:.0%})",
@@ -259,6 +302,9 @@ def generate_logs(
         "events": written,
         "users": int(lengths.size),
         "items": int(n_items),
+        "max_user_events": int(lengths.max()),
+        "first_ts": _iso(ts_range[0]),
+        "last_ts": _iso(ts_range[1]),
         "seed": seed,
         "model": asdict(model),
         "seconds": round(time.perf_counter() - t_start, 2),

@@ -6,7 +6,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.synthetic_logs import LogModel, build_catalog, generate_logs, user_lengths
+from pipelines.synthetic_logs import (
+    LogModel,
+    activity_cap,
+    build_catalog,
+    generate_logs,
+    user_lengths,
+)
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +27,9 @@ def test_exact_size_and_user_lengths():
     for n in (1, 7, 1000, 123_457):
         lengths = user_lengths(n, LogModel(), rng)
         assert lengths.sum() == n and lengths.min() >= 1
+        assert lengths.max() <= max(2, n // 100)  # 1% of the log, or min_activity
+    assert activity_cap(123_457, LogModel()) == 1234
+    assert activity_cap(10_000_000, LogModel()) == LogModel().max_activity
     big = user_lengths(100_000, LogModel(), rng)
     assert big.min() >= LogModel().min_activity
     # Power-law activity: the heaviest 1% of users hold far more than 1% of the events.
@@ -84,3 +93,33 @@ def test_ingest_reads_a_generated_directory_with_its_catalog(spark, tmp_path):
     titled = res.items.filter("title is not null").count()
     assert titled == res.items.count() == 5_000 // 50
     res.unpersist()
+
+
+@pytest.mark.parametrize("n", [1_000_000, 4_000_000])
+def test_a_large_log_stays_in_its_span_and_no_user_holds_1_percent(tmp_path, n):
+    """The scale benchmark's logs: before the caps, --events 4000000 --seed 3 gave one user
+    10% of the log, with timestamps to the year 2365 that ingest quarantined."""
+    import datetime as dt
+
+    import pyarrow.compute as pc
+
+    from pipelines.config import IngestConfig
+
+    model = LogModel()
+    summary = generate_logs(n, 3, tmp_path / "g", progress=False)
+    events = pq.read_table(tmp_path / "g" / "events", columns=["user_id", "item_id", "ts"])
+    assert events.num_rows == summary["events"] == n
+    assert all(events.column(c).null_count == 0 for c in events.column_names)
+    per_user = pc.value_counts(events.column("user_id")).field(1).to_numpy()
+    assert per_user.size == summary["users"] and per_user.sum() == n
+    assert per_user.max() == summary["max_user_events"] <= n // 100
+    top = np.sort(per_user)[::-1][: per_user.size // 100].sum() / n
+    assert top > 0.05  # still a heavy tail under the cap
+    lo, hi = (v.as_py() for v in pc.min_max(events.column("ts")).values())
+    start = dt.datetime.fromisoformat(model.start)
+    assert start <= lo and hi < start + dt.timedelta(days=model.span_days)
+    # Inside ingest's default range, so no row is quarantined as "timestamp out of range".
+    cfg = IngestConfig()
+    assert dt.datetime.fromisoformat(cfg.min_ts) <= lo and hi < dt.datetime.fromisoformat(
+        cfg.max_ts
+    )
