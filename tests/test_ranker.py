@@ -15,6 +15,7 @@ import pytest
 from pipelines import tableio
 from pipelines.config import load_config
 from pipelines.ranker.features import DAY, candidate_features, feature_names
+from schemas import score_column
 from tests.pipeline_fixtures import random_events, write_events
 from tests.ranker_fixtures import PLANT, SMALL
 from tests.ranker_fixtures import stages_run as _stages
@@ -167,35 +168,38 @@ def test_features_equal_the_python_model(spark, tmp_path):
 # --- scoring in Spark equals Booster.predict -------------------------------------------
 
 
-def test_spark_scoring_equals_booster_predict(spark):
+def test_learned_rankings_are_booster_predict_in_the_python_order(spark, planted_run):
+    """rank's one task per partition (features, score, order) gives what Booster.predict gives
+    on candidate_features' rows, each user's list sorted by score, ties by candidate rank."""
     import lightgbm as lgb
-    import pyarrow as pa
 
-    from pipelines.ranker.score import score_pairs
+    from pipelines.ranker.artifact import load_model
+    from pipelines.ranker.score import learned_rankings
     from udfs.ranker_score import feature_matrix
 
-    rng = np.random.default_rng(0)
-    names = ["a", "b", "c"]
-    x = rng.normal(size=(600, 3))
-    x[rng.random(x.shape) < 0.1] = np.nan
-    y = (np.nan_to_num(x[:, 0]) + 0.5 * np.nan_to_num(x[:, 1]) > 0.3).astype(int)
-    booster = lgb.train(
-        {"objective": "lambdarank", "verbosity": -1, "min_data_in_leaf": 5, "num_leaves": 7},
-        lgb.Dataset(x, y, group=[20] * 30, feature_name=names),
-        num_boost_round=15,
-    )
-    table = pa.table(
-        {"user_id": [f"u{i // 20}" for i in range(600)], "item_id": [f"i{i}" for i in range(600)]}
-        | {n: pa.array(x[:, j], pa.float64(), from_pandas=True) for j, n in enumerate(names)}
-    )
-    df = spark.createDataFrame(table.to_pandas()).repartition(3)
-    got = {
-        r["item_id"]: r["score"]
-        for r in score_pairs(df, booster.model_to_string(), names).collect()
-    }
-    want = booster.predict(feature_matrix(table, names))
-    assert len(got) == 600
-    np.testing.assert_allclose([got[f"i{i}"] for i in range(600)], want, rtol=0, atol=1e-12)
+    sources = tableio.candidate_sources(planted_run)
+    model = load_model(planted_run / "models" / "ranker")
+    read = lambda t: tableio.read_spark(spark, planted_run, t)  # noqa: E731
+    args = (read("candidates"), read("train"), read("items"), read("graph_edges"), sources)
+    feats = candidate_features(*args, 0.1).toArrow()
+    want = pl.from_arrow(feats).with_columns(
+        pl.Series("score", lgb.Booster(model_str=model.text).predict(
+            feature_matrix(feats, model.features)))
+    )  # fmt: skip
+    want = want.sort(["user_id", "score", "fused_rank"], descending=[False, True, False])
+    want = want.with_columns(pl.int_range(1, pl.len() + 1).over("user_id").alias("rank"))
+    got = learned_rankings(*args, model.text, model.features, 0.1, partitions=3)
+    got = pl.from_arrow(got.toArrow()).sort("user_id", "rank")
+    assert got.height == want.height > 1000
+    assert got["item_id"].to_list() == want["item_id"].to_list()
+    assert got["rank"].to_list() == want["rank"].to_list()
+    np.testing.assert_allclose(got["score"].to_numpy(), want["score"].to_numpy(), rtol=0, atol=0)
+    assert got["candidate_score"].to_list() == want["fused_score"].to_list()
+    for s in sources:
+        c = score_column(s)
+        assert got[c].to_list() == want[c].to_list()
+    # The model's ties exist, so the candidate rank's tie break is exercised.
+    assert want.select(pl.struct("user_id", "score").is_duplicated().any()).item()
 
 
 # --- leakage, round trip, fallback on one planted log ----------------------------------
@@ -208,7 +212,7 @@ def _top1_rate(rankings: pl.DataFrame, users: set[str]) -> float:
 
 def test_fit_pass_labels_do_not_leak_the_test_item(spark, planted_run):
     from pipelines.ranker.fit import fit_lambdarank, labelled_pairs, training_sample
-    from pipelines.ranker.score import CANDIDATE_COLUMNS, rank_by_score, score_pairs
+    from pipelines.ranker.score import learned_rankings
 
     run = planted_run
     meta = json.loads((run / "models" / "ranker" / "meta.json").read_text())
@@ -228,16 +232,15 @@ def test_fit_pass_labels_do_not_leak_the_test_item(spark, planted_run):
     sources = tableio.candidate_sources(run)
     names = feature_names(sources)
     read = lambda t: tableio.read_spark(spark, run, t)  # noqa: E731
-    feats = candidate_features(
-        read("candidates"), read("train"), read("items"), read("graph_edges"), sources, 0.1
-    )
+    args = (read("candidates"), read("train"), read("items"), read("graph_edges"), sources)
+    feats = candidate_features(*args, 0.1)
     sample, _ = training_sample(labelled_pairs(feats, read("holdout"), "test"), 10_000, 200, 1)
     cfg = load_config(None, SMALL).rank
     leaky = fit_lambdarank(
         sample.select("user_id", "item_id", "label", *names).toArrow(), names, cfg, 1
     )
-    scored = score_pairs(feats, leaky.booster.model_to_string(), names, CANDIDATE_COLUMNS)
-    leaked = _top1_rate(pl.from_pandas(rank_by_score(scored, []).toPandas()), eligible)
+    ranked = learned_rankings(*args, leaky.booster.model_to_string(), names, 0.1)
+    leaked = _top1_rate(pl.from_arrow(ranked.toArrow()), eligible)
 
     n_cands = (
         cands.filter(pl.col("user_id").is_in(list(eligible)))

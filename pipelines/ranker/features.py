@@ -106,11 +106,44 @@ def candidate_features(
     item_vecs (items x d array by item_idx, zero rows: no text) or None, llm_scores or None,
     summary_embeddings or None -> DataFrame[user_id, item_id, *feature_names(sources, text,
     llm, summary)] (doubles), one per candidate. text_cos is computed when item_vecs is given
-    and `text`; summary_cos needs item_vecs too. `partitions`: how many partitions by user the
-    per-source rank windows sort (default: spark.sql.shuffle.partitions); see
+    and `text`; summary_cos needs item_vecs too. `partitions`: how many partitions by user
+    the per-user kernel's rows are sorted in (default: spark.sql.shuffle.partitions); see
     `window_partitions`."""
-    from pyspark.sql import Window
+    from udfs.pair_features import pair_feature_batches
+
+    rows, edges, names = pair_rows(
+        candidates, train, items, graph_edges, sources, recent_fraction, item_vecs, half_life,
+        llm_scores, summary_embeddings, text, partitions,
+    )  # fmt: skip
+    out = ["user_id", "item_id", *names]
+    table = rows.sparkSession.sparkContext.broadcast(edges)
+    return rows.mapInArrow(
+        lambda batches: pair_feature_batches(batches, sources, table.value, out),
+        ", ".join(["user_id string", "item_id string", *(f"{n} double" for n in names)]),
+    )
+
+
+def pair_rows(
+    candidates,
+    train,
+    items,
+    graph_edges,
+    sources: Sequence[str],
+    recent_fraction: float,
+    item_vecs=None,
+    half_life: float = 10.0,
+    llm_scores=None,
+    summary_embeddings=None,
+    text: bool = True,
+    partitions: int | None = None,
+):
+    """(rows, edge table or None, feature names): one row per candidate with every feature
+    that Spark computes (per item and per user by join, the optional text, LLM and summary
+    ones) and what the per-user kernel needs (_l1, _l2, _dst), partitioned by user and sorted
+    by user_id within partitions. udfs/pair_features.py adds rank_<s> and trans_last1/2."""
     from pyspark.sql import functions as F
+
+    from udfs.edge_lookup import edge_table
 
     lo, hi = time_bounds(train)
     recent_from = lo + (1.0 - recent_fraction) * (hi - lo)
@@ -134,17 +167,12 @@ def candidate_features(
         F.size("sources").cast("double").alias("n_sources"),
         *[F.col(score_column(s)).cast("double").alias(score_column(s)) for s in sources],
     )
-    if partitions:  # the windows below need this distribution: no extra shuffle
-        out = out.repartition(partitions, "user_id")
-    for s in sources:
-        col = F.col(score_column(s))
-        w = Window.partitionBy("user_id").orderBy(col.desc_nulls_last(), F.col("item_id"))
-        out = out.withColumn(
-            f"rank_{s}", F.when(col.isNotNull(), F.row_number().over(w).cast("double"))
-        )
-    # Per-user columns while the rows are still partitioned by user (the windows' shuffle),
-    # per-item ones by broadcast (one row per item): neither moves the candidate rows again.
+    n = partitions or int(candidates.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    # One shuffle of the candidate rows, by user: the per-user joins keep it, the per-item
+    # ones are broadcasts, and the kernel's sort by user is within these partitions.
+    out = out.repartition(n, "user_id")
     out = out.join(user_stats, "user_id", "left")
+    out = out.join(_last_two(train), "user_id", "left")
     out = out.join(F.broadcast(item_stats), "item_id", "left")
     out = out.withColumn("item_pop", F.coalesce("item_pop", F.lit(0.0)))
     out = out.withColumn("item_pop_recent", F.coalesce("_recent", F.lit(0.0))).withColumn(
@@ -153,10 +181,10 @@ def candidate_features(
     out = out.join(
         F.broadcast(items.select("item_id", F.col("item_idx").alias("_dst"))), "item_id", "left"
     )
-    out = _with_transitions(out, train, graph_edges)
     text = text and item_vecs is not None
     if summary_embeddings is not None and item_vecs is None:
         raise ValueError("summary_cos needs the item vectors (item_vecs)")
+    pair_joins = text or llm_scores is not None or summary_embeddings is not None
     lists = _candidate_lists(out) if text or summary_embeddings is not None else None
     if text:
         out = out.join(_text_affinity(lists, train, item_vecs, half_life), PAIR_KEY, "left")
@@ -165,8 +193,14 @@ def candidate_features(
         out = out.join(llm.dropDuplicates(PAIR_KEY), PAIR_KEY, "left")
     if summary_embeddings is not None:
         out = out.join(_summary_affinity(lists, summary_embeddings, item_vecs), PAIR_KEY, "left")
+    if pair_joins:  # joined by (user, item): back to the partitions by user
+        out = out.repartition(n, "user_id")
     names = feature_names(sources, text, llm_scores is not None, summary_embeddings is not None)
-    return out.select("user_id", "item_id", *names)
+    edges = None
+    if graph_edges is not None:
+        e = graph_edges.select("src", "dst", "prob").toArrow()
+        edges = edge_table(*(e.column(c).to_numpy() for c in ("src", "dst", "prob")))
+    return out.sortWithinPartitions("user_id"), edges, names
 
 
 def _candidate_lists(pairs):
@@ -210,23 +244,15 @@ def _text_affinity(lists, train, item_vecs, half_life: float):
     )
 
 
-def _with_transitions(pairs, train, graph_edges):
-    """trans_last1/2: prob of the edge from the user's last / second-to-last train item (ties
-    in time broken by item_id, as the split breaks them) to the candidate. The edges are
-    looked up in a table broadcast once (udfs/edge_lookup.py, 16 bytes per edge) inside the
-    tasks, so the candidate rows are not shuffled by (item, item) pairs twice."""
+def _last_two(train):
+    """DataFrame[user_id, _l1, _l2]: the item_idx of each user's last and second-to-last
+    train event (ties in time broken by item_id, as the split breaks them), the sources of
+    trans_last1/2."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
-    from pyspark.sql.types import DoubleType, StructField, StructType
 
-    from udfs.edge_lookup import edge_table
-
-    if graph_edges is None:
-        return pairs.withColumn("trans_last1", F.lit(None).cast("double")).withColumn(
-            "trans_last2", F.lit(None).cast("double")
-        )
     w = Window.partitionBy("user_id").orderBy(F.col("ts").desc(), F.col("item_id").desc())
-    last = (
+    return (
         train.withColumn("_pos", F.row_number().over(w))
         .filter(F.col("_pos") <= 2)
         .groupBy("user_id")
@@ -235,28 +261,3 @@ def _with_transitions(pairs, train, graph_edges):
             F.max(F.when(F.col("_pos") == 2, F.col("item_idx"))).alias("_l2"),
         )
     )
-    pairs = pairs.join(last, "user_id", "left")
-    edges = graph_edges.select("src", "dst", "prob").toArrow()
-    table = pairs.sparkSession.sparkContext.broadcast(
-        edge_table(*(edges.column(c).to_numpy() for c in ("src", "dst", "prob")))
-    )
-    schema = StructType(
-        [*pairs.schema.fields, *(StructField(f"trans_last{t}", DoubleType()) for t in "12")]
-    )
-    return pairs.mapInArrow(lambda batches: _transition_batches(batches, table.value), schema)
-
-
-def _transition_batches(batches, table):
-    """Arrow batches with _l1, _l2 and _dst -> the same with trans_last1, trans_last2."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from udfs.edge_lookup import lookup
-
-    for rb in batches:
-        dst = pc.fill_null(rb.column("_dst"), -1).to_numpy()
-        for tag in "12":
-            src = pc.fill_null(rb.column(f"_l{tag}"), -1).to_numpy()
-            values, found = lookup(table, src, dst)
-            rb = rb.append_column(f"trans_last{tag}", pa.array(values, pa.float64(), mask=~found))
-        yield rb

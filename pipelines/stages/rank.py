@@ -117,38 +117,34 @@ def _model_folder(ctx: StageContext):
 
 def rank_learned(ctx: StageContext, folder) -> None:
     from pipelines.ranker.artifact import load_model
-    from pipelines.ranker.features import candidate_features, window_partitions
-    from pipelines.ranker.score import CANDIDATE_COLUMNS, rank_by_score, score_pairs
+    from pipelines.ranker.features import window_partitions
+    from pipelines.ranker.score import learned_rankings
 
     model = load_model(folder)
     sources = tableio.candidate_sources(ctx.run_dir)
-    cands = ctx.read_spark("candidates")
     edges = (
         ctx.read_spark("graph_edges") if "graph_edges" in ctx.stage.inputs_for(ctx.config) else None
     )
     uses = set(model.features)
     summary = summary_table(ctx, "summary_cos" in uses)  # first: its error names its setting
     vecs = text_vectors(ctx, bool(uses & {"text_cos", "summary_cos"}))
+    # Partitions of about WINDOW_ROWS candidate rows: each task sorts its rows by user in
+    # memory, a count that does not grow with spark.shuffle_partitions (a few default
+    # partitions of a large table spilled at 20M events: RESULTS.md).
     parts = window_partitions(
         ctx.manifest("candidates")["rows"], ctx.config.spark.shuffle_partitions
     )
-    feats = candidate_features(
-        cands, ctx.read_spark("train"), ctx.read_spark("items"), edges, sources,
-        ctx.config.rank.recent_fraction, vecs, ctx.config.rank.text_half_life,
-        llm_score_table(ctx, "llm_score" in uses), summary, text="text_cos" in uses,
+    out = learned_rankings(
+        ctx.read_spark("candidates"), ctx.read_spark("train"), ctx.read_spark("items"), edges,
+        sources, model.text, model.features, ctx.config.rank.recent_fraction,
+        ctx.config.rank.text_half_life, item_vecs=vecs,
+        llm_scores=llm_score_table(ctx, "llm_score" in uses), summary_embeddings=summary,
         partitions=parts,
     )  # fmt: skip
-    score_cols = [score_column(n) for n in sources]
-    scored = score_pairs(feats, model.text, model.features, [*CANDIDATE_COLUMNS, *score_cols])
-    # mapInArrow drops the features' partitioning by user, and the order window would
-    # otherwise shuffle into spark.shuffle_partitions, a count that does not grow with the
-    # table: its sorts spilled at 20M events (RESULTS.md). Sized like the feature windows,
-    # each sort stays in memory, and the rankings are written in the window's partitioning.
-    out = rank_by_score(scored.repartition(parts, "user_id"), score_cols)
     ctx.log(f"scoring {len(model.features)} features with the ranker in {folder}")
     ctx.write(
         "rankings",
-        out.sortWithinPartitions("user_id", "rank"),
+        out,  # in (user, rank) order within each partition, as the kernel emits it
         extra={
             "order": "learned ranker",
             "model": str(folder),
