@@ -33,10 +33,12 @@ With summary embeddings (rank.summary_feature):
                              user's LLM summary; null when the user has no summary or the
                              item no text
 
-Cost: one shuffle of the candidates rows (users x top_n) by user, for the per-source windows
-and the per-user joins; aggregations over train; per-item columns and the transition
-features from tables broadcast once. Collected to the driver: two scalars (the train's first
-and last time) and the graph's edges (16 bytes per edge, to broadcast them).
+Cost: one shuffle of the candidates rows (users x top_n) by user and one sort by user within
+its partitions; the per-user joins keep that partitioning, per-item columns come by
+broadcast, and the per-user columns (rank_<s>, trans_last1/2) from one `mapInArrow` pass
+over each partition's users (udfs/pair_features.py; rank scores in the same pass).
+Aggregations over train. Collected to the driver: two scalars (the train's first and last
+time) and the graph's edges (16 bytes per edge, to broadcast them).
 """
 
 from __future__ import annotations
@@ -66,15 +68,15 @@ def feature_names(
     return [*per_source, *PAIR, *ITEM, *USER, *optional]
 
 
-#: Candidate rows per partition of the rank windows: each task sorts them once per source in
-#: memory, so the partition's size, not the table's, must bound the sort (a few default
-#: partitions of a large table spill: benchmarks/RESULTS.md has the run).
+#: Candidate rows per partition of rank's pass: each task sorts its rows by user in memory,
+#: so the partition's size, not the table's, must bound the sort (a few default partitions
+#: of a large table spill: benchmarks/RESULTS.md has the run).
 WINDOW_ROWS = 1_000_000
 
 
 def window_partitions(candidate_rows: int, default: int) -> int:
-    """Partitions for the per-source rank windows of `candidate_rows` rows: about
-    WINDOW_ROWS each, never fewer than `default` (spark.shuffle_partitions)."""
+    """Partitions by user for rank's pass over `candidate_rows` rows: about WINDOW_ROWS
+    each, never fewer than `default` (spark.shuffle_partitions)."""
     return max(default, -(-candidate_rows // WINDOW_ROWS))
 
 

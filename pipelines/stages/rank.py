@@ -128,9 +128,6 @@ def rank_learned(ctx: StageContext, folder) -> None:
     uses = set(model.features)
     summary = summary_table(ctx, "summary_cos" in uses)  # first: its error names its setting
     vecs = text_vectors(ctx, bool(uses & {"text_cos", "summary_cos"}))
-    # Partitions of about WINDOW_ROWS candidate rows: each task sorts its rows by user in
-    # memory, a count that does not grow with spark.shuffle_partitions (a few default
-    # partitions of a large table spilled at 20M events: RESULTS.md).
     parts = window_partitions(
         ctx.manifest("candidates")["rows"], ctx.config.spark.shuffle_partitions
     )
