@@ -13,8 +13,9 @@ Per block of whole users:
 - `learned_order`: with a model, each row's score and its rank in the user's list (score
   descending, then the candidate rank `fused_rank`).
 
-Cost per block of n rows: O(n log n) for each of the S source orders and the learned order
-(one lexsort each), O(n log E) for the edge lookups, O(n x trees x depth) for the model.
+Cost per block of n rows: O(n log n) for each of the S source orders (one sort of packed
+int64 keys each) and the learned order (one lexsort), O(n log E) for the edge lookups,
+O(n x trees x depth) for the model.
 Memory: one block (a batch plus the held-back user) of features at a time.
 """
 
