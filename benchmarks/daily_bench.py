@@ -3,7 +3,10 @@
     python benchmarks/daily_bench.py --input $TOYS --out /tmp/daily [--set k=v ...]
 
 From a `sequences` log (one line per user: `user item item ...`): day 1 is every line without
-its last two items, day 2 every line without its last item, and `last` each user's last item.
+its last two items, day 2 every line without its last item, and `last.csv` each user's last
+item as a new event (`user_id,item_id,ts`). A sequences log's times are the items' positions
+(seconds after the epoch), so the new events take the second after day 2's last position:
+`evaluate --against` scores only events after the run's last one.
 Runs, one after the other, under `--out`:
 - `day1`: a serve run with `rank.model=latest` (no model under --out yet: it fits);
 - `day2`: a serve run with `rank.model=latest` (takes day 1's model, no fit pass);
@@ -22,22 +25,21 @@ from pathlib import Path
 
 
 def split_days(log: Path, out: Path) -> dict[str, Path]:
-    """day1.txt, day2.txt and last.txt from a sequences log (users with >= 3 items kept whole
-    in day 1's count: a shorter line loses only what it has)."""
-    paths = {name: out / f"{name}.txt" for name in ("day1", "day2", "last")}
-    with (
-        log.open() as src,
-        paths["day1"].open("w") as d1,
-        paths["day2"].open("w") as d2,
-        paths["last"].open("w") as last,
-    ):
+    """day1.txt, day2.txt and last.csv from a sequences log (users with >= 3 items)."""
+    paths = {"day1": out / "day1.txt", "day2": out / "day2.txt", "last": out / "last.csv"}
+    held, longest = [], 0
+    with log.open() as src, paths["day1"].open("w") as d1, paths["day2"].open("w") as d2:
         for line in src:
             user, *items = line.split()
             if len(items) < 3:
                 continue
             d1.write(" ".join([user, *items[:-2]]) + "\n")
             d2.write(" ".join([user, *items[:-1]]) + "\n")
-            last.write(f"{user} {items[-1]}\n")
+            held.append((user, items[-1]))
+            longest = max(longest, len(items) - 1)
+    with paths["last"].open("w") as last:
+        last.write("user_id,item_id,ts\n")
+        last.writelines(f"{u},{i},{longest + 1}\n" for u, i in held)
     return paths
 
 
@@ -93,7 +95,7 @@ def main() -> int:
         print(f"{run_id}: {seconds[run_id]:.0f} s", flush=True)
     scores = {}
     for run_dir in (runs / "day2", a.out / "refit" / "day2-refit"):
-        walkrank("evaluate", str(run_dir), "--against", str(days["last"]), "--format", "sequences")
+        walkrank("evaluate", str(run_dir), "--against", str(days["last"]), "--format", "csv")
         scores[run_dir.name] = ndcg10(run_dir)
     print(f"day2 / day1 wall: {seconds['day2'] / seconds['day1']:.2f}")
     print(f"NDCG@10 against the last items: day2 (latest) {scores['day2']:.4f}, "
