@@ -13,6 +13,7 @@ from udfs.edge_lookup import edge_table
 from udfs.pair_features import (
     learned_order,
     pair_feature_batches,
+    ranked_batches,
     source_ranks,
     user_blocks,
     user_groups,
@@ -127,3 +128,45 @@ def test_learned_order_breaks_score_ties_by_candidate_rank():
     score = np.array([0.2, 0.7, 0.2, 0.7, 0.1, 0.1])
     fused_rank = np.array([1.0, 4.0, 3.0, 2.0, 2.0, 1.0])
     assert learned_order(group, score, fused_rank).tolist() == [3, 1, 0, 2, 5, 4]
+
+
+def test_ranked_batches_score_a_model_whose_source_this_run_lacks():
+    """A model fitted with a source the run has switched off sees that source's score and
+    rank as missing (NaN), as Booster.predict would on null columns."""
+    import lightgbm as lgb
+
+    from udfs.ranker_score import feature_matrix
+
+    rng = np.random.default_rng(3)
+    n = 240
+    users = [f"u{k // 40}" for k in range(n)]
+    items = [f"i{k % 40:02d}" for k in range(n)]
+    table = _rows(users, items, rng.random(n).round(2).tolist())
+    table = table.append_column("fused_rank", pa.array(np.tile(np.arange(1.0, 41), 6)))
+    table = table.append_column("fused_score", pa.array(rng.random(n)))
+    names = ["score_a", "rank_a", "score_gone", "rank_gone", "fused_rank"]
+    x = rng.normal(size=(n, len(names)))
+    booster = lgb.train(
+        {"objective": "lambdarank", "verbosity": -1, "min_data_in_leaf": 5, "num_leaves": 7},
+        lgb.Dataset(x, (x[:, 0] + x[:, 2] > 0).astype(int), group=[40] * 6, feature_name=names),
+        num_boost_round=10,
+    )
+    text = booster.model_to_string()
+    got = pa.Table.from_batches(
+        list(ranked_batches(iter(table.to_batches(max_chunksize=50)), ["a"], None, text, names, []))
+    )
+    feats = pa.Table.from_batches(
+        list(pair_feature_batches(iter(table.to_batches()), ["a"], None, ["item_id", "rank_a"]))
+    )
+    cols = {
+        "score_a": table.column("score_a"),
+        "rank_a": feats.column("rank_a"),
+        "score_gone": pa.nulls(n, pa.float64()),
+        "rank_gone": pa.nulls(n, pa.float64()),
+        "fused_rank": table.column("fused_rank"),
+    }
+    want = booster.predict(feature_matrix(pa.table(cols), names))
+    by_pair = dict(zip(zip(users, items, strict=True), want, strict=True))
+    pairs = zip(got.column("user_id").to_pylist(), got.column("item_id").to_pylist(), strict=True)
+    assert got.column("score").to_pylist() == [by_pair[p] for p in pairs]
+    assert got.num_rows == n
