@@ -91,36 +91,19 @@ def time_bounds(train) -> tuple[float, float]:
 
 
 def candidate_features(
-    candidates,
-    train,
-    items,
-    graph_edges,
-    sources: Sequence[str],
-    recent_fraction: float,
-    item_vecs=None,
-    half_life: float = 10.0,
-    llm_scores=None,
-    summary_embeddings=None,
-    text: bool = True,
-    partitions: int | None = None,
-):
-    """candidates (contract `candidates`), train (events contract), items, graph_edges or None,
-    item_vecs (items x d array by item_idx, zero rows: no text) or None, llm_scores or None,
-    summary_embeddings or None -> DataFrame[user_id, item_id, *feature_names(sources, text,
-    llm, summary)] (doubles), one per candidate. text_cos is computed when item_vecs is given
-    and `text`; summary_cos needs item_vecs too. `partitions`: how many partitions by user
-    the per-user kernel's rows are sorted in (default: spark.sql.shuffle.partitions); see
-    `window_partitions`."""
+    candidates, train, items, graph_edges, sources: Sequence[str], recent_fraction: float,
+    *args, **kwargs,
+):  # fmt: skip
+    """DataFrame[user_id, item_id, *feature_names(sources, text, llm, summary)] (doubles), one
+    per candidate; the arguments are `pair_rows`'."""
     from udfs.pair_features import pair_feature_batches
 
     rows, edges, names = pair_rows(
-        candidates, train, items, graph_edges, sources, recent_fraction, item_vecs, half_life,
-        llm_scores, summary_embeddings, text, partitions,
-    )  # fmt: skip
+        candidates, train, items, graph_edges, sources, recent_fraction, *args, **kwargs
+    )
     out = ["user_id", "item_id", *names]
-    table = rows.sparkSession.sparkContext.broadcast(edges)
     return rows.mapInArrow(
-        lambda batches: pair_feature_batches(batches, sources, table.value, out),
+        lambda batches: pair_feature_batches(batches, sources, edges.value, out),
         ", ".join(["user_id string", "item_id string", *(f"{n} double" for n in names)]),
     )
 
@@ -139,10 +122,17 @@ def pair_rows(
     text: bool = True,
     partitions: int | None = None,
 ):
-    """(rows, edge table or None, feature names): one row per candidate with every feature
-    that Spark computes (per item and per user by join, the optional text, LLM and summary
-    ones) and what the per-user kernel needs (_l1, _l2, _dst), partitioned by user and sorted
-    by user_id within partitions. udfs/pair_features.py adds rank_<s> and trans_last1/2."""
+    """candidates (contract `candidates`), train (events contract), items, graph_edges or None,
+    item_vecs (items x d array by item_idx, zero rows: no text) or None, llm_scores or None,
+    summary_embeddings or None -> (rows, the graph's edge table broadcast (its value None
+    without a graph), feature names). text_cos is computed when item_vecs is given and
+    `text`; summary_cos needs item_vecs too.
+
+    rows: one per candidate with every feature that Spark computes (per item and per user by
+    join, the optional text, LLM and summary ones) and what the per-user kernel needs (_l1,
+    _l2, _dst), in `partitions` partitions by user (default: spark.sql.shuffle.partitions;
+    see `window_partitions`), sorted by user_id within them. udfs/pair_features.py adds
+    rank_<s> and trans_last1/2."""
     from pyspark.sql import functions as F
 
     from udfs.edge_lookup import edge_table
@@ -202,6 +192,7 @@ def pair_rows(
     if graph_edges is not None:
         e = graph_edges.select("src", "dst", "prob").toArrow()
         edges = edge_table(*(e.column(c).to_numpy() for c in ("src", "dst", "prob")))
+    edges = candidates.sparkSession.sparkContext.broadcast(edges)
     return out.sortWithinPartitions("user_id"), edges, names
 
 

@@ -25,8 +25,8 @@ def learned_rankings(
     """The candidates ordered by a LightGBM model's score (`model_text`, over the features
     `names`): DataFrame[user_id, item_id, rank, score, candidate_score, *score_<s>], per user
     1 = the highest score (ties: the better candidate rank), rows in (user, rank) order
-    within each partition. The features are candidate_features' (the same arguments;
-    `inputs`: item_vecs, llm_scores, summary_embeddings, partitions); a feature the model
+    within each partition. The features are candidate_features' (`inputs`: pair_rows'
+    item_vecs, llm_scores, summary_embeddings, partitions); a feature the model
     knows but this run lacks (a source switched off) is null."""
     from pipelines.ranker.features import pair_rows
     from udfs.pair_features import ranked_batches
@@ -36,13 +36,12 @@ def learned_rankings(
         half_life=half_life, text="text_cos" in names, **inputs,
     )  # fmt: skip
     names, keep = list(names), [score_column(s) for s in sources]
-    spark = rows.sparkSession
-    text, table = spark.sparkContext.broadcast(model_text), spark.sparkContext.broadcast(edges)
+    text = rows.sparkSession.sparkContext.broadcast(model_text)
     schema = ", ".join(
         ["user_id string", "item_id string", "rank int", "score double", "candidate_score double"]
         + [f"{c} double" for c in keep]
     )
     return rows.mapInArrow(
-        lambda batches: ranked_batches(batches, sources, table.value, text.value, names, keep),
+        lambda batches: ranked_batches(batches, sources, edges.value, text.value, names, keep),
         schema,
     )
