@@ -135,22 +135,7 @@ def pair_rows(
     rank_<s> and trans_last1/2."""
     from pyspark.sql import functions as F
 
-    from udfs.edge_lookup import edge_table
-
-    lo, hi = time_bounds(train)
-    recent_from = lo + (1.0 - recent_fraction) * (hi - lo)
-    secs = F.col("ts").cast("double")
-
-    item_stats = train.groupBy("item_id").agg(
-        F.count(F.lit(1)).cast("double").alias("item_pop"),
-        F.sum(F.when(secs >= F.lit(recent_from), 1).otherwise(0)).cast("double").alias("_recent"),
-        ((F.lit(hi) - F.min(secs)) / DAY).alias("item_age"),
-    )
-    user_stats = train.groupBy("user_id").agg(
-        F.count(F.lit(1)).cast("double").alias("user_hist_len"),
-        ((F.lit(hi) - F.max(secs)) / DAY).alias("user_since_last"),
-        (1.0 - F.countDistinct("item_id") / F.count(F.lit(1))).alias("user_repeat_rate"),
-    )
+    item_stats, user_stats = _history_stats(train, recent_fraction)
     out = candidates.select(
         "user_id",
         "item_id",
@@ -188,12 +173,42 @@ def pair_rows(
     if pair_joins:  # joined by (user, item): back to the partitions by user
         out = out.repartition(n, "user_id")
     names = feature_names(sources, text, llm_scores is not None, summary_embeddings is not None)
+    edges = _broadcast_edges(candidates.sparkSession, graph_edges)
+    return out.sortWithinPartitions("user_id"), edges, names
+
+
+def _history_stats(train, recent_fraction: float):
+    """(DataFrame[item_id, item_pop, _recent, item_age], DataFrame[user_id, user_hist_len,
+    user_since_last, user_repeat_rate]) from the training events; ages in days before the
+    last event, `_recent` counts the last `recent_fraction` of the time span."""
+    from pyspark.sql import functions as F
+
+    lo, hi = time_bounds(train)
+    recent_from = lo + (1.0 - recent_fraction) * (hi - lo)
+    secs = F.col("ts").cast("double")
+    item_stats = train.groupBy("item_id").agg(
+        F.count(F.lit(1)).cast("double").alias("item_pop"),
+        F.sum(F.when(secs >= F.lit(recent_from), 1).otherwise(0)).cast("double").alias("_recent"),
+        ((F.lit(hi) - F.min(secs)) / DAY).alias("item_age"),
+    )
+    user_stats = train.groupBy("user_id").agg(
+        F.count(F.lit(1)).cast("double").alias("user_hist_len"),
+        ((F.lit(hi) - F.max(secs)) / DAY).alias("user_since_last"),
+        (1.0 - F.countDistinct("item_id") / F.count(F.lit(1))).alias("user_repeat_rate"),
+    )
+    return item_stats, user_stats
+
+
+def _broadcast_edges(spark, graph_edges):
+    """The graph's edge table (udfs/edge_lookup.py) as a broadcast; its value is None without
+    a graph."""
+    from udfs.edge_lookup import edge_table
+
     edges = None
     if graph_edges is not None:
         e = graph_edges.select("src", "dst", "prob").toArrow()
         edges = edge_table(*(e.column(c).to_numpy() for c in ("src", "dst", "prob")))
-    edges = candidates.sparkSession.sparkContext.broadcast(edges)
-    return out.sortWithinPartitions("user_id"), edges, names
+    return spark.sparkContext.broadcast(edges)
 
 
 def _candidate_lists(pairs):
