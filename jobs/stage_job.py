@@ -6,8 +6,10 @@
     python -m jobs.stage_job summaries --run-dir ...          # a Ray job's entrypoint
 
 The first argument is a stage of the registry (pipelines/stage_registry.py; anything else is
-a usage error, exit 2). `--run-dir DIR` names the run (`DIR` = `<out>/<run_id>`); the rest are
-`walkrank run`'s options, so a job is exactly `walkrank run --stages <stage>`: the same config,
+a usage error, exit 2), or several joined by commas (`split,graph,ppr`): one application runs
+them in turn, which on a cluster saves each later stage the application's start (executors,
+the archive unpacked). `--run-dir DIR` names the run (`DIR` = `<out>/<run_id>`); the rest are
+`walkrank run`'s options, so a job is exactly `walkrank run --stages <stages>`: the same config,
 the same skip of committed outputs, the same one-line errors and exit codes (0 ok, 1 engine
 error, 2 usage or config error). `--against EVENTS`, for the stage that writes `metrics`, is
 `walkrank evaluate RUN --against EVENTS` instead.
@@ -53,13 +55,36 @@ def _sets_json(text: str) -> list[str]:
     return sets
 
 
+def _stage_list(known: list[str]):
+    """argparse type: "a,b" -> ["a", "b"], each a name of `known`, none twice."""
+
+    def parse(text: str) -> list[str]:
+        names = text.split(",")
+        for name in names:
+            if name not in known:
+                choices = ", ".join(map(repr, known))
+                raise argparse.ArgumentTypeError(
+                    f"invalid choice: {name!r} (choose from {choices})"
+                )
+        if len(set(names)) < len(names):
+            raise argparse.ArgumentTypeError(f"a stage named twice: {text!r}")
+        return names
+
+    return parse
+
+
 def parser(stages: list[str]) -> argparse.ArgumentParser:
     """The job's command line; `stages`: the registry's names, the only first arguments."""
     p = argparse.ArgumentParser(
         prog="jobs/stage_job.py",
-        description="Run one stage of a run (exactly `walkrank run --stages STAGE`).",
+        description="Run stages of a run (exactly `walkrank run --stages STAGE[,STAGE...]`).",
     )
-    p.add_argument("stage", choices=stages, metavar="STAGE", help="one of: " + ", ".join(stages))
+    p.add_argument(
+        "stages",
+        type=_stage_list(stages),
+        metavar="STAGE[,STAGE...]",
+        help="one of, or several joined by commas (one application): " + ", ".join(stages),
+    )
     p.add_argument("--run-dir", required=True, help="<out>/<run_id> of the run")
     p.add_argument("--config", help="engine profile: local, cluster, or a TOML file")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
@@ -86,14 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     p = parser(list(STAGES))
     args = p.parse_args(job_argv(argv))
     if args.against:
-        if AGAINST_TABLE not in STAGES[args.stage].outputs:
-            p.error(f"--against is for the stage that writes {AGAINST_TABLE}, not {args.stage}")
+        if len(args.stages) > 1 or AGAINST_TABLE not in STAGES[args.stages[0]].outputs:
+            p.error(
+                f"--against is for the stage that writes {AGAINST_TABLE}, alone; "
+                f"not {','.join(args.stages)}"
+            )
         return guarded(lambda: _evaluate_against(args))
     return guarded(lambda: _run_stage(args))
 
 
 def _run_stage(args: argparse.Namespace) -> int:
-    """Exactly `walkrank run --stages <stage>`: the same config, checks and skips."""
+    """Exactly `walkrank run --stages <stages>`: the same config, checks and skips."""
     from pipelines import api
     from pipelines.config import load_config
     from pipelines.run_dir import resolve_run_dir
@@ -103,10 +131,10 @@ def _run_stage(args: argparse.Namespace) -> int:
     run_dir = Location(args.run_dir)  # a local path or a URI (s3://bucket/runs/<day>)
     run_dir = resolve_run_dir(run_dir.parent, run_dir.name)
     inputs = api.input_sets(args.input, args.items, args.format)
-    # The paths this stage reads: a Spark stage's machine need not hold the LLM's folder.
-    checked = STAGES[args.stage].config_keys
+    # The paths these stages read: a Spark stage's machine need not hold the LLM's folder.
+    checked = tuple(k for name in args.stages for k in STAGES[name].config_keys)
     cfg = load_config(args.config, [*inputs, *args.sets, *args.sets_json], check_paths=checked)
-    api.run(cfg, run_dir, [args.stage], force=args.force)
+    api.run(cfg, run_dir, args.stages, force=args.force)
     return 0
 
 
@@ -122,7 +150,8 @@ def _evaluate_against(args: argparse.Namespace) -> int:
     run_dir = Location(args.run_dir)
     if not tableio.is_committed(run_dir, "rankings"):
         print(
-            f"[{args.stage}] nothing to score: {run_dir} has no committed rankings", file=sys.stderr
+            f"[{args.stages[0]}] nothing to score: {run_dir} has no committed rankings",
+            file=sys.stderr,
         )
         return 0
     ks = load_config(run_dir / "config.toml", check_paths=False).eval.ks

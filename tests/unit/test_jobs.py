@@ -70,6 +70,20 @@ def test_every_registry_stage_runs_through_the_one_job(tmp_path, monkeypatch):
     assert {cfg.ppr.alpha for cfg, _ in ran} == {0.3}
 
 
+def test_stages_joined_by_commas_run_in_one_job(tmp_path, monkeypatch, capsys):
+    ran = []
+    monkeypatch.setattr(api, "run", lambda cfg, run_dir, stages, force: ran.append(stages))
+    names = list(STAGES)[1:4]
+    assert main([",".join(names), "--run-dir", str(tmp_path / "r")]) == 0
+    assert ran == [names]
+    for bad, says in [(f"{names[0]},nope", "invalid choice: 'nope'"), (f"{names[0]},", "''"),
+                      (f"{names[0]},{names[0]}", "a stage named twice")]:  # fmt: skip
+        with pytest.raises(SystemExit) as exc:
+            main([bad, "--run-dir", str(tmp_path / "r")])
+        assert exc.value.code == 2 and says in capsys.readouterr().err
+    assert len(ran) == 1
+
+
 def test_evaluate_against_a_run_without_rankings_has_nothing_to_score(tmp_path, capsys):
     stage = _writer("metrics")
     code = main([stage, "--run-dir", str(tmp_path / "2026-11-19"), f"--against={HOSTILE}"])
@@ -79,9 +93,10 @@ def test_evaluate_against_a_run_without_rankings_has_nothing_to_score(tmp_path, 
 
 def test_against_belongs_to_the_stage_that_writes_metrics(tmp_path):
     other = next(n for n, s in STAGES.items() if "metrics" not in s.outputs)
-    with pytest.raises(SystemExit) as exc:
-        main([other, "--run-dir", str(tmp_path / "r"), "--against", "events"])
-    assert exc.value.code == 2
+    for stages in (other, f"{other},{_writer('metrics')}"):
+        with pytest.raises(SystemExit) as exc:
+            main([stages, "--run-dir", str(tmp_path / "r"), "--against", "events"])
+        assert exc.value.code == 2
 
 
 def test_the_job_runs_as_spark_submit_and_ray_start_it():
