@@ -167,7 +167,7 @@ def test_jobs_on_a_standalone_cluster_equal_local_mode(standalone, tmp_path):
     driver_home.mkdir()
     submit = str(_spark_home() / "bin" / "spark-submit")
     # ingest as its own application, the other stages in one: the two forms of the job's
-    # first argument, and one executor start (about 34 s here) for five stages.
+    # first argument, and one executor start (about 34 s here) for the other seven stages.
     first, rest = SPARK_STAGES[0], ",".join(SPARK_STAGES[1:])
     for stage in (first, rest):
         extra = ["--input", str(remote_log)] if stage == "ingest" else []
