@@ -4,6 +4,8 @@
   to the source with probability alpha, dangling mass back to the source);
 * networkx.pagerank per source (the per-source exact baseline, timed);
 * a naive Spark random walk: one join per step, no alias tables;
+* GraphX's parallel personalized PageRank (the routine GraphFrames' parallelPersonalizedPageRank
+  runs), unweighted as GraphX is;
 * L1 / top-10 overlap of top-k estimates against the exact vectors.
 """
 
@@ -135,6 +137,74 @@ def naive_spark_walks(spark, edges_df, sources, walks: int, alpha: float, seed: 
         .localCheckpoint(eager=True)
     )
     return top, steps
+
+
+def graphx_iterations(alpha: float, tail: float = 1e-3) -> int:
+    """Power iterations after which the mass still to move, (1 - alpha) ** n, is below `tail`:
+    the budget that matches the walks' (a walk survives n steps with that probability)."""
+    return int(np.ceil(np.log(tail) / np.log(1.0 - alpha)))
+
+
+def _parse_graphx_vector(text: str, b: int) -> np.ndarray:
+    """One ml.linalg Vector's toString: sparse `(size,[i,...],[x,...])` or dense `[x,...]`."""
+    out = np.zeros(b)
+    if text.startswith("("):
+        _, idx, val = text[1:-1].split(",[", 2)
+        if idx != "]":
+            out[np.array(idx[:-1].split(","), int)] = np.array(val[:-1].split(","), float)
+    else:
+        out[:] = np.array(text[1:-1].split(","), float)
+    return out
+
+
+def graphx_ppr(spark, edges: pa.Table, sources, alpha: float, num_iter: int, k: int, work):
+    """GraphX `PageRank.runParallelPersonalizedPageRank` over graph_edges, reached through
+    py4j: the graph loaded by `GraphLoader.edgeListFile` (src dst per line, unweighted: GraphX
+    splits a node's rank evenly over its out-edges), `num_iter` iterations at reset probability
+    `alpha`, one vector of len(sources) per vertex. Timed: load, iterations and the vertices
+    written as text (the materialisation); not timed: writing the edge list, parsing the output.
+    Returns (top-k estimates without the source, seconds) or raises the JVM's error."""
+    import glob
+    from pathlib import Path
+
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    edge_file, out_dir = work / "graphx_edges.txt", work / "graphx_ranks"
+    np.savetxt(
+        edge_file,
+        np.column_stack([edges.column(c).to_numpy() for c in ("src", "dst")]),
+        fmt="%d",
+    )
+    sc = spark.sparkContext
+    jvm, gw = sc._jvm, sc._gateway
+    srcs = [int(s) for s in sources]
+    arr = gw.new_array(gw.jvm.long, len(srcs))
+    for i, s in enumerate(srcs):
+        arr[i] = s
+    level = jvm.org.apache.spark.storage.StorageLevel.MEMORY_AND_DISK()
+    tag = jvm.scala.reflect.ClassTag.Int()
+    t0 = time.perf_counter()
+    graph = jvm.org.apache.spark.graphx.GraphLoader.edgeListFile(
+        sc._jsc.sc(), str(edge_file), False, sc.defaultParallelism, level, level
+    )
+    ranks = jvm.org.apache.spark.graphx.lib.PageRank.runParallelPersonalizedPageRank(
+        graph, num_iter, alpha, arr, tag, tag
+    )
+    ranks.vertices().saveAsTextFile(str(out_dir))
+    seconds = time.perf_counter() - t0
+    scores: dict[int, np.ndarray] = {}
+    for part in glob.glob(str(out_dir / "part-*")):
+        for line in Path(part).read_text().splitlines():
+            vid, vec = line.strip()[1:-1].split(",", 1)  # (vid,vector)
+            scores[int(vid)] = _parse_graphx_vector(vec, len(srcs))
+    ids = np.array(sorted(scores))
+    mat = np.stack([scores[v] for v in ids]) if len(ids) else np.zeros((0, len(srcs)))
+    est: dict[int, dict[int, float]] = {}
+    for j, s in enumerate(srcs):
+        col = np.where(ids == s, -1.0, mat[:, j])
+        order = np.lexsort((ids, -col))[:k]
+        est[s] = {int(ids[o]): float(col[o]) for o in order if col[o] > 0}
+    return est, seconds
 
 
 def accuracy(est: dict[int, dict[int, float]], exact: np.ndarray, sample, k: int) -> dict:

@@ -1,7 +1,8 @@
 """PPR benchmark (issue 3): both strategies against two baselines, speed and accuracy.
 
-Graphs: the Amazon Toys item-transition graph (ingest -> split -> graph, as `walkrank run`)
-and a synthetic power-law graph (~1M edges).  Per graph, in one process and one run:
+Graphs: the Amazon Toys item-transition graph (ingest -> split -> graph, as `walkrank run`),
+the same for a generated log (`walkrank generate`, `--generated-events`), and a synthetic
+power-law graph (~1M edges).  Per graph, in one process and one run:
 
 * broadcast strategy: the whole `ppr` stage (Spark included, all sources, default walks),
   kernel `numba` (default, run `--repeats` times: the first is cold, as in `walkrank run`)
@@ -11,7 +12,12 @@ and a synthetic power-law graph (~1M edges).  Per graph, in one process and one 
   weight="weight")` per source on a sample, extrapolated to all sources;
 * baseline "naive Spark": one join per step with no alias tables (walkers join all out-edges
   of their node and keep the one whose cumulative-probability interval holds rand(seed)), on
-  a sample of sources, extrapolated.
+  a sample of sources, extrapolated;
+* baseline "GraphX": `PageRank.runParallelPersonalizedPageRank`, the routine GraphFrames'
+  `parallelPersonalizedPageRank` runs (GraphX ships with Spark; the GraphFrames JAR is not
+  needed for it), at reset probability ppr.alpha for `--graphx-iterations` iterations, on the
+  Spark walks' sources (or `--graphx-sources`), extrapolated. GraphX's PageRank ignores edge
+  weights, so its top-10 is also scored against exact PPR of the unweighted graph.
 Accuracy: against exact PPR on `--accuracy-sources` sampled sources (batched power iteration
 with networkx's conventions, itself checked against networkx.pagerank on a few sources):
 L1 over the union of both top-k lists (source excluded) and top-10 overlap on sources with at
@@ -42,6 +48,8 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 from benchmarks.ppr_baselines import (  # noqa: E402
     accuracy,
     exact_ppr_batch,
+    graphx_iterations,
+    graphx_ppr,
     naive_spark_walks,
     networkx_ppr,
 )
@@ -55,7 +63,10 @@ AMAZON = ROOT.parent / "shared" / "datasets" / "amazon-toys" / "Toys_and_Games.t
 
 def _args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--graphs", default="amazon,powerlaw", help="comma list: amazon,powerlaw")
+    p.add_argument(
+        "--graphs", default="amazon,powerlaw", help="comma list: amazon,generated,powerlaw"
+    )
+    p.add_argument("--generated-events", type=int, default=1_000_000)
     p.add_argument("--amazon", type=Path, default=AMAZON, help="Toys_and_Games.txt (sequences)")
     p.add_argument("--powerlaw-nodes", type=int, default=50_000)
     p.add_argument("--powerlaw-edges", type=int, default=1_000_000)
@@ -85,6 +96,17 @@ def _args(argv):
         help="spark.sql.autoBroadcastJoinThreshold=-1 for the Spark walks: the naive walk then "
         "shuffles its walkers and the edges every step, as it must when the graph does not fit "
         "in memory (the distributed strategy's case)",
+    )
+    p.add_argument(
+        "--graphx-iterations",
+        type=int,
+        default=0,
+        help="GraphX power iterations (0: until (1 - ppr.alpha)^n < 1e-3, the walks' budget)",
+    )
+    p.add_argument(
+        "--graphx-sources",
+        default="spark",
+        help="GraphX sources: 'spark' (the Spark walks' sources), N or 'all' as --spark-sources",
     )
     p.add_argument("--nx-sources", type=int, default=10, help="networkx timing sample")
     p.add_argument("--repeats", type=int, default=2, help="broadcast stage runs per kernel")
@@ -120,6 +142,19 @@ def amazon_graph(work: Path, path: Path, seed: int) -> Path:
     run = work / "amazon"
     sets = [f"ingest.input={json.dumps(str(path))}", "ingest.format=sequences"]
     cfg = _config([*sets, f"run.seed={seed}"])
+    run_stages(run, cfg, [STAGES["ingest"], STAGES["split"], STAGES["graph"]])
+    return run
+
+
+def generated_graph(work: Path, events: int, seed: int) -> Path:
+    """ingest -> split -> graph over `walkrank generate --events N --seed seed`'s log."""
+    from pipelines.api import input_sets
+    from pipelines.synthetic_logs import generate_logs
+
+    log = work / "generated_log"
+    generate_logs(events, seed, log, progress=False)
+    run = work / "generated"
+    cfg = _config([*input_sets(str(log)), f"run.seed={seed}"])
     run_stages(run, cfg, [STAGES["ingest"], STAGES["split"], STAGES["graph"]])
     return run
 
@@ -280,6 +315,9 @@ def bench_graph(name: str, run: Path, spark, a) -> dict:
     }
     print(f"  naive: {m['naive Spark walk']}", file=sys.stderr, flush=True)
 
+    m["GraphX parallel PPR"] = graphx_run(spark, run, edges, n, sample, exact, dsrc, rng, a)
+    print(f"  graphx: {m['GraphX parallel PPR']}", file=sys.stderr, flush=True)
+
     if a.distributed_all:
         r = stage_run(run, [*walks, "ppr.strategy=distributed"])
         got = tableio.read_arrow(run, "item_ppr")
@@ -298,12 +336,54 @@ def bench_graph(name: str, run: Path, spark, a) -> dict:
     print(f"  networkx: {m['networkx exact']}", file=sys.stderr, flush=True)
 
     for v in m.values():  # per source, and extrapolated to every source
+        if "error" in v:
+            continue
         v["ms_per_source"] = round(1000 * v["wall_s"] / v["sources"], 3)
         v["all_sources_s"] = round(v["wall_s"] * len(all_sources) / v["sources"], 1)
     ref = m[f"broadcast ({default_kernel} kernel)"]["ms_per_source"]
     for v in m.values():
+        if "error" in v:
+            continue
         v["broadcast_speedup"] = round(v["ms_per_source"] / ref, 1)
     return res
+
+
+def graphx_run(spark, run: Path, edges, n: int, sample, exact, dsrc, rng, a) -> dict:
+    """The GraphX baseline on the Spark walks' sources (or --graphx-sources): wall time, top-10
+    overlap against exact weighted PPR (what the ppr stage estimates) and against exact PPR of
+    the unweighted graph (what GraphX computes); the JVM's error where it fails."""
+    import pyarrow as pa
+
+    alpha = _config([]).ppr.alpha
+    k = _config([]).ppr.top_k
+    iters = a.graphx_iterations or graphx_iterations(alpha)
+    all_sources = np.unique(edges.column("src").to_numpy())
+    gsrc = (
+        dsrc
+        if a.graphx_sources == "spark"
+        else spark_sources(a.graphx_sources, sample, all_sources, rng)
+    )
+    acc_src = sample if len(gsrc) >= len(sample) else gsrc
+    try:
+        est, wall = graphx_ppr(spark, edges, gsrc, alpha, iters, k, run / "graphx")
+    except Exception as err:  # Py4JJavaError: out of memory, too many sources, ...
+        msg = str(err).strip().splitlines()
+        return {
+            "error": next((x for x in msg if "Exception" in x or "Error" in x), msg[0]),
+            "sources": len(gsrc),
+            "iterations": iters,
+        }
+    unweighted = edges.set_column(
+        edges.schema.get_field_index("weight"), "weight", pa.array(np.ones(edges.num_rows))
+    )
+    exact_u = exact_ppr_batch(unweighted, n, acc_src, alpha)
+    return {
+        "wall_s": round(wall, 3),
+        "sources": len(gsrc),
+        "iterations": iters,
+        **accuracy(est, exact[: len(acc_src)], acc_src, k),
+        "top10_overlap_unweighted": accuracy(est, exact_u, acc_src, k)["top10_overlap"],
+    }
 
 
 def markdown(results: dict) -> str:
@@ -316,11 +396,16 @@ def markdown(results: dict) -> str:
     for g, r in results["graphs"].items():
         label = f"{g} ({r['nodes']:,} nodes, {r['edges']:,} edges)"
         for name, v in r["methods"].items():
+            if "error" in v:
+                lines.append(f"| {label} | {name} | {v['sources']:,} | – | failed: {v['error']} |")
+                continue
             sps = "–"
             if "steps_per_s" in v:
                 x = v["steps_per_s"]
                 sps = f"{x / 1e6:.1f}M" if x >= 1e6 else f"{x / 1e3:.1f}k"
             w = v["walks"] // v["sources"] if "walks" in v else "exact"
+            if "iterations" in v:
+                w = f"{v['iterations']} iterations"
             wall = f"{v['wall_s']:.1f}"
             if "first_run_wall_s" in v:
                 wall += f" ({v['first_run_wall_s']:.1f})"
@@ -351,11 +436,15 @@ def main(argv: list[str] | None = None) -> int:
             if g == "amazon":
                 run = amazon_graph(work, a.amazon, a.seed)
                 results["graphs"]["amazon-toys"] = bench_graph("amazon-toys", run, spark, a)
+            elif g == "generated":
+                run = generated_graph(work, a.generated_events, a.seed)
+                label = f"generated-{a.generated_events // 1000}k"
+                results["graphs"][label] = bench_graph(label, run, spark, a)
             elif g == "powerlaw":
                 run = powerlaw_graph_run(work, a.powerlaw_nodes, a.powerlaw_edges, a.seed)
                 results["graphs"]["powerlaw"] = bench_graph("powerlaw", run, spark, a)
             else:
-                raise SystemExit(f"unknown graph {g!r}: amazon|powerlaw")
+                raise SystemExit(f"unknown graph {g!r}: amazon|generated|powerlaw")
         spark.stop()
     results["machine"]["load_average_end"] = os.getloadavg()
     a.out.parent.mkdir(parents=True, exist_ok=True)

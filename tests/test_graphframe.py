@@ -1,5 +1,7 @@
 """to_graphframe: a clear error naming the --packages coordinate when the GraphFrames JAR is
-missing (the case on this build machine), a GraphFrame over the graph tables when present."""
+missing (the case on the project's machines: Maven Central as they reach it serves no
+GraphFrames build for Spark 4), a GraphFrame over the graph tables when present; and the PPR
+benchmark's GraphX peer, which needs no JAR beyond pyspark's."""
 
 from __future__ import annotations
 
@@ -78,3 +80,31 @@ def test_graphframe_over_the_graph_tables(spark):
     assert in_deg == {i: d for i, _, _, d, _ in NODES if d}
     out_deg = {r["id"]: r["outDegree"] for r in g.outDegrees.collect()}
     assert out_deg == {i: d for i, _, d, _, _ in NODES if d}
+
+
+@pytest.mark.spark
+def test_graphx_parallel_ppr_matches_networkx_on_an_unweighted_graph(spark, tmp_path):
+    """The PPR benchmark's GraphX peer (what GraphFrames' parallelPersonalizedPageRank runs)
+    against networkx.pagerank per source; a graph with no dangling node, where GraphX's and
+    networkx's conventions agree, and edge weights GraphX must ignore."""
+    import networkx as nx
+    import numpy as np
+    import pyarrow as pa
+
+    from benchmarks.ppr_baselines import graphx_ppr
+
+    rng = np.random.default_rng(7)
+    n = 30
+    pairs = {(i, (i + 1) % n) for i in range(n)}  # a ring: every node has an out-edge
+    pairs |= {(int(a), int(b)) for a, b in rng.integers(0, n, (60, 2)) if a != b}
+    src, dst = map(np.array, zip(*sorted(pairs), strict=True))
+    edges = pa.table({"src": src, "dst": dst, "weight": rng.uniform(0.1, 5.0, len(src))})
+    sources, alpha, k = [0, 7, 19], 0.3, 5
+    est, seconds = graphx_ppr(spark, edges, sources, alpha, 60, k, tmp_path)
+    assert seconds > 0
+    g = nx.DiGraph(list(zip(src.tolist(), dst.tolist(), strict=True)))
+    for s in sources:
+        pr = nx.pagerank(g, alpha=1 - alpha, personalization={s: 1}, tol=1e-12, weight=None)
+        want = sorted(((x, v) for v, x in pr.items() if v != s), key=lambda t: (-t[0], t[1]))[:k]
+        assert list(est[s]) == [v for _, v in want]
+        assert np.allclose([est[s][v] for _, v in want], [x for x, _ in want], atol=1e-8)
