@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,10 @@ def two_runs(tmp_path_factory) -> tuple[Path, Path]:
     )
     runs = []
     for run_id, extra in (("a", []), ("b", ["--set", "candidates.fusion=rrf"])):
+        if run_id == "b":
+            # b starts as a copy of a: the stages the fusion does not reach (ingest to
+            # neighbors, in both passes) are then skipped as committed, as in a resumed run.
+            shutil.copytree(tmp / "a", tmp / "b")
         res = subprocess.run(
             [sys.executable, "-m", "pipelines.cli", "run", "--input", str(data), "--out",
              str(tmp), "--run-id", run_id, "--set", "spark.master=local[2]",
@@ -46,6 +51,9 @@ def two_runs(tmp_path_factory) -> tuple[Path, Path]:
             capture_output=True, text=True, timeout=900,
         )  # fmt: skip
         assert res.returncode == 0, res.stderr[-3000:]
+        if run_id == "b":  # the fusion changed: candidates and what reads them ran again
+            assert "[neighbors] skipped" in res.stderr, res.stderr[-3000:]
+            assert "[candidates] done" in res.stderr, res.stderr[-3000:]
         runs.append(tmp / run_id)
     return runs[0], runs[1]
 
