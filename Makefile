@@ -16,9 +16,9 @@ AIRFLOW_SPARK_PROVIDER ?= 6.3.4
 # cluster's (constraints.txt).
 RAY_VERSION ?= 2.60.0
 
-.PHONY: setup java openmp jars browser demo test test-slow dist airflow-setup dag-spec lint format clean
+.PHONY: setup java openmp jars class-archive browser demo test test-slow dist airflow-setup dag-spec lint format clean
 
-setup: java openmp $(STAMP) jars
+setup: java openmp $(STAMP) jars class-archive
 
 java:
 	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
@@ -55,6 +55,18 @@ $(JARS_STAMP): pom.xml | $(STAMP)
 	rm -rf $(JARS_DIR)
 	mvn -q -B -f pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(JARS_DIR)
 	touch $(JARS_STAMP)
+
+# The classes a local run's driver JVM loads, recorded once by a small run
+# (pipelines/spark_class_archive.py): each later `walkrank run` process maps them instead of
+# reading and verifying them from pyspark's jars again. Made again when the venv's packages
+# change; a JDK that is not the one it was made with ignores it.
+CLASS_ARCHIVE := $(VENV)/share/walkrank/spark-classes.jsa
+class-archive: $(CLASS_ARCHIVE)
+
+$(CLASS_ARCHIVE): $(STAMP)
+	@echo "recording the Spark driver's classes (a small run, about a minute)"
+	@$(PY) -m pipelines.spark_class_archive $@ > $(VENV)/class-archive.log 2>&1 || { tail -30 $(VENV)/class-archive.log; exit 1; }
+	@tail -1 $(VENV)/class-archive.log
 
 # Headless Chromium opens report.html in a test; Debian's package, installed when root.
 browser:

@@ -85,7 +85,15 @@ def get_spark(cfg: SparkConfig | None = None):  # -> pyspark.sql.SparkSession
         jars = project_jars()
         if jars and "spark.jars" not in cfg.conf:
             builder = builder.config("spark.jars", ",".join(jars))
-    for k, v in {**_FIXED, **cfg.conf}.items():
+    settings = {**_FIXED, **cfg.conf}
+    if not under_spark_submit():
+        from pipelines.spark_class_archive import java_options
+
+        # Before the profile's own options: where both set one, the JVM takes the last.
+        opts = f"{java_options()} {settings.get('spark.driver.extraJavaOptions', '')}".strip()
+        if opts:
+            settings["spark.driver.extraJavaOptions"] = opts
+    for k, v in settings.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
     # On the live Hadoop configuration (the driver's, which tasks get with every file scan and

@@ -1,0 +1,104 @@
+"""A class-data-sharing archive of the classes a WalkRank driver loads (AppCDS, JDK 13+).
+
+A local run's JVM spends its first seconds loading, parsing and verifying some ten thousand
+Spark, Scala and Hadoop classes, and every `walkrank run` process (a retry, a resumed run, one
+Airflow task) pays that again. `make setup` records the classes a small run loads into a
+dynamic archive (`-XX:ArchiveClassesAtExit`, `python -m pipelines.spark_class_archive`); a
+local session then maps it (`-XX:SharedArchiveFile`, `java_options`). The archive holds class
+metadata only: what a run computes is the same with it or without it.
+
+The JVM uses the archive only where it matches: the same JDK build and the same class path
+(pyspark's jars, at the same place). Otherwise it starts without it, as before; `-Xshare:auto`
+and the logging options keep that silent. Sessions under spark-submit (a cluster's JVMs) never
+get it. WALKRANK_CLASS_ARCHIVE names another file, or `none` to start without one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+from pipelines.spark_session import jars_dir
+
+# No warnings when the archive does not match (another JDK, a moved venv): the JVM loads
+# classes from the jars then, which is all the warning would say.
+QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
+# What the archive is recorded from: the Spark stages up to candidates (the fit pass repeats
+# them; rank and evaluate use the same operators) on a log of a few hundred events.
+WORKLOAD_STAGES = ("ingest", "split", "graph", "ppr", "neighbors", "candidates")
+
+
+def archive_path() -> Path | None:
+    """The archive a local session maps: WALKRANK_CLASS_ARCHIVE, else beside the jars of
+    `make jars`; None for WALKRANK_CLASS_ARCHIVE=none."""
+    given = os.environ.get("WALKRANK_CLASS_ARCHIVE", "")
+    if given == "none":
+        return None
+    return Path(given) if given else jars_dir().parent / "spark-classes.jsa"
+
+
+def java_options() -> str:
+    """Driver JVM options that map the archive, or "" when there is none."""
+    path = archive_path()
+    if path is None or not path.is_file():
+        return ""
+    return f"-XX:SharedArchiveFile={path} {QUIET}"
+
+
+def _tiny_log(path: Path) -> None:
+    rng = random.Random(0)
+    lines = (
+        " ".join([f"u{u}", *(str(rng.randrange(50)) for _ in range(rng.randint(2, 12)))])
+        for u in range(60)
+    )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def record(out: Path) -> Path:
+    """Run the workload in a session whose JVM writes the archive at exit, wait for that exit,
+    then move the archive to `out` (a reader never maps a half-written file)."""
+    from pipelines.config import load_config
+    from pipelines.runner import run_stages
+    from pipelines.stage_registry import STAGES
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.with_name(out.name + ".part")
+    part.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "seq.txt"
+        _tiny_log(log)
+        os.environ["WALKRANK_CLASS_ARCHIVE"] = "none"  # record from a cold start
+        dump = f"-XX:ArchiveClassesAtExit={part} {QUIET}"
+        cfg = load_config(
+            None,
+            [
+                f'ingest.input="{log}"',
+                "spark.master='local[2]'",
+                "ppr.walks_per_node=100",
+                "llm.enabled=false",
+                "run.progress_seconds=0",
+                f'spark.conf={{"spark.driver.extraJavaOptions"="{dump}"}}',
+            ],
+        )
+        run_stages(Path(tmp) / "run", cfg, [STAGES[name] for name in WORKLOAD_STAGES])
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+
+        SparkSession.getActiveSession().stop()
+        # The gateway JVM exits when its stdin closes; the archive is written on that exit.
+        proc = SparkContext._gateway.proc
+        proc.stdin.close()
+        if proc.wait(timeout=600) != 0 or not part.is_file():
+            raise RuntimeError(f"the JVM wrote no class archive (exit {proc.returncode})")
+        os.replace(part, out)
+    return out
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else archive_path()
+    if target is None:
+        raise SystemExit("WALKRANK_CLASS_ARCHIVE=none: no archive to record")
+    print(f"class archive: {record(target)} ({target.stat().st_size / 2**20:.0f} MiB)")
