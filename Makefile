@@ -64,7 +64,7 @@ CLASS_ARCHIVE := $(VENV)/share/walkrank/spark-classes.jsa
 class-archive: $(CLASS_ARCHIVE)
 
 $(CLASS_ARCHIVE): $(STAMP)
-	@echo "recording the Spark driver's classes (a small run, about a minute)"
+	@echo "recording the Spark driver's classes (a small run, a minute or two)"
 	@$(PY) -m pipelines.spark_class_archive $@ > $(VENV)/class-archive.log 2>&1 || { tail -30 $(VENV)/class-archive.log; exit 1; }
 	@tail -1 $(VENV)/class-archive.log
 

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/class_archive.json")
     a = p.parse_args(argv)
-    from pipelines.spark_class_archive import _tiny_log, archive_path
+    from pipelines.spark_class_archive import archive_path, workload_log
 
     path = archive_path()
     if path is None or not path.is_file():
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                      "load_average_start": os.getloadavg(), "start": {}, "short_run": {}}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "seq.txt"
-        _tiny_log(log)
+        workload_log(log)
         for _ in range(a.repeats):
             for mode in ("without", "with"):
                 results["start"].setdefault(mode, []).append(start(mode))

@@ -1,8 +1,8 @@
 """A class-data-sharing archive of the classes a WalkRank driver loads (AppCDS, JDK 13+).
 
-A local run's JVM spends its first seconds loading, parsing and verifying some ten thousand
-Spark, Scala and Hadoop classes, and every `walkrank run` process (a retry, a resumed run, one
-Airflow task) pays that again. `make setup` records the classes a small run loads into a
+A local run's JVM spends its first seconds loading, parsing and verifying the Spark, Scala and
+Hadoop classes it needs, and every `walkrank run` process (a retry, a resumed run, a test's run)
+pays that again. `make setup` records the classes a small run loads into a
 dynamic archive (`-XX:ArchiveClassesAtExit`, `python -m pipelines.spark_class_archive`); a
 local session then maps it (`-XX:SharedArchiveFile`, `java_options`). The archive holds class
 metadata only: what a run computes is the same with it or without it.
@@ -48,7 +48,8 @@ def java_options() -> str:
     return f"-XX:SharedArchiveFile={path} {QUIET}"
 
 
-def _tiny_log(path: Path) -> None:
+def workload_log(path: Path) -> None:
+    """The recording run's input: 60 users' item sequences (`--format sequences`)."""
     rng = random.Random(0)
     lines = (
         " ".join([f"u{u}", *(str(rng.randrange(50)) for _ in range(rng.randint(2, 12)))])
@@ -69,8 +70,10 @@ def record(out: Path) -> Path:
     part.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "seq.txt"
-        _tiny_log(log)
-        os.environ["WALKRANK_CLASS_ARCHIVE"] = "none"  # record from a cold start
+        workload_log(log)
+        # Recorded from a cold start, not from an archive this replaces (this process only:
+        # `python -m pipelines.spark_class_archive` ends with the recording).
+        os.environ["WALKRANK_CLASS_ARCHIVE"] = "none"
         dump = f"-XX:ArchiveClassesAtExit={part} {QUIET}"
         cfg = load_config(
             None,
