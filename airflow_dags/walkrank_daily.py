@@ -23,7 +23,8 @@ Nothing of WalkRank is imported here: the tasks call the project's interpreter.
 Environment (read when the DAG is parsed): WALKRANK_HOME (the repository), WALKRANK_PYTHON (the
 Python with WalkRank: the Spark driver, `plan`, `quality_gate`), WALKRANK_ENV_ARCHIVE (the
 executors' environment, `make dist`; empty: WALKRANK_PYTHON), WALKRANK_JARS (the S3A jars,
-`make jars`; "none": the cluster's), WALKRANK_RAY_ADDRESS (the Ray job server; RAY_AUTH_TOKEN
+`make jars`; "none": the cluster's), WALKRANK_CLASS_ARCHIVE (the driver's class archive, `make
+setup`; "none": without), WALKRANK_RAY_ADDRESS (the Ray job server; RAY_AUTH_TOKEN
 from the environment), WALKRANK_RAY_PYTHON (the Ray nodes' Python); what a trigger may set:
 walkrank_trigger.py (WALKRANK_TRIGGER_SETTABLE, WALKRANK_HISTORY, _NEW_EVENTS, _OUT, _CONFIG).
 """
@@ -56,6 +57,17 @@ JARS_DIR = os.environ.get("WALKRANK_JARS", str(HOME / ".venv" / "share" / "walkr
 JARS = (
     ",".join(sorted(str(p) for p in Path(JARS_DIR).glob("*.jar")))
     if JARS_DIR != "none" and Path(JARS_DIR).is_dir()
+    else ""
+)
+# The Spark driver's class archive (`make setup`, pipelines/spark_class_archive.py): a driver
+# spark-submit starts on this machine (client mode) maps it. A driver elsewhere (cluster mode)
+# or on another JDK finds no matching file and starts without it; "none": never.
+CLASS_ARCHIVE = os.environ.get(
+    "WALKRANK_CLASS_ARCHIVE", str(HOME / ".venv" / "share" / "walkrank" / "spark-classes.jsa")
+)
+DRIVER_JAVA_OPTIONS = (
+    f"-XX:SharedArchiveFile={CLASS_ARCHIVE} -Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
+    if CLASS_ARCHIVE != "none" and Path(CLASS_ARCHIVE).is_file()
     else ""
 )
 RAY_ADDRESS = os.environ.get("WALKRANK_RAY_ADDRESS", "http://127.0.0.1:8265")
@@ -215,6 +227,8 @@ def spark_task(stage: str, args: list[str], cls: type = SparkStageOperator, **kw
     conf = {"spark.pyspark.driver.python": PYTHON, "spark.pyspark.python": PYTHON}
     if ENV_ARCHIVE:
         conf["spark.pyspark.python"] = "./env/bin/python"
+    if DRIVER_JAVA_OPTIONS:
+        conf["spark.driver.extraJavaOptions"] = DRIVER_JAVA_OPTIONS
     if cls is SparkStageOperator:
         kw["stage"] = stage
     return cls(
