@@ -1,4 +1,4 @@
-"""What the class-data-sharing archive (`make setup`, pipelines/spark_class_archive.py) saves a
+"""What the class-data-sharing archive (`make setup`, jobs/record_class_archive.py) saves a
 process that starts a local Spark session: without it (WALKRANK_CLASS_ARCHIVE=none) and with
 it, alternating, each in a new Python process, as `walkrank run`, a retry or an Airflow task is.
 
@@ -80,9 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/class_archive.json")
     a = p.parse_args(argv)
-    from pipelines.spark_class_archive import archive_path, workload_log
+    from jobs.record_class_archive import workload_log
+    from pipelines.spark_session import class_archive
 
-    path = archive_path()
+    path = class_archive()
     if path is None or not path.is_file():
         raise SystemExit(f"no class archive at {path}: run `make setup` first")
     results: dict = {"archive": str(path), "archive_mib": round(path.stat().st_size / 2**20),

@@ -34,6 +34,31 @@ def jars_dir() -> Path:
     return Path(os.environ.get("WALKRANK_JARS") or Path(sys.prefix) / "share" / "walkrank" / "jars")
 
 
+# No warnings when the class archive does not match (another JDK, a moved venv): the JVM loads
+# the classes from the jars then, which is all the warning would say.
+CLASS_ARCHIVE_QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
+
+
+def class_archive() -> Path | None:
+    """The class-data-sharing archive a local session maps (jobs/record_class_archive.py says
+    what it is): WALKRANK_CLASS_ARCHIVE, else beside the jars of `make jars`; None for
+    WALKRANK_CLASS_ARCHIVE=none."""
+    given = os.environ.get("WALKRANK_CLASS_ARCHIVE", "")
+    if given == "none":
+        return None
+    return Path(given) if given else jars_dir().parent / "spark-classes.jsa"
+
+
+def class_archive_options() -> str:
+    """Driver JVM options that map the class archive, or "" when there is none. The JVM uses
+    it only where it matches (the same JDK build and pyspark's jars at the same place), and
+    otherwise starts without it, silently."""
+    path = class_archive()
+    if path is None or not path.is_file():
+        return ""
+    return f"-XX:SharedArchiveFile={path} {CLASS_ARCHIVE_QUIET}"
+
+
 def project_jars() -> list[str]:
     d = jars_dir()
     return sorted(str(p) for p in d.glob("*.jar")) if d.is_dir() else []
@@ -87,10 +112,9 @@ def get_spark(cfg: SparkConfig | None = None):  # -> pyspark.sql.SparkSession
             builder = builder.config("spark.jars", ",".join(jars))
     settings = {**_FIXED, **cfg.conf}
     if not under_spark_submit():
-        from pipelines.spark_class_archive import java_options
-
         # Before the profile's own options: where both set one, the JVM takes the last.
-        opts = f"{java_options()} {settings.get('spark.driver.extraJavaOptions', '')}".strip()
+        extra = settings.get("spark.driver.extraJavaOptions", "")
+        opts = f"{class_archive_options()} {extra}".strip()
         if opts:
             settings["spark.driver.extraJavaOptions"] = opts
     for k, v in settings.items():

@@ -1,4 +1,4 @@
-"""The class-data-sharing archive `make setup` records (pipelines/spark_class_archive.py): a
+"""The class-data-sharing archive `make setup` records (jobs/record_class_archive.py): a
 local session's JVM maps it, and loads its Spark classes from it instead of from the jars."""
 
 from __future__ import annotations
@@ -10,19 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.spark_class_archive import archive_path, java_options
+from pipelines.spark_session import class_archive, class_archive_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_no_archive_no_options(tmp_path, monkeypatch):
     monkeypatch.setenv("WALKRANK_CLASS_ARCHIVE", "none")
-    assert archive_path() is None and java_options() == ""
+    assert class_archive() is None and class_archive_options() == ""
     monkeypatch.setenv("WALKRANK_CLASS_ARCHIVE", str(tmp_path / "missing.jsa"))
-    assert java_options() == ""
+    assert class_archive_options() == ""
     (tmp_path / "missing.jsa").write_bytes(b"x")
-    assert java_options().startswith(f"-XX:SharedArchiveFile={tmp_path / 'missing.jsa'} ")
-    assert "-Xshare:auto" in java_options()  # a file that does not match: no archive, no error
+    assert class_archive_options().startswith(f"-XX:SharedArchiveFile={tmp_path / 'missing.jsa'} ")
+    assert (
+        "-Xshare:auto" in class_archive_options()
+    )  # a file that does not match: no archive, no error
 
 
 # A child process: the session of this test process is already up.
@@ -51,7 +53,7 @@ def _sources(log: Path) -> dict[str, str]:
 @pytest.mark.spark
 @pytest.mark.parametrize("archive", ["made by make setup", "none"])
 def test_a_local_session_loads_spark_from_the_archive(tmp_path, archive):
-    path = archive_path()
+    path = class_archive()
     if archive != "none" and (path is None or not path.is_file()):
         if os.environ.get("CI"):
             pytest.fail(f"no class archive at {path}: `make setup` records it")

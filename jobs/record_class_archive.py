@@ -1,16 +1,17 @@
-"""A class-data-sharing archive of the classes a WalkRank driver loads (AppCDS, JDK 13+).
+"""Records the class-data-sharing archive of the classes a WalkRank driver loads (AppCDS):
+`python -m jobs.record_class_archive [OUT]`, which `make setup` runs.
 
 A local run's JVM spends its first seconds loading, parsing and verifying the Spark, Scala and
 Hadoop classes it needs, and every `walkrank run` process (a retry, a resumed run, a test's run)
-pays that again. `make setup` records the classes a small run loads into a
-dynamic archive (`-XX:ArchiveClassesAtExit`, `python -m pipelines.spark_class_archive`); a
-local session then maps it (`-XX:SharedArchiveFile`, `java_options`). The archive holds class
-metadata only: what a run computes is the same with it or without it.
+pays that again. This records the classes a small run loads into a dynamic archive
+(`-XX:ArchiveClassesAtExit`); a local session then maps it (`-XX:SharedArchiveFile`,
+`pipelines.spark_session.class_archive_options`), and so does a DAG task's driver that
+spark-submit starts on the Airflow worker. The archive holds class metadata only: what a run
+computes is the same with it or without it.
 
 The JVM uses the archive only where it matches: the same JDK build and the same class path
-(pyspark's jars, at the same place). Otherwise it starts without it, as before; `-Xshare:auto`
-and the logging options keep that silent. Sessions under spark-submit (a cluster's JVMs) never
-get it. WALKRANK_CLASS_ARCHIVE names another file, or `none` to start without one.
+(pyspark's jars, at the same place). Otherwise it starts without it, as before, silently.
+WALKRANK_CLASS_ARCHIVE names another file, or `none` to start without one.
 """
 
 from __future__ import annotations
@@ -21,31 +22,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipelines.spark_session import jars_dir
+from pipelines.config import load_config
+from pipelines.runner import run_stages
+from pipelines.spark_session import CLASS_ARCHIVE_QUIET, class_archive
+from pipelines.stage_registry import STAGES
 
-# No warnings when the archive does not match (another JDK, a moved venv): the JVM loads
-# classes from the jars then, which is all the warning would say.
-QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
 # What the archive is recorded from: the Spark stages up to candidates (the fit pass repeats
 # them; rank and evaluate use the same operators) on a log of a few hundred events.
 WORKLOAD_STAGES = ("ingest", "split", "graph", "ppr", "neighbors", "candidates")
-
-
-def archive_path() -> Path | None:
-    """The archive a local session maps: WALKRANK_CLASS_ARCHIVE, else beside the jars of
-    `make jars`; None for WALKRANK_CLASS_ARCHIVE=none."""
-    given = os.environ.get("WALKRANK_CLASS_ARCHIVE", "")
-    if given == "none":
-        return None
-    return Path(given) if given else jars_dir().parent / "spark-classes.jsa"
-
-
-def java_options() -> str:
-    """Driver JVM options that map the archive, or "" when there is none."""
-    path = archive_path()
-    if path is None or not path.is_file():
-        return ""
-    return f"-XX:SharedArchiveFile={path} {QUIET}"
 
 
 def workload_log(path: Path) -> None:
@@ -61,10 +45,6 @@ def workload_log(path: Path) -> None:
 def record(out: Path) -> Path:
     """Run the workload in a session whose JVM writes the archive at exit, wait for that exit,
     then move the archive to `out` (a reader never maps a half-written file)."""
-    from pipelines.config import load_config
-    from pipelines.runner import run_stages
-    from pipelines.stage_registry import STAGES
-
     out.parent.mkdir(parents=True, exist_ok=True)
     part = out.with_name(out.name + ".part")
     part.unlink(missing_ok=True)
@@ -72,9 +52,9 @@ def record(out: Path) -> Path:
         log = Path(tmp) / "seq.txt"
         workload_log(log)
         # Recorded from a cold start, not from an archive this replaces (this process only:
-        # `python -m pipelines.spark_class_archive` ends with the recording).
+        # `jobs/record_class_archive.py` ends with the recording).
         os.environ["WALKRANK_CLASS_ARCHIVE"] = "none"
-        dump = f"-XX:ArchiveClassesAtExit={part} {QUIET}"
+        dump = f"-XX:ArchiveClassesAtExit={part} {CLASS_ARCHIVE_QUIET}"
         cfg = load_config(
             None,
             [
@@ -101,7 +81,7 @@ def record(out: Path) -> Path:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else archive_path()
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else class_archive()
     if target is None:
         raise SystemExit("WALKRANK_CLASS_ARCHIVE=none: no archive to record")
     print(f"class archive: {record(target)} ({target.stat().st_size / 2**20:.0f} MiB)")
