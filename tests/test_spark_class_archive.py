@@ -18,13 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_no_archive_no_options(tmp_path, monkeypatch):
     monkeypatch.setenv("WALKRANK_CLASS_ARCHIVE", "none")
     assert class_archive() is None and class_archive_options() == ""
-    monkeypatch.setenv("WALKRANK_CLASS_ARCHIVE", str(tmp_path / "missing.jsa"))
-    assert class_archive_options() == ""
-    (tmp_path / "missing.jsa").write_bytes(b"x")
-    assert class_archive_options().startswith(f"-XX:SharedArchiveFile={tmp_path / 'missing.jsa'} ")
-    assert (
-        "-Xshare:auto" in class_archive_options()
-    )  # a file that does not match: no archive, no error
+    archive = tmp_path / "other.jsa"
+    monkeypatch.setenv("WALKRANK_CLASS_ARCHIVE", str(archive))
+    assert class_archive_options() == ""  # not there
+    archive.write_bytes(b"x")
+    opts = class_archive_options()
+    assert opts.startswith(f"-XX:SharedArchiveFile={archive} ")
+    assert "-Xshare:auto" in opts  # a file that does not match: no archive, no error
 
 
 # A child process: the session of this test process is already up.
