@@ -61,7 +61,8 @@ JARS = (
 )
 # The Spark driver's class archive (`make setup`, jobs/record_class_archive.py): a driver
 # spark-submit starts on this machine (client mode) maps it. A driver elsewhere (cluster mode)
-# or on another JDK finds no matching file and starts without it; "none": never.
+# or on another JDK finds no matching file and starts without it; "none": never. The options
+# are spark_session.class_archive_options()'s, written out: nothing of WalkRank is imported here.
 CLASS_ARCHIVE = os.environ.get(
     "WALKRANK_CLASS_ARCHIVE", str(HOME / ".venv" / "share" / "walkrank" / "spark-classes.jsa")
 )

@@ -354,8 +354,8 @@ def graphx_run(spark, run: Path, edges, n: int, sample, exact, dsrc, rng, a) -> 
     the unweighted graph (what GraphX computes); the JVM's error where it fails."""
     import pyarrow as pa
 
-    alpha = _config([]).ppr.alpha
-    k = _config([]).ppr.top_k
+    cfg = _config([]).ppr
+    alpha, k = cfg.alpha, cfg.top_k
     iters = a.graphx_iterations or graphx_iterations(alpha)
     all_sources = np.unique(edges.column("src").to_numpy())
     gsrc = (
