@@ -57,7 +57,7 @@ $(JARS_STAMP): pom.xml | $(STAMP)
 	touch $(JARS_STAMP)
 
 # The classes a local run's driver JVM loads, recorded once by a small run
-# (jobs/record_class_archive.py): each later `walkrank run` process maps them instead of
+# (pipelines/class_archive_recording.py): each later `walkrank run` process maps them instead of
 # reading and verifying them from pyspark's jars again. Made again when the venv's packages
 # change; a JDK that is not the one it was made with ignores it.
 CLASS_ARCHIVE := $(VENV)/share/walkrank/spark-classes.jsa
@@ -65,7 +65,7 @@ class-archive: $(CLASS_ARCHIVE)
 
 $(CLASS_ARCHIVE): $(STAMP)
 	@echo "recording the Spark driver's classes (a small run, a minute or two)"
-	@$(PY) -m jobs.record_class_archive $@ > $(VENV)/class-archive.log 2>&1 || { tail -30 $(VENV)/class-archive.log; exit 1; }
+	@$(PY) -m pipelines.class_archive_recording $@ > $(VENV)/class-archive.log 2>&1 || { tail -30 $(VENV)/class-archive.log; exit 1; }
 	@tail -1 $(VENV)/class-archive.log
 
 # Headless Chromium opens report.html in a test; Debian's package, installed when root.

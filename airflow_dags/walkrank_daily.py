@@ -59,7 +59,7 @@ JARS = (
     if JARS_DIR != "none" and Path(JARS_DIR).is_dir()
     else ""
 )
-# The Spark driver's class archive (`make setup`, jobs/record_class_archive.py): a driver
+# The Spark driver's class archive (`make setup`, pipelines/class_archive_recording.py): a driver
 # spark-submit starts on this machine (client mode) maps it. A driver elsewhere (cluster mode)
 # or on another JDK finds no matching file and starts without it; "none": never. The options
 # are spark_session.class_archive_options()'s, written out: nothing of WalkRank is imported here.

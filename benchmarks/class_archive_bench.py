@@ -1,4 +1,4 @@
-"""What the class-data-sharing archive (`make setup`, jobs/record_class_archive.py) saves a
+"""What the class-data-sharing archive (`make setup`, pipelines/class_archive_recording.py) saves a
 process that starts a local Spark session: without it (WALKRANK_CLASS_ARCHIVE=none) and with
 it, alternating, each in a new Python process, as `walkrank run`, a retry or an Airflow task is.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -34,6 +35,16 @@ t1 = time.perf_counter()
 spark.range(1000).selectExpr("id % 7 as k").groupBy("k").count().collect()
 print(t1 - t0, time.perf_counter() - t1)
 """
+
+
+def workload_log(path: Path) -> None:
+    """The short run's input: 60 users' item sequences (`--format sequences`)."""
+    rng = random.Random(0)
+    lines = (
+        " ".join([f"u{u}", *(str(rng.randrange(50)) for _ in range(rng.randint(2, 12)))])
+        for u in range(60)
+    )
+    path.write_text("\n".join(lines) + "\n")
 
 
 def _env(mode: str) -> dict[str, str]:
@@ -80,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/class_archive.json")
     a = p.parse_args(argv)
-    from jobs.record_class_archive import workload_log
     from pipelines.spark_session import class_archive
 
     path = class_archive()

@@ -40,8 +40,8 @@ CLASS_ARCHIVE_QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
 
 
 def class_archive() -> Path | None:
-    """The class-data-sharing archive a local session maps (jobs/record_class_archive.py says
-    what it is): WALKRANK_CLASS_ARCHIVE, else beside the jars of `make jars`; None for
+    """The class-data-sharing archive a local session maps (pipelines/class_archive_recording.py
+    says what it is): WALKRANK_CLASS_ARCHIVE, else beside the jars of `make jars`; None for
     WALKRANK_CLASS_ARCHIVE=none."""
     given = os.environ.get("WALKRANK_CLASS_ARCHIVE", "")
     if given == "none":

@@ -1,4 +1,4 @@
-"""The class-data-sharing archive `make setup` records (jobs/record_class_archive.py): a
+"""The class-data-sharing archive `make setup` records (pipelines/class_archive_recording.py): a
 local session's JVM maps it, and loads its Spark classes from it instead of from the jars."""
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ PKG = ROOT / "pipelines"
 SCHEMAS, UDFS, BASE, DOMAIN, FRAMEWORK, API, FACES = range(7)
 # Top-level modules of pipelines/ above the base layer; packages below the domain layer.
 TOP = {"stage": FRAMEWORK, "plan": FRAMEWORK, "runner": FRAMEWORK, "stage_registry": FRAMEWORK,
-       "api": API, "cli": FACES}  # fmt: skip
+       "api": API, "cli": FACES, "class_archive_recording": FACES}  # fmt: skip
 FOLDERS = {"config": BASE, "stages": FRAMEWORK}
 # The config validates candidates.sources and builds the sources' settings from the source
 # registry, which declares sources and imports no Spark code: declarations, allowed in base.
