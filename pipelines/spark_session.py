@@ -59,6 +59,36 @@ def class_archive_options() -> str:
     return f"-XX:SharedArchiveFile={path} {CLASS_ARCHIVE_QUIET}"
 
 
+# Above this much input, "auto" keeps the JVM's full JIT: C1 alone runs hot loops slower,
+# and a large run's loops stay hot for minutes. The measurements: benchmarks/RESULTS.md,
+# "A small run's JIT".
+QUICK_JIT_MAX_BYTES = 512 << 10
+QUICK_JIT = "-XX:TieredStopAtLevel=1"
+
+
+def input_bytes(path: str) -> int | None:
+    """The bytes of a run's input (a file, or a folder's files); None when it has none."""
+    if not path:
+        return None
+    from pipelines.storage import Location
+
+    loc = Location(path)
+    if not loc.exists():
+        return None
+    if loc.is_file():
+        return loc.size()
+    return sum(e.size or 0 for e in loc.list(recursive=True) if not e.is_dir)
+
+
+def jit_options(cfg: SparkConfig, input_size: int | None) -> str:
+    """The driver JVM's JIT option for spark.jit (a local session only: "" for "full", and for
+    "auto" with an unknown or large input)."""
+    quick = cfg.jit == "quick" or (
+        cfg.jit == "auto" and input_size is not None and input_size <= QUICK_JIT_MAX_BYTES
+    )
+    return QUICK_JIT if quick else ""
+
+
 def project_jars() -> list[str]:
     d = jars_dir()
     return sorted(str(p) for p in d.glob("*.jar")) if d.is_dir() else []
@@ -90,8 +120,11 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def get_spark(cfg: SparkConfig | None = None):  # -> pyspark.sql.SparkSession
-    """Create (or return) the session. Under spark-submit the master and memory come from it."""
+def get_spark(
+    cfg: SparkConfig | None = None, input_size: int | None = None
+):  # -> pyspark.sql.SparkSession
+    """Create (or return) the session. Under spark-submit the master and memory come from it.
+    input_size: the run's input bytes, which spark.jit = "auto" sizes a local JVM's JIT by."""
     from pyspark.sql import SparkSession
 
     cfg = cfg or SparkConfig()
@@ -114,7 +147,9 @@ def get_spark(cfg: SparkConfig | None = None):  # -> pyspark.sql.SparkSession
     if not under_spark_submit():
         # Before the profile's own options: where both set one, the JVM takes the last.
         extra = settings.get("spark.driver.extraJavaOptions", "")
-        opts = f"{class_archive_options()} {extra}".strip()
+        opts = " ".join(
+            o for o in (class_archive_options(), jit_options(cfg, input_size), extra) if o
+        )
         if opts:
             settings["spark.driver.extraJavaOptions"] = opts
     for k, v in settings.items():

@@ -38,7 +38,13 @@ def spark():
     from pipelines.spark_session import get_spark
 
     session = get_spark(
-        SparkConfig(master="local[2]", driver_memory="2g", shuffle_partitions=4, log_level="ERROR")
+        SparkConfig(
+            master="local[2]",
+            driver_memory="2g",
+            shuffle_partitions=4,
+            log_level="ERROR",
+            jit="quick",
+        )
     )
     yield session
     session.stop()

@@ -45,6 +45,10 @@ class SparkConfig:
     shuffle_partitions: Count = 8
     ui_enabled: bool = False
     log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"] = "FATAL"
+    # A local driver's JIT: "quick" compiles with C1 only. On a small input most of the JVM's
+    # CPU goes to C2 compiling code that then runs for milliseconds. "auto": quick when the
+    # run's input is at most QUICK_JIT_MAX_BYTES (pipelines/spark_session.py), else "full".
+    jit: Literal["auto", "full", "quick"] = "auto"
     conf: dict[str, str] = field(default_factory=dict)  # any extra spark.* setting
 
 
