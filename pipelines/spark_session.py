@@ -120,11 +120,9 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def get_spark(
-    cfg: SparkConfig | None = None, input_size: int | None = None
-):  # -> pyspark.sql.SparkSession
+def get_spark(cfg: SparkConfig | None = None, input_path: str = ""):  # -> pyspark.sql.SparkSession
     """Create (or return) the session. Under spark-submit the master and memory come from it.
-    input_size: the run's input bytes, which spark.jit = "auto" sizes a local JVM's JIT by."""
+    input_path: the run's input, whose size spark.jit = "auto" picks a new local JVM's JIT by."""
     from pyspark.sql import SparkSession
 
     cfg = cfg or SparkConfig()
@@ -147,9 +145,11 @@ def get_spark(
     if not under_spark_submit():
         # Before the profile's own options: where both set one, the JVM takes the last.
         extra = settings.get("spark.driver.extraJavaOptions", "")
-        opts = " ".join(
-            o for o in (class_archive_options(), jit_options(cfg, input_size), extra) if o
-        )
+        # The input is sized only for a JVM still to start (an S3 folder costs a listing):
+        # a session already up keeps the options it started with.
+        new_jvm = cfg.jit == "auto" and SparkSession.getActiveSession() is None
+        size = input_bytes(input_path) if new_jvm else None
+        opts = " ".join(o for o in (class_archive_options(), jit_options(cfg, size), extra) if o)
         if opts:
             settings["spark.driver.extraJavaOptions"] = opts
     for k, v in settings.items():

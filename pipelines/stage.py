@@ -89,9 +89,9 @@ class StageContext:
     @property
     def spark(self):  # -> SparkSession
         if self._spark is None:
-            from pipelines.spark_session import get_spark, input_bytes
+            from pipelines.spark_session import get_spark
 
-            self._spark = get_spark(self.config.spark, input_bytes(self.config.ingest.input))
+            self._spark = get_spark(self.config.spark, self.config.ingest.input)
         # Every Spark job carries the stage that ran it (Spark UI, event logs: per-stage
         # shuffle and spill in benchmarks/scale_bench.py). Set on each access, so a stage that
         # resumes after a nested run (the fit pass) takes its name back.

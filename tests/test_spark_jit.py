@@ -47,9 +47,9 @@ def test_jit_options(jit, size, quick):
 _CHILD = """
 import sys
 from pipelines.config import load_config
-from pipelines.spark_session import get_spark, input_bytes
+from pipelines.spark_session import get_spark
 cfg = load_config(None, ["spark.master='local[1]'"]).spark
-spark = get_spark(cfg, input_bytes(sys.argv[1]))
+spark = get_spark(cfg, sys.argv[1])
 jvm = spark.sparkContext._jvm
 bean = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
     jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))

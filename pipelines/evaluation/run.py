@@ -282,7 +282,7 @@ def evaluate_against(
     from pipelines.ingest import run_ingest
     from pipelines.ranker.latest import data_end, when
     from pipelines.run_dir import run_lock
-    from pipelines.spark_session import get_spark, input_bytes
+    from pipelines.spark_session import get_spark
 
     run_dir = as_location(run_dir)
     since_t = parse_since(since) if since is not None else None  # before Spark starts
@@ -294,7 +294,7 @@ def evaluate_against(
             "are new to it, is unknown"
         )
     cfg = _against_config(run_dir, against, fmt)
-    result = run_ingest(get_spark(cfg.spark, input_bytes(cfg.ingest.input)), cfg.ingest)
+    result = run_ingest(get_spark(cfg.spark, cfg.ingest.input), cfg.ingest)
     read = pl.from_arrow(result.events.select("user_id", "item_id", "ts").toArrow())
     result.unpersist()
     new, dropped = events_to_score(read, since_t, end)
